@@ -1,0 +1,68 @@
+#pragma once
+/// The agent's spool: a durable FIFO of sealed envelopes in a directory. Each envelope is one
+/// file "<seq:020>.<kind>.env", written to a temp file, fsynced, renamed and the directory
+/// fsynced. Bounded by count and bytes: when full, the oldest heartbeats go first; alerts are
+/// never dropped (push refuses with "spool_full" and the caller reports it).
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pass/bytes.hpp"
+#include "pass/result.hpp"
+
+namespace pass {
+
+enum class EnvelopeKind { kReport, kHeartbeat, kTest };
+std::string_view toString(EnvelopeKind kind);
+
+struct SpoolLimits {
+  std::uint64_t maxEnvelopes = 10000;
+  std::uint64_t maxBytes = 64ull * 1024 * 1024;
+};
+
+struct SpoolEntry {
+  std::uint64_t seq = 0;
+  EnvelopeKind kind = EnvelopeKind::kReport;
+  std::uint64_t size = 0;
+  std::filesystem::path path;
+};
+
+struct QuarantineEntry {
+  std::uint64_t seq = 0;
+  EnvelopeKind kind = EnvelopeKind::kReport;
+  std::string reason;  // first line of the .reason file
+};
+
+class Spool {
+ public:
+  /// Opens the spool in `dir` (created if missing). Removes stray temp files left by a crash and
+  /// moves any file that is not a whole envelope to quarantine (reason "corrupt").
+  static Result<Spool> open(const std::filesystem::path& dir, SpoolLimits limits);
+
+  /// Adds an envelope durably. Returns the sequence numbers of heartbeats dropped to make room.
+  /// Fails with "spool_full" when there is no room and nothing may be dropped.
+  Result<std::vector<std::uint64_t>> push(std::uint64_t seq, EnvelopeKind kind,
+                                          ByteView envelope);
+
+  /// Entries oldest first (by seq).
+  const std::vector<SpoolEntry>& entries() const { return entries_; }
+  Result<Bytes> read(const SpoolEntry& entry) const;
+  /// Removes a delivered envelope durably.
+  Status remove(std::uint64_t seq);
+  /// Moves an envelope to quarantine/ with a reason file.
+  Status quarantine(std::uint64_t seq, std::string_view reason);
+  std::vector<QuarantineEntry> quarantined() const;
+
+  std::uint64_t depth() const { return entries_.size(); }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::filesystem::path dir_;
+  SpoolLimits limits_;
+  std::vector<SpoolEntry> entries_;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace pass
