@@ -29,11 +29,14 @@ class Context {
   Bytes exporterSecret;
   std::uint64_t seq = 0;
 
-  /// Seal/Open with the current sequence number, then increment it.
+  /// Seal/Open with the current sequence number, then increment it (open: only on success).
+  /// open fails with "decrypt_failed" when ct or aad were altered or the key is wrong.
   Result<Bytes> seal(ByteView aad, ByteView pt);
   Result<Bytes> open(ByteView aad, ByteView ct);
-  /// Export(exporter_context, L).
+  /// Export(exporter_context, L). Precondition: length <= 255 * 32; returns empty otherwise.
   Bytes exportSecret(ByteView exporterContext, std::size_t length) const;
+  /// ComputeNonce(seq) = base_nonce XOR I2OSP(seq, Nn).
+  Bytes nonce(std::uint64_t sequence) const;
 };
 
 struct SenderSetup {

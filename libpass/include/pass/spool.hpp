@@ -30,29 +30,35 @@ struct SpoolEntry {
 };
 
 struct QuarantineEntry {
-  std::uint64_t seq = 0;
+  std::uint64_t seq = 0;  // 0 when the file's name was not a spool name
   EnvelopeKind kind = EnvelopeKind::kReport;
   std::string reason;  // first line of the .reason file
+  std::string file;    // the file's name in quarantine/
 };
 
 class Spool {
  public:
   /// Opens the spool in `dir` (created if missing). Removes stray temp files left by a crash and
-  /// moves any file that is not a whole envelope to quarantine (reason "corrupt").
+  /// moves any file that is not a whole envelope to quarantine (reason "corrupt: <error>"), as
+  /// well as files whose name is not a spool name and second files for one seq.
   static Result<Spool> open(const std::filesystem::path& dir, SpoolLimits limits);
 
   /// Adds an envelope durably. Returns the sequence numbers of heartbeats dropped to make room.
-  /// Fails with "spool_full" when there is no room and nothing may be dropped.
-  Result<std::vector<std::uint64_t>> push(std::uint64_t seq, EnvelopeKind kind,
-                                          ByteView envelope);
+  /// Fails with "spool_full" when there is no room even after dropping every heartbeat (then
+  /// nothing is dropped), "duplicate_seq" when `seq` is already spooled, "bad_envelope" when
+  /// parseEnvelopeHeader refuses `envelope`. On any error the envelope was not added (heartbeats
+  /// already dropped for it, before a write error, stay dropped).
+  Result<std::vector<std::uint64_t>> push(std::uint64_t seq, EnvelopeKind kind, ByteView envelope);
 
   /// Entries oldest first (by seq).
   const std::vector<SpoolEntry>& entries() const { return entries_; }
   Result<Bytes> read(const SpoolEntry& entry) const;
-  /// Removes a delivered envelope durably.
+  /// Removes a delivered envelope durably. "not_found" when `seq` is not spooled.
   Status remove(std::uint64_t seq);
-  /// Moves an envelope to quarantine/ with a reason file.
+  /// Moves an envelope to quarantine/ with a reason file ("<name>.reason", one line).
+  /// "not_found" when `seq` is not spooled.
   Status quarantine(std::uint64_t seq, std::string_view reason);
+  /// Quarantined envelopes sorted by seq (unrecognised names first, by name).
   std::vector<QuarantineEntry> quarantined() const;
 
   std::uint64_t depth() const { return entries_.size(); }

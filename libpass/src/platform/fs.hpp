@@ -9,6 +9,20 @@
 
 namespace pass::platform {
 
+// Errors: code "not_found" when the file or directory does not exist, "io_error" otherwise; the
+// message names the path and the system's reason.
+
+/// Temp files of writeFileAtomic are named "<kTempPrefix><target name>.<unique>" in the target's
+/// directory; a crash can leave one behind, and the directory's owner may delete them.
+inline constexpr std::string_view kTempPrefix = ".tmp-";
+
+/// A path as UTF-8 text for messages; path::string() would throw on Windows for names the
+/// ANSI code page cannot hold.
+inline std::string displayPath(const std::filesystem::path& p) {
+  auto u8 = p.u8string();
+  return std::string(u8.begin(), u8.end());
+}
+
 /// Writes `data` to `path` atomically and durably: temp file in the same directory, write,
 /// fsync, rename over `path`, fsync the directory. `privateFile` restricts it to the owner.
 Status writeFileAtomic(const std::filesystem::path& path, std::string_view data,

@@ -1,0 +1,60 @@
+#pragma once
+/// Group commit: one writer thread owns the write connection and stores every queued
+/// envelope of concurrent requests in one transaction, so that one fsync serves many
+/// acknowledgements.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pass/home/store.hpp"
+#include "pass/result.hpp"
+
+namespace pass::home {
+
+class Logger;
+
+struct CommitJob {
+  EnvelopeRecord record;
+  /// Called on the writer thread after COMMIT returned (or failed); must not block — post the
+  /// work to the connection's executor.
+  std::function<void(Result<CommitResult>)> done;
+};
+
+class GroupCommitter {
+ public:
+  /// Takes over `writer` and starts the writer thread.
+  GroupCommitter(Store writer, std::size_t maxBatch, Logger& log);
+  /// Stops and joins (see stop()).
+  ~GroupCommitter();
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  /// Queues a job; thread-safe. After stop() the job completes at once with "stopping".
+  void submit(CommitJob job);
+  /// Commits what is queued, then ends the writer thread. Idempotent.
+  void stop();
+
+  std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  std::uint64_t jobs() const { return jobs_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+
+  Store store_;
+  std::size_t maxBatch_;
+  Logger& log_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<CommitJob> queue_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> jobs_{0};
+  std::thread thread_;
+};
+
+}  // namespace pass::home

@@ -1,0 +1,90 @@
+#pragma once
+/// The home's PKI and enrollment: the home CA, the server certificate, the HPKE key pair and
+/// agent bundles. Certificates are built with the OpenSSL 3 API in home/src/pki.cpp, the only
+/// file of pass-home that handles X509 objects.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pass/envelope.hpp"
+#include "pass/result.hpp"
+
+typedef struct ssl_st SSL;          // NOLINT: OpenSSL's own forward declarations
+typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
+
+namespace pass::home {
+
+/// File names inside the state directory.
+struct StatePaths {
+  explicit StatePaths(std::filesystem::path stateDir) : dir(std::move(stateDir)) {}
+  std::filesystem::path dir;
+  std::filesystem::path caKey() const { return dir / "ca.key"; }
+  std::filesystem::path caCert() const { return dir / "ca.crt"; }
+  std::filesystem::path serverKey() const { return dir / "server.key"; }
+  std::filesystem::path serverCert() const { return dir / "server.crt"; }
+  std::filesystem::path hpkeKey() const { return dir / "home-hpke.key"; }
+  std::filesystem::path hpkePub() const { return dir / "home-hpke.pub"; }
+  std::filesystem::path database() const { return dir / "home.db"; }
+};
+
+/// Default names of the server certificate.
+inline const std::vector<std::string> kDefaultServerNames = {"localhost", "127.0.0.1"};
+
+struct InitOptions {
+  std::filesystem::path state;
+  /// Subject alternative names of the server certificate: an IP address becomes IP:, anything
+  /// else DNS:; explicit "DNS:" / "IP:" prefixes are accepted. Empty = kDefaultServerNames.
+  std::vector<std::string> names;
+};
+
+/// Creates the state directory: CA (ECDSA P-256, 10 years), server key and certificate, HPKE
+/// key pair and an empty database; private keys 0600. Fails with "already_initialized" when
+/// the directory holds a home already, "usage.name" for a bad --name, "io" or "store"
+/// otherwise.
+Status initState(const InitOptions& options);
+
+/// The bundle an agent is installed with, file by file.
+inline constexpr const char* kBundleFiles[] = {"agent.xml",   "agent-sign.key", "agent-tls.key",
+                                               "agent-tls.crt", "home-ca.crt",  "home-hpke.pub"};
+
+/// The default endpoint written into agent.xml when none is given.
+inline constexpr std::string_view kDefaultEndpoint = "https://localhost:9455";
+
+struct EnrollOptions {
+  std::string customer;
+  std::string site;
+  std::string name;
+  std::filesystem::path out;
+  /// In order of preference; empty = {kDefaultEndpoint}.
+  std::vector<std::string> endpoints;
+};
+
+struct EnrolledAgent {
+  AgentId id{};
+  std::string uuid;        // formatUuid(id)
+  std::string certSerial;  // lower-case hex, as stored in agents.cert_serial
+  std::filesystem::path out;
+};
+
+/// Enrolls a new agent: new UUID, Ed25519 sign key, TLS key and certificate (CN = UUID,
+/// O = customer, OU = site, clientAuth, 5 years) signed by the home CA, the six bundle files
+/// in `options.out` (created; must be empty), and its row in home.db. Fails with
+/// "not_initialized", "usage.*" for bad options, "out_not_empty", "io" or "store".
+Result<EnrolledAgent> enrollAgent(const std::filesystem::path& state, const EnrollOptions& options);
+
+/// Who is on the other end of a verified TLS connection.
+struct PeerIdentity {
+  std::string commonName;  // the agent UUID for agent certificates
+  std::string serialHex;   // lower-case hex, comparable with agents.cert_serial
+};
+
+/// Reads the verified client certificate of `ssl`. Fails with "no_client_certificate".
+Result<PeerIdentity> peerIdentity(SSL* ssl);
+
+/// Configures a server context from the state directory: server key and certificate, client
+/// certificates required and verified against ca.crt only, TLS >= 1.2. Errors name the file.
+Status configureServerTls(SSL_CTX* ctx, const StatePaths& paths);
+
+}  // namespace pass::home

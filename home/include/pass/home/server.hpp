@@ -1,0 +1,80 @@
+#pragma once
+/// The HTTPS ingest server (Boost.Beast over Asio): mutual TLS, POST /v1/envelopes, group
+/// commit before the answer, body limit, read and idle timeouts, a connection limit and
+/// structured log lines.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "pass/home/ingest.hpp"
+#include "pass/result.hpp"
+
+namespace pass::home {
+
+class Logger;
+
+struct ServerOptions {
+  std::filesystem::path state;
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 9455;  // 0 = ephemeral
+  /// Written atomically with the bound port once listening (tests poll for it).
+  std::filesystem::path portFile;
+  unsigned threads = 2;
+  std::size_t maxBody = 1024 * 1024;
+  /// Budget for the TLS handshake, for one request's header and body, and for an answer.
+  std::chrono::milliseconds readTimeout{std::chrono::seconds(30)};
+  /// How long a keep-alive connection may wait for its next request.
+  std::chrono::milliseconds idleTimeout{std::chrono::seconds(60)};
+  std::size_t maxConnections = 512;
+  std::size_t maxBatch = 1024;
+  std::chrono::milliseconds statsInterval{std::chrono::seconds(60)};
+  /// After a stop request, how long open connections may take to finish.
+  std::chrono::milliseconds drainTimeout{std::chrono::seconds(10)};
+  WindowOptions window;
+};
+
+/// Parses "HOST:PORT" ("[::1]:9455" for IPv6) into options; fails with "usage.listen".
+Status parseListen(std::string_view text, ServerOptions& options);
+
+struct ServerStats {
+  std::uint64_t accepted = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t storeErrors = 0;
+  std::uint64_t openConnections = 0;
+  std::uint64_t rejectedConnections = 0;
+  std::uint64_t batches = 0;
+};
+
+class Server {
+ public:
+  /// Loads keys and certificates from the state directory, opens the store and binds the
+  /// listening socket. Errors name the file or address ("not_initialized", "tls", "io",
+  /// "listen", "store").
+  static Result<std::unique_ptr<Server>> create(const ServerOptions& options, Logger& log);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// The bound port (useful with port 0).
+  std::uint16_t port() const;
+
+  /// Serves until stop() or, when `handleSignals`, SIGINT/SIGTERM. On stop: no new
+  /// connections, requests in progress are answered, queued commits finish; then returns.
+  Status run(bool handleSignals);
+
+  /// Thread-safe; may be called before or during run().
+  void stop();
+
+  ServerStats stats() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pass::home

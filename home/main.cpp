@@ -1,0 +1,236 @@
+// pass-home: parses the command line and calls the home library (pass_home).
+// Exit codes: 0 ok, 1 runtime failure, 2 usage or bad input.
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "pass/home/admin.hpp"
+#include "pass/home/log.hpp"
+#include "pass/home/pki.hpp"
+#include "pass/home/server.hpp"
+
+namespace po = boost::program_options;
+using namespace pass;
+using namespace pass::home;
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kUsage = 2;
+
+constexpr const char* kUsageText = R"(usage: pass-home COMMAND [options]
+
+commands:
+  init      create the home's state: CA, server certificate, HPKE key pair, database
+  enroll    enroll an agent and write its bundle
+  serve     run the HTTPS ingest server
+  agents    list agents with their last heartbeat and last seq
+  revoke    refuse an agent from now on
+  messages  list stored envelopes
+
+'pass-home COMMAND --help' describes a command's options.
+exit codes: 0 ok, 1 runtime failure, 2 usage or bad input
+)";
+
+struct UsageError {
+  std::string message;
+};
+
+// Parses `args` against `desc`; nullopt after printing --help.
+std::optional<po::variables_map> parse(const std::string& command,
+                                       const std::vector<std::string>& args,
+                                       po::options_description& desc) {
+  desc.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+  } catch (const po::error& e) {
+    throw UsageError{e.what()};
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: pass-home " << command << " [options]\n" << desc;
+    return std::nullopt;
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError{e.what()};
+  }
+  return vm;
+}
+
+int report(const std::string& command, const Error& error) {
+  std::cerr << "pass-home " << command << ": " << error.message << "\n";
+  return exitCodeFor(error);
+}
+
+int cmdInit(const std::vector<std::string>& args) {
+  InitOptions options;
+  std::string state;
+  po::options_description desc("pass-home init");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory to create")
+      ("name", po::value(&options.names)->composing(),
+       "server certificate name (DNS name or IP address), repeatable; "
+       "default: localhost and 127.0.0.1");
+  auto vm = parse("init", args, desc);
+  if (!vm) return kOk;
+  options.state = state;
+  if (auto done = initState(options); !done) return report("init", done.error());
+  std::cout << "initialized " << state << "\n";
+  return kOk;
+}
+
+int cmdEnroll(const std::vector<std::string>& args) {
+  EnrollOptions options;
+  std::string state;
+  std::string out;
+  po::options_description desc("pass-home enroll");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory")
+      ("customer", po::value(&options.customer)->required(), "customer name")
+      ("site", po::value(&options.site)->required(), "site name")
+      ("agent", po::value(&options.name)->required(), "agent name (e.g. the array it watches)")
+      ("out", po::value(&out)->required(), "bundle directory to create (must be new or empty)")
+      ("endpoint", po::value(&options.endpoints)->composing(),
+       "home URL written into agent.xml, repeatable, in order of preference; "
+       "default: https://localhost:9455");
+  auto vm = parse("enroll", args, desc);
+  if (!vm) return kOk;
+  options.out = out;
+  auto agent = enrollAgent(state, options);
+  if (!agent) return report("enroll", agent.error());
+  std::cout << agent->uuid << "\n";
+  return kOk;
+}
+
+int cmdServe(const std::vector<std::string>& args) {
+  ServerOptions options;
+  std::string state;
+  std::string listen = "0.0.0.0:9455";
+  std::string portFile;
+  std::string logLevel = "info";
+  unsigned readTimeout = 30;
+  unsigned idleTimeout = 60;
+  po::options_description desc("pass-home serve");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory")
+      ("listen", po::value(&listen)->default_value(listen), "HOST:PORT to listen on; port 0 = any")
+      ("port-file", po::value(&portFile), "write the bound port to this file once listening")
+      ("threads", po::value(&options.threads)->default_value(options.threads), "I/O threads")
+      ("max-body", po::value(&options.maxBody)->default_value(options.maxBody),
+       "largest request body in bytes (larger: 413)")
+      ("max-connections", po::value(&options.maxConnections)->default_value(options.maxConnections),
+       "open connections beyond this are closed at once")
+      ("read-timeout", po::value(&readTimeout)->default_value(readTimeout),
+       "seconds for a TLS handshake, a request's header and body, and an answer")
+      ("idle-timeout", po::value(&idleTimeout)->default_value(idleTimeout),
+       "seconds a keep-alive connection may wait for its next request")
+      ("max-batch", po::value(&options.maxBatch)->default_value(options.maxBatch),
+       "most envelopes in one commit")
+      ("log-level", po::value(&logLevel)->default_value(logLevel),
+       "debug, info, warning or error; debug logs every accepted envelope");
+  auto vm = parse("serve", args, desc);
+  if (!vm) return kOk;
+  auto level = parseLogLevel(logLevel);
+  if (!level) return report("serve", level.error());
+  if (auto parsed = parseListen(listen, options); !parsed) return report("serve", parsed.error());
+  if (options.threads == 0 || options.maxConnections == 0 || options.maxBody == 0 ||
+      options.maxBatch == 0 || readTimeout == 0 || idleTimeout == 0) {
+    return report("serve", Error{"usage", "--threads, --max-body, --max-connections, --max-batch "
+                                          "and the timeouts must be greater than 0"});
+  }
+  options.state = state;
+  options.portFile = portFile;
+  options.readTimeout = std::chrono::seconds(readTimeout);
+  options.idleTimeout = std::chrono::seconds(idleTimeout);
+  Logger log(*level);
+  auto server = Server::create(options, log);
+  if (!server) {
+    log.error("startup_failed", {{"code", server.error().code}, {"message", server.error().message}});
+    return report("serve", server.error());
+  }
+  if (auto ran = (*server)->run(/*handleSignals=*/true); !ran) return report("serve", ran.error());
+  return kOk;
+}
+
+int cmdAgents(const std::vector<std::string>& args) {
+  std::string state;
+  po::options_description desc("pass-home agents");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory")
+      ("json", "print a JSON array");
+  auto vm = parse("agents", args, desc);
+  if (!vm) return kOk;
+  auto text = listAgents(state, vm->count("json") > 0);
+  if (!text) return report("agents", text.error());
+  std::cout << *text;
+  return kOk;
+}
+
+int cmdRevoke(const std::vector<std::string>& args) {
+  std::string state;
+  std::string agent;
+  po::options_description desc("pass-home revoke");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory")
+      ("agent", po::value(&agent)->required(), "agent UUID");
+  auto vm = parse("revoke", args, desc);
+  if (!vm) return kOk;
+  if (auto done = revokeAgent(state, agent); !done) return report("revoke", done.error());
+  std::cout << "revoked " << agent << "\n";
+  return kOk;
+}
+
+int cmdMessages(const std::vector<std::string>& args) {
+  std::string state;
+  std::string agent;
+  po::options_description desc("pass-home messages");
+  desc.add_options()
+      ("state", po::value(&state)->required(), "state directory")
+      ("agent", po::value(&agent), "only this agent's envelopes (UUID)")
+      ("json", "print a JSON array");
+  auto vm = parse("messages", args, desc);
+  if (!vm) return kOk;
+  std::optional<std::string> only;
+  if (vm->count("agent")) only = agent;
+  auto text = listMessages(state, only, vm->count("json") > 0);
+  if (!text) return report("messages", text.error());
+  std::cout << *text;
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsageText;
+    return args.empty() ? kUsage : kOk;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "init") return cmdInit(args);
+    if (command == "enroll") return cmdEnroll(args);
+    if (command == "serve") return cmdServe(args);
+    if (command == "agents") return cmdAgents(args);
+    if (command == "revoke") return cmdRevoke(args);
+    if (command == "messages") return cmdMessages(args);
+    std::cerr << "pass-home: unknown command '" << command << "'\n\n" << kUsageText;
+    return kUsage;
+  } catch (const UsageError& e) {
+    std::cerr << "pass-home " << command << ": " << e.message << " (see 'pass-home " << command
+              << " --help')\n";
+    return kUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "pass-home " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,631 @@
+#include "pass/home/server.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "pass/home/group_commit.hpp"
+#include "pass/home/log.hpp"
+#include "pass/home/pki.hpp"
+#include "platform/fs.hpp"
+
+namespace pass::home {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kEnvelopePath = "/v1/envelopes";
+constexpr std::size_t kFirstRead = 4096;
+// A buffer that grew for a large envelope is given back after the request, so that hundreds
+// of idle keep-alive connections stay small.
+constexpr std::size_t kKeepBufferBytes = 64 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string dumpJson(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// The media type without parameters, compared case-insensitively (RFC 9110 8.3.1).
+bool isEnvelopeContentType(std::string_view value) {
+  auto semicolon = value.find(';');
+  if (semicolon != std::string_view::npos) value = value.substr(0, semicolon);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  return beast::iequals(value, kEnvelopeContentType);
+}
+
+class Session;
+
+// Everything the sessions share. The counters and the session registry are declared before
+// the io_context: sessions destroyed together with it deregister themselves here.
+struct ServerCore {
+  ServerCore(const ServerOptions& o, Logger& l)
+      : options(o),
+        log(l),
+        control(net::make_strand(ioc)),
+        acceptor(control),
+        statsTimer(control),
+        forceTimer(control),
+        acceptRetry(control),
+        signals(control) {}
+
+  ServerOptions options;
+  Logger& log;
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> storeErrors{0};
+  std::atomic<std::uint64_t> open{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> rejectedUnlogged{0};
+  std::atomic<std::int64_t> lastRejectLogMs{0};
+  std::atomic<bool> stopping{false};
+  std::mutex sessionsMutex;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unique_ptr<AgentDirectory> directory;
+  std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<GroupCommitter> committer;
+  std::uint16_t port = 0;
+
+  net::io_context ioc;
+  ssl::context tls{ssl::context::tls_server};
+  net::strand<net::io_context::executor_type> control;
+  tcp::acceptor acceptor;
+  net::steady_timer statsTimer;
+  net::steady_timer forceTimer;
+  net::steady_timer acceptRetry;
+  net::signal_set signals;
+
+  void accept();
+  void onAccept(beast::error_code ec, tcp::socket socket);
+  void rejectConnection(tcp::socket& socket, const std::string& peer);
+  void scheduleStats();
+  void logStats(std::string_view event);
+  void beginStop();
+  void registerSession(const std::shared_ptr<Session>& session);
+  void sessionClosed(Session* session);
+  void runLoop();
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerCore& core, tcp::socket&& socket, std::string peer)
+      : core_(core), stream_(std::move(socket), core.tls), peerAddress_(std::move(peer)) {}
+
+  ~Session() { core_.sessionClosed(this); }
+
+  void start() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::onStart, shared_from_this()));
+  }
+
+  /// Posted to the session's strand when the server stops: ends a connection that is only
+  /// waiting; one inside a request is answered first.
+  void onServerStop() {
+    if (cancellable_) lowest().cancel();
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void onStart() {
+    core_.registerSession(shared_from_this());
+    cancellable_ = true;
+    lowest().expires_after(core_.options.readTimeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            beast::bind_front_handler(&Session::onHandshake, shared_from_this()));
+  }
+
+  void onHandshake(beast::error_code ec) {
+    cancellable_ = false;
+    if (ec) {
+      if (ec != net::error::operation_aborted) {
+        core_.log.warning("tls_refused", {{"peer", peerAddress_}, {"reason", ec.message()}});
+      }
+      return;
+    }
+    auto peer = peerIdentity(stream_.native_handle());
+    if (!peer) {
+      core_.log.warning("tls_refused", {{"peer", peerAddress_}, {"reason", peer.error().message}});
+      return;
+    }
+    peer_ = std::move(*peer);
+    waitForRequest();
+  }
+
+  void waitForRequest() {
+    if (core_.stopping.load()) return;
+    if (buffer_.size() > 0) return readHeader();
+    // Idle keep-alive: wait for the first byte with the idle timeout; the request itself then
+    // has the read timeout.
+    cancellable_ = true;
+    lowest().expires_after(core_.options.idleTimeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            beast::bind_front_handler(&Session::onFirstBytes, shared_from_this()));
+  }
+
+  void onFirstBytes(beast::error_code ec, std::size_t n) {
+    cancellable_ = false;
+    if (ec) {
+      if (ec == beast::error::timeout) core_.log.debug("idle_timeout", {{"peer", peerAddress_}});
+      return;
+    }
+    buffer_.commit(n);
+    readHeader();
+  }
+
+  void readHeader() {
+    parser_.emplace();
+    parser_->body_limit(core_.options.maxBody);
+    lowest().expires_after(core_.options.readTimeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::onHeader, shared_from_this()));
+  }
+
+  // True when the error ended the exchange; answers what deserves an answer.
+  bool handleReadError(beast::error_code ec) {
+    if (!ec) return false;
+    if (ec == http::error::body_limit) {
+      refuse(413, "too_large",
+             fmt::format("the request body is larger than the limit of {} bytes",
+                         core_.options.maxBody),
+             {}, true);
+      return true;
+    }
+    if (ec == beast::error::timeout) {
+      core_.log.warning("read_timeout", {{"peer", peerAddress_}, {"agent", peer_.commonName}});
+      return true;
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) return true;
+    if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      refuse(400, "bad_request", fmt::format("malformed HTTP request: {}", ec.message()), {},
+             true);
+      return true;
+    }
+    core_.log.debug("connection_error", {{"peer", peerAddress_}, {"reason", ec.message()}});
+    return true;
+  }
+
+  void onHeader(beast::error_code ec, std::size_t) {
+    if (handleReadError(ec)) return;
+    auto& req = parser_->get();
+    version_ = req.version();
+    keepAlive_ = req.keep_alive();
+    // What is refused before the body is read ends the connection: the body is still unread.
+    bool done = parser_->is_done();
+    if (std::string_view(req.target()) != kEnvelopePath) {
+      return refuse(404, "not_found",
+                    fmt::format("no such resource '{}'; envelopes go to POST {}",
+                                std::string_view(req.target()), kEnvelopePath),
+                    {}, !done);
+    }
+    if (req.method() != http::verb::post) {
+      return refuse(405, "method_not_allowed",
+                    fmt::format("{} is not allowed on {}; use POST",
+                                std::string_view(req.method_string()), kEnvelopePath),
+                    {}, !done);
+    }
+    if (!isEnvelopeContentType(req[http::field::content_type])) {
+      return refuse(415, "unsupported_media_type",
+                    fmt::format("Content-Type '{}' is not {}",
+                                std::string_view(req[http::field::content_type]),
+                                kEnvelopeContentType),
+                    {}, !done);
+    }
+    if (!done && beast::iequals(req[http::field::expect], "100-continue")) {
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       beast::bind_front_handler(&Session::onContinue, shared_from_this()));
+      return;
+    }
+    readBody();
+  }
+
+  void onContinue(beast::error_code ec, std::size_t) {
+    if (ec) return;
+    readBody();
+  }
+
+  void readBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::onBody, shared_from_this()));
+  }
+
+  void onBody(beast::error_code ec, std::size_t) {
+    if (handleReadError(ec)) return;
+    auto outcome =
+        core_.ingest->check(asBytes(parser_->get().body()), peer_, nowMs());
+    context_ = std::move(outcome.context);
+    if (auto* refusal = std::get_if<Refusal>(&outcome.result)) {
+      return refuse(refusal->status, refusal->code, refusal->detail, context_, false);
+    }
+    if (auto* error = std::get_if<Error>(&outcome.result)) {
+      core_.log.error("store_error", {{"agent", context_.agent}, {"message", error->message}});
+      return storeFailed(*error);
+    }
+    auto& checked = std::get<Checked>(outcome.result);
+    if (checked.aheadMs) {
+      core_.log.warning("clock_skew", {{"agent", context_.agent},
+                                       {"seq", checked.record.seq},
+                                       {"ahead_ms", *checked.aheadMs},
+                                       {"peer", peerAddress_}});
+    }
+    type_ = checked.record.type;
+    events_ = checked.record.events.size();
+    parser_.reset();  // the record owns what is needed; free the body while we wait
+    lowest().expires_never();
+    // The work guard keeps the io_context running until the answer is posted back.
+    auto work = net::make_work_guard(stream_.get_executor());
+    core_.committer->submit(CommitJob{
+        std::move(checked.record),
+        [self = shared_from_this(), work = std::move(work)](Result<CommitResult> result) {
+          auto ex = self->stream_.get_executor();
+          net::post(ex, [self, result = std::move(result)]() mutable {
+            self->onCommitted(std::move(result));
+          });
+        }});
+  }
+
+  void onCommitted(Result<CommitResult> result) {
+    if (!result) return storeFailed(result.error());
+    bool duplicate = *result == CommitResult::kDuplicate;
+    (duplicate ? core_.duplicates : core_.accepted).fetch_add(1, std::memory_order_relaxed);
+    if (core_.log.enabled(LogLevel::kDebug)) {
+      core_.log.debug(duplicate ? "duplicate" : "accepted", {{"agent", context_.agent},
+                                                             {"seq", *context_.seq},
+                                                             {"type", type_},
+                                                             {"events", events_},
+                                                             {"peer", peerAddress_}});
+    }
+    respond(http::status::ok,
+            Json{{"status", duplicate ? "duplicate" : "accepted"},
+                 {"agent", context_.agent},
+                 {"seq", *context_.seq}},
+            false);
+  }
+
+  // 503: the agent keeps the envelope and retries. A failed batch is logged by the writer.
+  void storeFailed(const Error& error) {
+    core_.storeErrors.fetch_add(1, std::memory_order_relaxed);
+    respond(http::status::service_unavailable,
+            Json{{"error", error.code == "stopping" ? "stopping" : "store"},
+                 {"detail", error.message + "; retry later"}},
+            false);
+  }
+
+  void refuse(unsigned status, const std::string& code, const std::string& detail,
+              const RefusalContext& context, bool close) {
+    core_.refused.fetch_add(1, std::memory_order_relaxed);
+    Json fields = {{"agent", context.agent.empty() ? peer_.commonName : context.agent}};
+    fields["seq"] = context.seq ? Json(*context.seq) : Json(nullptr);
+    fields["code"] = code;
+    fields["status"] = status;
+    fields["detail"] = detail;
+    fields["peer"] = peerAddress_;
+    core_.log.warning("refused", fields);
+    respond(static_cast<http::status>(status), Json{{"error", code}, {"detail", detail}}, close);
+  }
+
+  void respond(http::status status, const Json& body, bool close) {
+    response_ = {};
+    response_.version(version_ ? version_ : 11);
+    response_.result(status);
+    response_.set(http::field::content_type, "application/json");
+    if (status == http::status::method_not_allowed) response_.set(http::field::allow, "POST");
+    response_.keep_alive(keepAlive_ && !close && !core_.stopping.load());
+    response_.body() = dumpJson(body);
+    response_.prepare_payload();
+    lowest().expires_after(core_.options.readTimeout);
+    http::async_write(stream_, response_,
+                      beast::bind_front_handler(&Session::onWrite, shared_from_this()));
+  }
+
+  void onWrite(beast::error_code ec, std::size_t) {
+    if (ec) return;
+    if (!response_.keep_alive()) return shutdown();
+    parser_.reset();
+    response_ = {};
+    context_ = {};
+    if (buffer_.size() == 0 && buffer_.capacity() > kKeepBufferBytes) buffer_.shrink_to_fit();
+    waitForRequest();
+  }
+
+  void shutdown() {
+    lowest().expires_after(std::min<std::chrono::milliseconds>(core_.options.readTimeout,
+                                                                std::chrono::seconds(5)));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+  }
+
+  ServerCore& core_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::string peerAddress_;
+  PeerIdentity peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  unsigned version_ = 11;
+  bool keepAlive_ = true;
+  bool cancellable_ = false;
+  RefusalContext context_;
+  std::string type_;
+  std::size_t events_ = 0;
+};
+
+void ServerCore::accept() {
+  acceptor.async_accept(net::make_strand(ioc),
+                        net::bind_executor(control, [this](beast::error_code ec,
+                                                           tcp::socket socket) {
+                          onAccept(ec, std::move(socket));
+                        }));
+}
+
+void ServerCore::onAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping.load() || !acceptor.is_open()) return;
+  if (ec) {
+    // Typically EMFILE: back off briefly instead of spinning on the error.
+    log.error("accept_failed", {{"reason", ec.message()}});
+    acceptRetry.expires_after(std::chrono::milliseconds(100));
+    acceptRetry.async_wait([this](beast::error_code waitEc) {
+      if (!waitEc && !stopping.load()) accept();
+    });
+    return;
+  }
+  beast::error_code peerEc;
+  auto remote = socket.remote_endpoint(peerEc);
+  std::string peer = peerEc ? std::string("unknown")
+                            : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+  if (open.load() >= options.maxConnections) {
+    rejectConnection(socket, peer);
+    return accept();
+  }
+  // Small request/answer exchanges on kept-alive connections: Nagle would add delay.
+  socket.set_option(tcp::no_delay(true), peerEc);
+  open.fetch_add(1);
+  std::make_shared<Session>(*this, std::move(socket), std::move(peer))->start();
+  accept();
+}
+
+void ServerCore::rejectConnection(tcp::socket& socket, const std::string& peer) {
+  rejected.fetch_add(1, std::memory_order_relaxed);
+  auto unlogged = rejectedUnlogged.fetch_add(1) + 1;
+  beast::error_code ignored;
+  socket.close(ignored);
+  // At most one line a second: a client hammering a full server must not flood the log.
+  auto now = nowMs();
+  if (now - lastRejectLogMs.load() < 1000) return;
+  lastRejectLogMs.store(now);
+  rejectedUnlogged.store(0);
+  log.warning("connection_limit", {{"peer", peer},
+                                   {"max_connections", options.maxConnections},
+                                   {"rejected", unlogged}});
+}
+
+void ServerCore::scheduleStats() {
+  statsTimer.expires_after(options.statsInterval);
+  statsTimer.async_wait([this](beast::error_code ec) {
+    if (ec || stopping.load()) return;
+    logStats("stats");
+    scheduleStats();
+  });
+}
+
+void ServerCore::logStats(std::string_view event) {
+  log.info(event, {{"accepted", accepted.load()},
+                   {"duplicates", duplicates.load()},
+                   {"refused", refused.load()},
+                   {"store_errors", storeErrors.load()},
+                   {"open_connections", open.load()},
+                   {"rejected_connections", rejected.load()},
+                   {"batches", committer->batches()}});
+}
+
+void ServerCore::beginStop() {
+  if (stopping.exchange(true)) return;
+  log.info("stopping", {{"open_connections", open.load()}});
+  beast::error_code ignored;
+  acceptor.close(ignored);
+  statsTimer.cancel();
+  acceptRetry.cancel();
+  signals.cancel();
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(sessionsMutex);
+    for (auto& [ptr, weak] : sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) net::post(s->executor(), [s] { s->onServerStop(); });
+  if (open.load() == 0) return;
+  forceTimer.expires_after(options.drainTimeout);
+  forceTimer.async_wait([this](beast::error_code ec) {
+    if (ec) return;
+    log.warning("drain_timeout", {{"open_connections", open.load()}});
+    ioc.stop();
+  });
+}
+
+void ServerCore::registerSession(const std::shared_ptr<Session>& session) {
+  std::lock_guard lock(sessionsMutex);
+  sessions.emplace(session.get(), session);
+}
+
+void ServerCore::sessionClosed(Session* session) {
+  {
+    std::lock_guard lock(sessionsMutex);
+    sessions.erase(session);
+  }
+  auto left = open.fetch_sub(1) - 1;
+  if (left == 0 && stopping.load() && !ioc.stopped()) {
+    net::post(control, [this] { forceTimer.cancel(); });
+  }
+}
+
+void ServerCore::runLoop() {
+  while (true) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      // A handler threw (e.g. bad_alloc): that connection is lost, the server goes on.
+      log.error("handler_exception", {{"what", e.what()}});
+    }
+  }
+}
+
+}  // namespace
+
+Status parseListen(std::string_view text, ServerOptions& options) {
+  auto bad = [&](std::string_view why) {
+    return fail("usage.listen", fmt::format("--listen '{}': {} (expected HOST:PORT, e.g. "
+                                            "0.0.0.0:9455 or [::1]:9455)",
+                                            text, why));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad("no port");
+  auto host = text.substr(0, colon);
+  auto portText = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return bad("no host");
+  beast::error_code ec;
+  net::ip::make_address(std::string(host), ec);
+  if (ec) return bad("the host is not an IP address");
+  unsigned port = 0;
+  if (portText.empty() || portText.size() > 5) return bad("bad port");
+  for (char c : portText) {
+    if (c < '0' || c > '9') return bad("bad port");
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) return bad("port above 65535");
+  options.host = std::string(host);
+  options.port = static_cast<std::uint16_t>(port);
+  return {};
+}
+
+struct Server::Impl : ServerCore {
+  using ServerCore::ServerCore;
+  ~Impl() {
+    // Stop producing completions before the io_context and the sessions go away.
+    ioc.stop();
+    if (committer) committer->stop();
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Logger& log) {
+  StatePaths paths(options.state);
+  auto impl = std::make_unique<Impl>(options, log);
+  auto writer = Store::open(paths.database(), Store::Mode::kOpenExisting);
+  if (!writer) return std::unexpected(writer.error());
+  auto homeKey = X25519Key::loadPem(paths.hpkeKey().string());
+  if (!homeKey) return std::unexpected(homeKey.error());
+  if (auto done = configureServerTls(impl->tls.native_handle(), paths); !done) {
+    return std::unexpected(done.error());
+  }
+  impl->directory = std::make_unique<AgentDirectory>(paths.database());
+  impl->ingest = std::make_unique<Ingest>(*impl->directory, std::move(*homeKey), options.window);
+
+  beast::error_code ec;
+  auto address = net::ip::make_address(options.host, ec);
+  if (ec) return fail("usage.listen", fmt::format("--listen: '{}' is not an IP address", options.host));
+  tcp::endpoint endpoint(address, options.port);
+  auto where = fmt::format("{}:{}", options.host, options.port);
+  auto& acceptor = impl->acceptor;
+  if (acceptor.open(endpoint.protocol(), ec); ec)
+    return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (acceptor.bind(endpoint, ec); ec)
+    return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec)
+    return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
+  impl->port = acceptor.local_endpoint(ec).port();
+
+  impl->committer = std::make_unique<GroupCommitter>(std::move(*writer), options.maxBatch, log);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+Status Server::run(bool handleSignals) {
+  auto& core = *impl_;
+  if (!core.options.portFile.empty()) {
+    auto written =
+        platform::writeFileAtomic(core.options.portFile, fmt::format("{}\n", core.port));
+    if (!written) return written;
+  }
+  core.log.info("listening", {{"address", core.options.host},
+                              {"port", core.port},
+                              {"threads", core.options.threads},
+                              {"max_connections", core.options.maxConnections},
+                              {"max_body", core.options.maxBody}});
+  net::post(core.control, [&core, handleSignals] {
+    if (core.stopping.load()) return;
+    if (handleSignals) {
+      beast::error_code ignored;
+      core.signals.add(SIGINT, ignored);
+      core.signals.add(SIGTERM, ignored);
+      core.signals.async_wait([&core](beast::error_code ec, int signal) {
+        if (ec) return;
+        core.log.info("signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+        core.beginStop();
+      });
+    }
+    core.accept();
+    core.scheduleStats();
+  });
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < std::max(1u, core.options.threads); ++i) {
+    threads.emplace_back([&core] { core.runLoop(); });
+  }
+  core.runLoop();
+  for (auto& t : threads) t.join();
+  core.committer->stop();
+  core.logStats("stopped");
+  return {};
+}
+
+void Server::stop() {
+  net::post(impl_->control, [core = impl_.get()] { core->beginStop(); });
+}
+
+ServerStats Server::stats() const {
+  const auto& c = *impl_;
+  return ServerStats{c.accepted.load(), c.duplicates.load(),   c.refused.load(),
+                     c.storeErrors.load(), c.open.load(),       c.rejected.load(),
+                     c.committer->batches()};
+}
+
+}  // namespace pass::home

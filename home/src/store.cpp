@@ -1,0 +1,310 @@
+#include "pass/home/store.hpp"
+
+#include <array>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "sqlite.hpp"
+
+namespace pass::home {
+namespace {
+
+using sqlite::Database;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+// Migration N (1-based) brings user_version from N-1 to N. Append only; never edit a shipped
+// entry.
+constexpr std::array<std::string_view, 1> kMigrations = {
+    R"sql(
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY NOT NULL,
+  customer TEXT NOT NULL,
+  site TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sign_key BLOB NOT NULL,
+  cert_serial TEXT NOT NULL,
+  enrolled_ms INTEGER NOT NULL,
+  revoked_ms INTEGER,
+  last_seq INTEGER,
+  last_envelope_ms INTEGER,
+  last_heartbeat_ms INTEGER,
+  next_heartbeat_due_ms INTEGER
+);
+CREATE TABLE envelopes (
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (agent_id, seq)
+);
+CREATE TABLE heartbeats (
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sent_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  next_due_ms INTEGER,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (agent_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE events (
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  array TEXT,
+  code TEXT,
+  severity TEXT,
+  occurred_ms INTEGER,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (agent_id, seq, idx)
+) WITHOUT ROWID;
+)sql",
+};
+
+template <typename T>
+std::unexpected<Error> propagate(const Result<T>& r) {
+  return std::unexpected(r.error());
+}
+
+}  // namespace
+
+struct Store::Impl {
+  Database db;
+  std::optional<Statement> insertEnvelope;
+  std::optional<Statement> insertHeartbeat;
+  std::optional<Statement> insertEvent;
+  std::optional<Statement> updateAgentSeq;
+  std::optional<Statement> updateAgentHeartbeat;
+  std::optional<Statement> selectAuth;
+
+  // Prepared once per connection: preparing costs more than running these statements.
+  Result<Statement*> statement(std::optional<Statement>& slot, std::string_view sql) {
+    if (!slot) {
+      auto prepared = db.prepare(sql);
+      if (!prepared) return propagate(prepared);
+      slot = std::move(*prepared);
+    }
+    return &*slot;
+  }
+
+  Status migrate() {
+    auto version = db.queryInt("PRAGMA user_version");
+    if (!version) return propagate(version);
+    if (*version > kSchemaVersion) {
+      return fail("store.version",
+                  fmt::format("{}: schema version {} is newer than this pass-home knows ({}); "
+                              "run a newer pass-home",
+                              db.file(), *version, kSchemaVersion));
+    }
+    for (auto v = *version; v < kSchemaVersion; ++v) {
+      auto tx = Transaction::beginImmediate(db);
+      if (!tx) return propagate(tx);
+      // Re-check inside the write lock: another process may have migrated meanwhile.
+      auto current = db.queryInt("PRAGMA user_version");
+      if (!current) return propagate(current);
+      if (*current > v) continue;
+      if (auto done = db.exec(kMigrations[static_cast<std::size_t>(v)]); !done) {
+        return fail("store", fmt::format("migration {}: {}", v + 1, done.error().message));
+      }
+      if (auto done = db.exec(fmt::format("PRAGMA user_version = {}", v + 1)); !done) return done;
+      if (auto done = tx->commit(); !done) return done;
+    }
+    return {};
+  }
+
+  Status storeNew(const EnvelopeRecord& r) {
+    auto seq = static_cast<std::int64_t>(r.seq);
+    if (r.type == "heartbeat") {
+      auto hb = statement(insertHeartbeat,
+                          "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
+                          "next_due_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!hb) return propagate(hb);
+      (*hb)->bind(1, r.agentId).bind(2, seq).bind(3, r.createdMs).bind(4, r.receivedMs);
+      (*hb)->bind(5, r.nextDueMs).bind(6, r.payload);
+      if (auto done = (*hb)->run(); !done) return done;
+      // Only a newer heartbeat moves the due time: spooled ones may arrive late.
+      auto upd = statement(updateAgentHeartbeat,
+                           "UPDATE agents SET last_heartbeat_ms = ?1, next_heartbeat_due_ms = ?2 "
+                           "WHERE id = ?3 AND (last_heartbeat_ms IS NULL OR "
+                           "last_heartbeat_ms <= ?1)");
+      if (!upd) return propagate(upd);
+      (*upd)->bind(1, r.createdMs).bind(2, r.nextDueMs).bind(3, r.agentId);
+      if (auto done = (*upd)->run(); !done) return done;
+    }
+    if (!r.events.empty()) {
+      auto ev = statement(insertEvent,
+                          "INSERT INTO events (agent_id, seq, idx, array, code, severity, "
+                          "occurred_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      if (!ev) return propagate(ev);
+      std::int64_t idx = 0;
+      for (const auto& e : r.events) {
+        (*ev)->bind(1, r.agentId).bind(2, seq).bind(3, idx++).bind(4, e.array).bind(5, e.code);
+        (*ev)->bind(6, e.severity).bind(7, e.occurredMs).bind(8, e.payload);
+        if (auto done = (*ev)->run(); !done) return done;
+      }
+    }
+    auto upd = statement(updateAgentSeq,
+                         "UPDATE agents SET last_seq = max(coalesce(last_seq, ?1), ?1), "
+                         "last_envelope_ms = max(coalesce(last_envelope_ms, ?2), ?2) "
+                         "WHERE id = ?3");
+    if (!upd) return propagate(upd);
+    (*upd)->bind(1, seq).bind(2, r.receivedMs).bind(3, r.agentId);
+    return (*upd)->run();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::Store(Store&&) noexcept = default;
+Store& Store::operator=(Store&&) noexcept = default;
+Store::~Store() = default;
+
+Result<Store> Store::open(const std::filesystem::path& file, Mode mode) {
+  auto db = Database::open(file, mode == Mode::kCreate ? Database::Mode::kCreate
+                                                       : Database::Mode::kOpenExisting);
+  if (!db) return propagate(db);
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(*db);
+  // busy_timeout first: the other pragmas may need a lock another process holds.
+  // synchronous=FULL makes each COMMIT durable (fsync of the WAL) before we answer.
+  if (auto done = impl->db.exec("PRAGMA busy_timeout = 10000"); !done) {
+    return std::unexpected(done.error());
+  }
+  if (auto done = impl->db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL"); !done) {
+    return std::unexpected(done.error());
+  }
+  if (auto done = impl->migrate(); !done) return std::unexpected(done.error());
+  return Store(std::move(impl));
+}
+
+Result<std::int64_t> Store::schemaVersion() { return impl_->db.queryInt("PRAGMA user_version"); }
+
+Status Store::addAgent(const NewAgent& agent) {
+  auto stmt = impl_->db.prepare(
+      "INSERT OR IGNORE INTO agents (id, customer, site, name, sign_key, cert_serial, "
+      "enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  if (!stmt) return propagate(stmt);
+  stmt->bind(1, agent.id).bind(2, agent.customer).bind(3, agent.site).bind(4, agent.name);
+  stmt->bindBlob(5, agent.signKey).bind(6, agent.certSerial).bind(7, agent.enrolledMs);
+  if (auto done = stmt->run(); !done) return done;
+  if (impl_->db.changes() == 0) {
+    return fail("agent_exists", fmt::format("{}: agent {} is already enrolled", impl_->db.file(),
+                                            agent.id));
+  }
+  return {};
+}
+
+Result<std::optional<AgentAuth>> Store::agentAuth(std::string_view agentId) {
+  auto stmt = impl_->statement(
+      impl_->selectAuth, "SELECT sign_key, cert_serial, revoked_ms FROM agents WHERE id = ?1");
+  if (!stmt) return propagate(stmt);
+  auto& s = **stmt;
+  s.bind(1, agentId);
+  auto row = s.step();
+  if (!row) return propagate(row);
+  std::optional<AgentAuth> auth;
+  if (*row) auth = AgentAuth{s.columnBlob(0), s.columnText(1), s.columnOptInt(2)};
+  // Reset ends the read transaction, so the next call sees the latest commit.
+  s.reset();
+  return auth;
+}
+
+Status Store::revokeAgent(std::string_view agentId, std::int64_t nowMs) {
+  auto stmt = impl_->db.prepare(
+      "UPDATE agents SET revoked_ms = coalesce(revoked_ms, ?1) WHERE id = ?2");
+  if (!stmt) return propagate(stmt);
+  stmt->bind(1, nowMs).bind(2, agentId);
+  if (auto done = stmt->run(); !done) return done;
+  if (impl_->db.changes() == 0) {
+    return fail("unknown_agent",
+                fmt::format("{}: no enrolled agent {}", impl_->db.file(), agentId));
+  }
+  return {};
+}
+
+Result<std::vector<AgentSummary>> Store::agents() {
+  auto stmt = impl_->db.prepare(
+      "SELECT id, customer, site, name, enrolled_ms, revoked_ms, last_seq, last_envelope_ms, "
+      "last_heartbeat_ms, next_heartbeat_due_ms, "
+      "(SELECT count(*) FROM envelopes e WHERE e.agent_id = a.id) "
+      "FROM agents a ORDER BY customer, site, name, id");
+  if (!stmt) return propagate(stmt);
+  std::vector<AgentSummary> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row) return propagate(row);
+    if (!*row) break;
+    AgentSummary a;
+    a.id = stmt->columnText(0);
+    a.customer = stmt->columnText(1);
+    a.site = stmt->columnText(2);
+    a.name = stmt->columnText(3);
+    a.enrolledMs = stmt->columnInt(4);
+    a.revokedMs = stmt->columnOptInt(5);
+    a.lastSeq = stmt->columnOptInt(6);
+    a.lastEnvelopeMs = stmt->columnOptInt(7);
+    a.lastHeartbeatMs = stmt->columnOptInt(8);
+    a.nextHeartbeatDueMs = stmt->columnOptInt(9);
+    a.envelopes = stmt->columnInt(10);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::string>& agentId) {
+  auto stmt = impl_->db.prepare(
+      agentId ? "SELECT agent_id, seq, type, created_ms, received_ms, size, payload FROM "
+                "envelopes WHERE agent_id = ?1 ORDER BY agent_id, seq"
+              : "SELECT agent_id, seq, type, created_ms, received_ms, size, payload FROM "
+                "envelopes ORDER BY agent_id, seq");
+  if (!stmt) return propagate(stmt);
+  if (agentId) stmt->bind(1, std::string_view(*agentId));
+  std::vector<StoredEnvelope> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row) return propagate(row);
+    if (!*row) break;
+    StoredEnvelope e;
+    e.agentId = stmt->columnText(0);
+    e.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
+    e.type = stmt->columnText(2);
+    e.createdMs = stmt->columnInt(3);
+    e.receivedMs = stmt->columnInt(4);
+    e.size = static_cast<std::uint64_t>(stmt->columnInt(5));
+    e.payload = stmt->columnText(6);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* const> batch) {
+  auto tx = Transaction::beginImmediate(impl_->db);
+  if (!tx) return propagate(tx);
+  auto insert = impl_->statement(
+      impl_->insertEnvelope,
+      "INSERT OR IGNORE INTO envelopes (agent_id, seq, created_ms, received_ms, type, size, "
+      "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  if (!insert) return propagate(insert);
+  std::vector<CommitResult> results;
+  results.reserve(batch.size());
+  for (const EnvelopeRecord* r : batch) {
+    auto& s = **insert;
+    s.bind(1, r->agentId).bind(2, static_cast<std::int64_t>(r->seq)).bind(3, r->createdMs);
+    s.bind(4, r->receivedMs).bind(5, r->type).bind(6, static_cast<std::int64_t>(r->size));
+    s.bind(7, r->payload);
+    if (auto done = s.run(); !done) return std::unexpected(done.error());
+    if (impl_->db.changes() == 0) {
+      results.push_back(CommitResult::kDuplicate);
+      continue;
+    }
+    if (auto done = impl_->storeNew(*r); !done) return std::unexpected(done.error());
+    results.push_back(CommitResult::kAccepted);
+  }
+  if (auto done = tx->commit(); !done) return std::unexpected(done.error());
+  return results;
+}
+
+}  // namespace pass::home

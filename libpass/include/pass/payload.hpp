@@ -1,0 +1,39 @@
+#pragma once
+/// The JSON payloads sealed inside envelopes, schema version 1 (docs/protocol.md names every
+/// field). Builders here are the one place the agent side writes them.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pass/spool.hpp"
+
+namespace pass::payload {
+
+inline constexpr int kSchema = 1;
+
+struct SpoolState {
+  std::uint64_t depth = 0;
+  std::uint64_t bytes = 0;
+  std::optional<std::uint64_t> oldestSeq;
+  SpoolLimits limits;
+};
+
+struct HeartbeatInfo {
+  std::uint64_t sentMs = 0;
+  std::uint64_t intervalSeconds = 0;
+  std::uint64_t nextDueMs = 0;
+  SpoolState spool;
+  std::vector<QuarantineEntry> quarantine;
+  std::uint64_t droppedHeartbeats = 0;
+  std::uint64_t refusedEnvelopes = 0;
+  std::optional<std::uint64_t> lastDeliveryMs;
+};
+
+nlohmann::json heartbeat(const HeartbeatInfo& info);
+nlohmann::json test(std::uint64_t sentMs, const std::string& message);
+
+}  // namespace pass::payload

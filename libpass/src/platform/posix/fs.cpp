@@ -1,0 +1,187 @@
+#include "platform/fs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <random>
+#include <system_error>
+
+#include <fmt/format.h>
+
+namespace pass::platform {
+namespace {
+
+std::string describeErrno(int err) { return std::generic_category().message(err); }
+
+std::unexpected<Error> ioError(int err, std::string_view what, const std::filesystem::path& p) {
+  return fail(err == ENOENT ? "not_found" : "io_error",
+              fmt::format("{} {}: {}", what, displayPath(p), describeErrno(err)));
+}
+
+/// Owns a file descriptor; close errors surface only through closeChecked().
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  /// Closes now and reports the error (NFS reports write errors only at close). Linux frees the
+  /// descriptor even when close() fails with EINTR, so it is never retried.
+  int closeChecked() {
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) == 0 || errno == EINTR) return 0;
+    return errno;
+  }
+
+ private:
+  int fd_;
+};
+
+int openRetry(const char* path, int flags, mode_t mode = 0) {
+  int fd;
+  do {
+    fd = ::open(path, flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int fsyncRetry(int fd) {
+  int rc;
+  do {
+    rc = ::fsync(fd);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0 ? 0 : errno;
+}
+
+int writeAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+/// ".tmp-<name>.<pid>-<counter>-<random>": unique across threads, processes and a pid reused
+/// after a crash, and recognisable so that owners of a directory can delete leftovers.
+std::filesystem::path tempPathFor(const std::filesystem::path& path) {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto name = fmt::format("{}{}.{}-{}-{:016x}", kTempPrefix, path.filename().string(), ::getpid(),
+                          counter.fetch_add(1), rng());
+  return path.parent_path() / name;
+}
+
+std::filesystem::path directoryOf(const std::filesystem::path& path) {
+  auto dir = path.parent_path();
+  return dir.empty() ? std::filesystem::path(".") : dir;
+}
+
+}  // namespace
+
+Status writeFileAtomic(const std::filesystem::path& path, std::string_view data, bool privateFile) {
+  std::filesystem::path temp;
+  int fd = -1;
+  // A name collision is practically impossible, but EEXIST must not be fatal if it happens.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    temp = tempPathFor(path);
+    fd = openRetry(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, privateFile ? 0600 : 0666);
+    if (fd >= 0 || errno != EEXIST) break;
+  }
+  if (fd < 0) return ioError(errno, "cannot create temporary file", temp);
+  UniqueFd file(fd);
+  // Removes the temp file on every failure path below.
+  struct TempGuard {
+    const std::filesystem::path& p;
+    bool armed = true;
+    ~TempGuard() {
+      if (armed) ::unlink(p.c_str());
+    }
+  } guard{temp};
+
+  // The umask may not strip group/other bits as we need; fchmod makes 0600 exact.
+  if (privateFile && ::fchmod(file.get(), 0600) != 0) {
+    return ioError(errno, "cannot restrict permissions of", temp);
+  }
+  if (int err = writeAll(file.get(), data)) return ioError(err, "cannot write", temp);
+  if (int err = fsyncRetry(file.get())) return ioError(err, "cannot fsync", temp);
+  if (int err = file.closeChecked()) return ioError(err, "cannot close", temp);
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    return fail(err == ENOENT ? "not_found" : "io_error",
+                fmt::format("cannot rename {} to {}: {}", displayPath(temp), displayPath(path),
+                            describeErrno(err)));
+  }
+  guard.armed = false;
+  return syncDirectory(directoryOf(path));
+}
+
+Status syncDirectory(const std::filesystem::path& dir) {
+  int fd = openRetry(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return ioError(errno, "cannot open directory", dir);
+  UniqueFd d(fd);
+  int err = fsyncRetry(d.get());
+  // Some file systems (e.g. certain network mounts) cannot fsync a directory and say EINVAL;
+  // there is nothing more we can do there, and failing every write would make them unusable.
+  if (err != 0 && err != EINVAL) return ioError(err, "cannot fsync directory", dir);
+  return {};
+}
+
+Status renameDurable(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    int err = errno;
+    return fail(err == ENOENT ? "not_found" : "io_error",
+                fmt::format("cannot rename {} to {}: {}", displayPath(from), displayPath(to),
+                            describeErrno(err)));
+  }
+  auto toDir = directoryOf(to);
+  if (auto s = syncDirectory(toDir); !s) return s;
+  // Across directories the source directory must be synced too, or after a power loss the file
+  // could be found in both places.
+  auto fromDir = directoryOf(from);
+  if (fromDir == toDir) return {};
+  return syncDirectory(fromDir);
+}
+
+Result<std::string> readFile(const std::filesystem::path& path) {
+  int fd = openRetry(path.c_str(), O_RDONLY);
+  if (fd < 0) return ioError(errno, "cannot open", path);
+  UniqueFd file(fd);
+  std::string out;
+  struct stat st {};
+  if (::fstat(file.get(), &st) == 0 && st.st_size > 0) {
+    out.reserve(static_cast<std::size_t>(st.st_size));
+  }
+  char buffer[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(file.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ioError(errno, "cannot read", path);
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+Status makePrivate(const std::filesystem::path& path) {
+  int rc;
+  do {
+    rc = ::chmod(path.c_str(), 0600);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return ioError(errno, "cannot set mode 0600 on", path);
+  return {};
+}
+
+}  // namespace pass::platform

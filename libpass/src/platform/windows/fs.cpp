@@ -1,0 +1,235 @@
+#include "platform/fs.hpp"
+
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+// windows.h must come first.
+#include <aclapi.h>
+#include <sddl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <string>
+
+namespace pass::platform {
+namespace {
+
+// Protected DACL (no inheritance from the folder): full access for SYSTEM and the built-in
+// Administrators group only, the Windows counterpart of mode 0600 for an agent run as SYSTEM.
+constexpr wchar_t kPrivateSddl[] = L"D:P(A;;FA;;;SY)(A;;FA;;;BA)";
+
+std::string describeError(DWORD err) {
+  wchar_t* text = nullptr;
+  DWORD n = ::FormatMessageW(
+      FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+      nullptr, err, 0, reinterpret_cast<wchar_t*>(&text), 0, nullptr);
+  if (n == 0 || text == nullptr) return "Windows error " + std::to_string(err);
+  int len =
+      ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), nullptr, 0, nullptr, nullptr);
+  std::string out(static_cast<std::size_t>(std::max(len, 0)), '\0');
+  ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), out.data(), len, nullptr, nullptr);
+  ::LocalFree(text);
+  while (!out.empty() &&
+         (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' || out.back() == '.')) {
+    out.pop_back();
+  }
+  return out + " (error " + std::to_string(err) + ")";
+}
+
+bool isNotFound(DWORD err) { return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND; }
+
+std::unexpected<Error> winError(DWORD err, std::string_view what, const std::filesystem::path& p) {
+  return fail(isNotFound(err) ? "not_found" : "io_error",
+              std::string(what) + " " + displayPath(p) + ": " + describeError(err));
+}
+
+std::unexpected<Error> renameError(DWORD err, const std::filesystem::path& from,
+                                   const std::filesystem::path& to) {
+  return fail(
+      isNotFound(err) ? "not_found" : "io_error",
+      "cannot rename " + displayPath(from) + " to " + displayPath(to) + ": " + describeError(err));
+}
+
+class UniqueHandle {
+ public:
+  explicit UniqueHandle(HANDLE h) : h_(h) {}
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+  ~UniqueHandle() {
+    if (valid()) ::CloseHandle(h_);
+  }
+  bool valid() const { return h_ != INVALID_HANDLE_VALUE && h_ != nullptr; }
+  HANDLE get() const { return h_; }
+  /// Closes now and reports the error.
+  DWORD closeChecked() {
+    HANDLE h = h_;
+    h_ = INVALID_HANDLE_VALUE;
+    return ::CloseHandle(h) ? ERROR_SUCCESS : ::GetLastError();
+  }
+
+ private:
+  HANDLE h_;
+};
+
+/// A self-relative security descriptor from SDDL, freed with LocalFree.
+class SecurityDescriptor {
+ public:
+  SecurityDescriptor() = default;
+  SecurityDescriptor(const SecurityDescriptor&) = delete;
+  SecurityDescriptor& operator=(const SecurityDescriptor&) = delete;
+  ~SecurityDescriptor() {
+    if (sd_ != nullptr) ::LocalFree(sd_);
+  }
+  DWORD parse(const wchar_t* sddl) {
+    if (!::ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd_,
+                                                                nullptr)) {
+      return ::GetLastError();
+    }
+    return ERROR_SUCCESS;
+  }
+  PSECURITY_DESCRIPTOR get() const { return sd_; }
+
+ private:
+  PSECURITY_DESCRIPTOR sd_ = nullptr;
+};
+
+std::filesystem::path tempPathFor(const std::filesystem::path& path) {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::wstring name(kTempPrefix.begin(), kTempPrefix.end());
+  name += path.filename().wstring();
+  name += L"." + std::to_wstring(::GetCurrentProcessId()) + L"-" +
+          std::to_wstring(counter.fetch_add(1)) + L"-" + std::to_wstring(rng());
+  return path.parent_path() / name;
+}
+
+std::filesystem::path directoryOf(const std::filesystem::path& path) {
+  auto dir = path.parent_path();
+  return dir.empty() ? std::filesystem::path(L".") : dir;
+}
+
+DWORD writeAll(HANDLE h, std::string_view data) {
+  while (!data.empty()) {
+    auto chunk = static_cast<DWORD>(std::min<std::size_t>(data.size(), 1u << 30));
+    DWORD written = 0;
+    if (!::WriteFile(h, data.data(), chunk, &written, nullptr)) return ::GetLastError();
+    data.remove_prefix(written);
+  }
+  return ERROR_SUCCESS;
+}
+
+}  // namespace
+
+Status writeFileAtomic(const std::filesystem::path& path, std::string_view data, bool privateFile) {
+  // The private DACL is given at creation, so the file is never readable by others, not even
+  // for the moment between creating and restricting it.
+  SecurityDescriptor sd;
+  SECURITY_ATTRIBUTES attributes{};
+  attributes.nLength = sizeof attributes;
+  if (privateFile) {
+    if (DWORD err = sd.parse(kPrivateSddl)) return winError(err, "cannot build the ACL for", path);
+    attributes.lpSecurityDescriptor = sd.get();
+  }
+
+  std::filesystem::path temp;
+  HANDLE raw = INVALID_HANDLE_VALUE;
+  DWORD err = ERROR_SUCCESS;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    temp = tempPathFor(path);
+    raw = ::CreateFileW(temp.c_str(), GENERIC_WRITE, 0, privateFile ? &attributes : nullptr,
+                        CREATE_NEW, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (raw != INVALID_HANDLE_VALUE) break;
+    err = ::GetLastError();
+    if (err != ERROR_FILE_EXISTS) break;
+  }
+  if (raw == INVALID_HANDLE_VALUE) return winError(err, "cannot create temporary file", temp);
+  UniqueHandle file(raw);
+  struct TempGuard {
+    const std::filesystem::path& p;
+    bool armed = true;
+    ~TempGuard() {
+      if (armed) ::DeleteFileW(p.c_str());
+    }
+  } guard{temp};
+
+  if (DWORD e = writeAll(file.get(), data)) return winError(e, "cannot write", temp);
+  if (!::FlushFileBuffers(file.get())) return winError(::GetLastError(), "cannot flush", temp);
+  if (DWORD e = file.closeChecked()) return winError(e, "cannot close", temp);
+  // WRITE_THROUGH: the call returns only once the rename is on disk.
+  if (!::MoveFileExW(temp.c_str(), path.c_str(),
+                     MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+    return renameError(::GetLastError(), temp, path);
+  }
+  guard.armed = false;
+  return syncDirectory(directoryOf(path));
+}
+
+Status syncDirectory(const std::filesystem::path& dir) {
+  // Win32 has no fsync for a directory: FlushFileBuffers needs a handle opened for writing,
+  // which a directory cannot be. NTFS journals its directory changes, and our renames use
+  // MOVEFILE_WRITE_THROUGH, which returns only when the rename is durable. So there is nothing
+  // to flush; we still check that the directory exists, as the POSIX version does.
+  DWORD attributes = ::GetFileAttributesW(dir.c_str());
+  if (attributes == INVALID_FILE_ATTRIBUTES) {
+    return winError(::GetLastError(), "cannot open directory", dir);
+  }
+  if ((attributes & FILE_ATTRIBUTE_DIRECTORY) == 0) {
+    return fail("io_error", "cannot sync directory " + displayPath(dir) + ": not a directory");
+  }
+  return {};
+}
+
+Status renameDurable(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (!::MoveFileExW(from.c_str(), to.c_str(),
+                     MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+    return renameError(::GetLastError(), from, to);
+  }
+  return syncDirectory(directoryOf(to));
+}
+
+Result<std::string> readFile(const std::filesystem::path& path) {
+  UniqueHandle file(::CreateFileW(path.c_str(), GENERIC_READ,
+                                  FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                                  OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr));
+  if (!file.valid()) return winError(::GetLastError(), "cannot open", path);
+  std::string out;
+  LARGE_INTEGER size{};
+  if (::GetFileSizeEx(file.get(), &size) && size.QuadPart > 0) {
+    out.reserve(static_cast<std::size_t>(size.QuadPart));
+  }
+  char buffer[64 * 1024];
+  for (;;) {
+    DWORD n = 0;
+    if (!::ReadFile(file.get(), buffer, sizeof buffer, &n, nullptr)) {
+      return winError(::GetLastError(), "cannot read", path);
+    }
+    if (n == 0) break;
+    out.append(buffer, n);
+  }
+  return out;
+}
+
+Status makePrivate(const std::filesystem::path& path) {
+  SecurityDescriptor sd;
+  if (DWORD err = sd.parse(kPrivateSddl)) return winError(err, "cannot build the ACL for", path);
+  BOOL present = FALSE;
+  BOOL defaulted = FALSE;
+  PACL dacl = nullptr;
+  if (!::GetSecurityDescriptorDacl(sd.get(), &present, &dacl, &defaulted)) {
+    return winError(::GetLastError(), "cannot build the ACL for", path);
+  }
+  // SetNamedSecurityInfoW takes a non-const name.
+  std::wstring name = path.wstring();
+  DWORD err = ::SetNamedSecurityInfoW(
+      name.data(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+      nullptr, nullptr, dacl, nullptr);
+  if (err != ERROR_SUCCESS) return winError(err, "cannot restrict access to", path);
+  return {};
+}
+
+}  // namespace pass::platform

@@ -1,0 +1,219 @@
+// pass-agent: the Linux appliance's entry point. Parses the command line and calls libpass.
+// Exit codes are an interface (cron and systemd act on them); docs/agent.md lists them.
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "pass/agent.hpp"
+#include "pass/config.hpp"
+
+namespace po = boost::program_options;
+
+namespace {
+
+enum Exit : int {
+  kOk = 0,
+  kFailure = 1,        // runtime failure: keys unreadable, state I/O, another run holds the lock
+  kConfigError = 2,    // bad command line or agent.xml; nothing was sent
+  kSpoolFull = 3,      // an envelope could not be stored: the spool is full of alerts
+  kTestRefused = 4,    // test: the home refused the message (4xx)
+  kTestUnreachable = 5,  // test: no home endpoint gave an answer (network, TLS, 5xx)
+};
+
+constexpr const char* kDefaultConfig = "/etc/pass/agent.xml";
+
+std::string isoTime(std::optional<std::uint64_t> ms) {
+  if (!ms) return "never";
+  std::time_t t = static_cast<std::time_t>(*ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void usage(std::ostream& out) {
+  out << "usage: pass-agent COMMAND [--config FILE] [options]\n\n"
+         "commands:\n"
+         "  run               one scheduled cycle: heartbeat when due, then flush the spool\n"
+         "  test              seal a test message, send it now, print the home's answer\n"
+         "  check-config      validate the configuration and the key files it names\n"
+         "  status            spool depth, last delivery, next heartbeat\n"
+         "  config-reference  print the agent.xml reference (markdown)\n\n"
+         "options:\n"
+         "  --config FILE     agent configuration (default /etc/pass/agent.xml)\n"
+         "  --message TEXT    test: the text of the test message\n"
+         "  --json            status: machine-readable output\n\n"
+         "exit codes: 0 ok, 1 runtime failure, 2 configuration error, 3 spool full,\n"
+         "            4 test refused by the home, 5 test: no home reachable\n";
+}
+
+int reportError(const pass::Error& e) {
+  std::cerr << "pass-agent: " << e.message << " [" << e.code << "]\n";
+  if (e.code.starts_with("config.")) return kConfigError;
+  if (e.code == "spool_full") return kSpoolFull;
+  return kFailure;
+}
+
+int runCommand(const pass::AgentConfig& cfg) {
+  auto agent = pass::Agent::open(cfg);
+  if (!agent) return reportError(agent.error());
+  auto summary = agent->run();
+  if (!summary) return reportError(summary.error());
+  std::cout << fmt::format(
+      "run: heartbeat {}, delivered {}, duplicates {}, quarantined {}, still spooled {}\n",
+      summary->heartbeatSpooled ? "spooled" : "not due", summary->delivered, summary->duplicates,
+      summary->quarantined, summary->remaining);
+  if (summary->stoppedBy) {
+    std::cout << fmt::format("run: home not reachable, will retry next run: {} ({}): {}\n",
+                             summary->stoppedBy->endpoint, summary->stoppedBy->errorCode,
+                             summary->stoppedBy->detail);
+  }
+  if (summary->spoolRefusal) return reportError(*summary->spoolRefusal);
+  return kOk;
+}
+
+int testCommand(const pass::AgentConfig& cfg, const std::string& message) {
+  auto agent = pass::Agent::open(cfg);
+  if (!agent) return reportError(agent.error());
+  auto answer = agent->sendTest(message);
+  if (!answer) return reportError(answer.error());
+  std::cout << fmt::format("test: {} by {} (HTTP {})\n", pass::toString(answer->delivery),
+                           answer->endpoint, answer->httpStatus);
+  if (!answer->body.empty()) std::cout << "home answered: " << answer->body << "\n";
+  if (!answer->detail.empty()) std::cout << "detail: " << answer->detail << "\n";
+  switch (answer->delivery) {
+    case pass::Delivery::kAccepted:
+    case pass::Delivery::kDuplicate:
+      return kOk;
+    case pass::Delivery::kRefused:
+      return kTestRefused;
+    case pass::Delivery::kRetry:
+      return kTestUnreachable;
+  }
+  return kFailure;
+}
+
+int checkConfigCommand(const pass::AgentConfig& cfg) {
+  for (const auto& [what, path] :
+       {std::pair{"agent-sign.key", cfg.signKey}, std::pair{"agent-tls.key", cfg.tlsKey},
+        std::pair{"agent-tls.crt", cfg.tlsCert}, std::pair{"home-ca.crt", cfg.homeCa},
+        std::pair{"home-hpke.pub", cfg.homeHpke}}) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      std::cerr << fmt::format("pass-agent: {}: {} file {} is missing\n", cfg.file.string(), what,
+                               path.string());
+      return kConfigError;
+    }
+  }
+  if (auto k = pass::Ed25519Key::loadPem(cfg.signKey.string()); !k || !k->hasPrivate()) {
+    std::cerr << "pass-agent: "
+              << (k ? cfg.signKey.string() + " holds no private key" : k.error().message) << "\n";
+    return kConfigError;
+  }
+  if (auto k = pass::X25519Key::loadPem(cfg.homeHpke.string()); !k) {
+    std::cerr << "pass-agent: " << k.error().message << "\n";
+    return kConfigError;
+  }
+  std::cout << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s))\n",
+                           cfg.file.string(), pass::formatUuid(cfg.agentId), cfg.customer,
+                           cfg.site, cfg.endpoints.size());
+  return kOk;
+}
+
+int statusCommand(const pass::AgentConfig& cfg, bool json) {
+  auto st = pass::readStatus(cfg);
+  if (!st) return reportError(st.error());
+  auto optMs = [](const std::optional<std::uint64_t>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  const auto& s = st->state;
+  std::optional<std::uint64_t> nextDue;
+  if (s.nextHeartbeatDueMs) nextDue = s.nextHeartbeatDueMs;
+  if (json) {
+    nlohmann::json j = {{"agent", pass::formatUuid(cfg.agentId)},
+                        {"spool_depth", st->spoolDepth},
+                        {"spool_bytes", st->spoolBytes},
+                        {"quarantined", st->quarantined},
+                        {"last_run_ms", optMs(s.lastRunMs)},
+                        {"last_delivery_ms", optMs(s.lastDeliveryMs)},
+                        {"next_heartbeat_due_ms", optMs(nextDue)},
+                        {"last_error", s.lastError},
+                        {"dropped_heartbeats", s.droppedHeartbeats},
+                        {"refused_envelopes", s.refusedEnvelopes}};
+    std::cout << j.dump(2) << "\n";
+    return kOk;
+  }
+  std::cout << fmt::format(
+      "agent:          {} ({} / {} / {})\n"
+      "spool:          {} envelope(s), {} bytes, {} quarantined\n"
+      "last run:       {}\n"
+      "last delivery:  {}\n"
+      "next heartbeat: {}\n"
+      "last error:     {}\n",
+      pass::formatUuid(cfg.agentId), cfg.customer, cfg.site, cfg.name, st->spoolDepth,
+      st->spoolBytes, st->quarantined, isoTime(s.lastRunMs), isoTime(s.lastDeliveryMs),
+      nextDue ? isoTime(nextDue) : std::string("due at the next run"),
+      s.lastError.empty() ? "none" : s.lastError);
+  return kOk;
+}
+
+int dispatch(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "show help")("command", po::value<std::string>(), "command")(
+      "config", po::value<std::string>()->default_value(kDefaultConfig), "agent.xml")(
+      "message", po::value<std::string>()->default_value("pass-agent test message"),
+      "test message text")("json", po::bool_switch(), "machine-readable status");
+  po::positional_options_description pos;
+  pos.add("command", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "pass-agent: " << e.what() << "\n";
+    usage(std::cerr);
+    return kConfigError;
+  }
+  if (vm.count("help") || !vm.count("command")) {
+    usage(vm.count("help") ? std::cout : std::cerr);
+    return vm.count("help") ? kOk : kConfigError;
+  }
+  const auto command = vm["command"].as<std::string>();
+  if (command == "config-reference") {
+    std::cout << pass::config::markdownReference(pass::agentSchema(), "agent.xml");
+    return kOk;
+  }
+  if (command != "run" && command != "test" && command != "check-config" && command != "status") {
+    std::cerr << "pass-agent: unknown command '" << command << "'\n";
+    usage(std::cerr);
+    return kConfigError;
+  }
+  auto cfg = pass::loadAgentConfig(vm["config"].as<std::string>());
+  if (!cfg) {
+    std::cerr << "pass-agent: " << cfg.error().message << "\n";
+    return kConfigError;
+  }
+  if (command == "run") return runCommand(*cfg);
+  if (command == "test") return testCommand(*cfg, vm["message"].as<std::string>());
+  if (command == "check-config") return checkConfigCommand(*cfg);
+  return statusCommand(*cfg, vm["json"].as<bool>());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "pass-agent: unexpected error: " << e.what() << "\n";
+    return kFailure;
+  }
+}

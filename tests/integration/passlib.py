@@ -1,0 +1,272 @@
+"""Helpers for the integration tests: real pass-home and pass-agent processes on 127.0.0.1."""
+
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+HOME_BIN = os.environ.get("PASS_HOME_BIN", "pass-home")
+AGENT_BIN = os.environ.get("PASS_AGENT_BIN", "pass-agent")
+CONTENT_TYPE = "application/vnd.pass.envelope.v1"
+
+
+def wait_for(predicate, what, timeout=20.0, interval=0.02):
+    """Polls until predicate() is truthy; fails with `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port():
+    """A port nobody listens on: bound, read back, closed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, env=None, check=False):
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                             f"stderr:\n{proc.stderr}")
+    return proc
+
+
+class Home:
+    """A pass-home state directory and, when started, its server process."""
+
+    def __init__(self, root):
+        self.root = pathlib.Path(root)
+        self.state = self.root / "home"
+        self.proc = None
+        self.port = None
+        self.log_path = self.root / "home.log"
+        run([HOME_BIN, "init", "--state", str(self.state)], check=True)
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, port=0, extra=()):
+        port_file = self.root / "home.port"
+        if port_file.exists():
+            port_file.unlink()
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [HOME_BIN, "serve", "--state", str(self.state), "--listen", f"127.0.0.1:{port}",
+             "--port-file", str(port_file), *extra],
+            stdout=self.log, stderr=self.log)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"pass-home exited {self.proc.returncode}:\n"
+                                     + self.log_path.read_text())
+            text = port_file.read_text().strip() if port_file.exists() else ""
+            return int(text) if text else None
+
+        self.port = wait_for(ready, "pass-home to listen")
+        return self
+
+    def restart(self):
+        """Starts the server again on the port it had, where the agents' bundles point."""
+        return self.start(port=self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1"):
+        out = self.root / f"agent-{name}"
+        if endpoints is None:
+            endpoints = [self.url]
+        args = [HOME_BIN, "enroll", "--state", str(self.state), "--customer", customer,
+                "--site", site, "--agent", name, "--out", str(out)]
+        for e in endpoints:
+            args += ["--endpoint", e]
+        run(args, check=True)
+        return Bundle(out)
+
+    def json(self, *args):
+        proc = run([HOME_BIN, *args, "--state", str(self.state), "--json"], check=True)
+        return json.loads(proc.stdout)
+
+    def messages(self, agent=None):
+        args = ["messages"] + (["--agent", agent] if agent else [])
+        return self.json(*args)
+
+    def agents(self):
+        return {a["id"]: a for a in self.json("agents")}
+
+    def log_text(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class Bundle:
+    """An enrolled agent's bundle directory."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.config = self.path / "agent.xml"
+
+    @property
+    def agent_id(self):
+        text = self.config.read_text()
+        start = text.index('id="') + 4
+        return text[start:start + 36]
+
+    def agent(self, *args, env=None):
+        return run([AGENT_BIN, *args, "--config", str(self.config)], env=env)
+
+    def status(self):
+        proc = self.agent("status", "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def make_heartbeat_due(self):
+        """Simulates the passing of a heartbeat interval between two runs."""
+        state_file = self.path / "state" / "agent-state.json"
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            state["next_heartbeat_due_ms"] = 0
+            state_file.write_text(json.dumps(state))
+
+    def spool_files(self):
+        spool = self.path / "state" / "spool"
+        return sorted(p for p in spool.glob("*.env")) if spool.exists() else []
+
+    def quarantine_files(self):
+        q = self.path / "state" / "spool" / "quarantine"
+        return sorted(q.glob("*.env")) if q.exists() else []
+
+    def set_endpoints(self, endpoints, proxy=None):
+        """Rewrites the <home> element of agent.xml."""
+        text = self.config.read_text()
+        start = text.index("<home")
+        end = text.index("</home>") + len("</home>")
+        head = text[start:text.index(">", start) + 1]
+        inner = "".join(f'\n    <endpoint url="{e}"/>' for e in endpoints)
+        if proxy:
+            inner += f'\n    <proxy url="{proxy}"/>'
+        self.config.write_text(text[:start] + head + inner + "\n  </home>" + text[end:])
+
+    def tls_context(self):
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.path / "home-ca.crt"))
+        ctx.load_cert_chain(str(self.path / "agent-tls.crt"), str(self.path / "agent-tls.key"))
+        return ctx
+
+
+def post_envelope(bundle, port, body, content_type=CONTENT_TYPE, path="/v1/envelopes"):
+    """POSTs raw bytes with the bundle's client certificate; returns (status, parsed JSON body)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=bundle.tls_context(), timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return resp.status, parsed
+    finally:
+        conn.close()
+
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.tunnels = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client):
+        with client:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            line = request.split(b"\r\n", 1)[0].decode()
+            method, target, _ = line.split(" ", 2)
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                return
+            host, port = target.rsplit(":", 1)
+            self.tunnels.append(target)
+            with socket.create_connection((host, int(port))) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pump = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
+                pump.start()
+                self._pump(client, upstream)
+                pump.join(timeout=5)
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+class HomeTestCase(unittest.TestCase):
+    """Each test gets a temp dir with an initialized, running home."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="pass-it-")
+        self.home = Home(self.tmp)
+        self.home.start()
+
+    def tearDown(self):
+        self.home.stop()
+        if os.environ.get("PASS_KEEP_TMP"):
+            print(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,277 @@
+// The home's SQLite store: migrations, group commit and revocation across connections.
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pass/home/group_commit.hpp"
+#include "pass/home/ingest.hpp"
+#include "pass/home/log.hpp"
+#include "pass/home/store.hpp"
+#include "test_home_support.hpp"
+
+using namespace pass;
+using namespace pass::home;
+using pass::home::test::sampleAgent;
+using pass::home::test::sampleRecord;
+using pass::home::test::TempDir;
+
+namespace {
+
+constexpr const char* kAgentA = "11111111-2222-4333-8444-555555555555";
+constexpr const char* kAgentB = "99999999-2222-4333-8444-555555555555";
+
+// Raw SQLite access for checks the Store API does not offer.
+struct RawDb {
+  explicit RawDb(const std::filesystem::path& file) {
+    REQUIRE(sqlite3_open(file.string().c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+  }
+  ~RawDb() { sqlite3_close(db); }
+  std::int64_t count(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    auto n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return n;
+  }
+  void exec(const std::string& sql) {
+    REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  sqlite3* db = nullptr;
+};
+
+Store openNew(const std::filesystem::path& file) {
+  auto store = Store::open(file, Store::Mode::kCreate);
+  REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message));
+  return std::move(*store);
+}
+
+std::vector<CommitResult> commitAll(Store& store, const std::vector<EnvelopeRecord>& records) {
+  std::vector<const EnvelopeRecord*> batch;
+  for (const auto& r : records) batch.push_back(&r);
+  auto results = store.commit(batch);
+  REQUIRE_MESSAGE(results.has_value(), (results ? "" : results.error().message));
+  return *results;
+}
+
+}  // namespace
+
+TEST_CASE("migrations bring a new database to the current schema, once") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  {
+    auto store = openNew(file);
+    CHECK(store.schemaVersion().value() == kSchemaVersion);
+    CHECK(store.addAgent(sampleAgent(kAgentA)).has_value());
+  }
+  // Re-opening migrates nothing and keeps the data.
+  auto again = Store::open(file);
+  REQUIRE(again.has_value());
+  CHECK(again->schemaVersion().value() == kSchemaVersion);
+  CHECK(again->agents().value().size() == 1);
+  RawDb raw(file);
+  CHECK(raw.count("PRAGMA user_version") == kSchemaVersion);
+  for (const char* table : {"agents", "envelopes", "heartbeats", "events"}) {
+    CAPTURE(table);
+    CHECK(raw.count(fmt::format("SELECT count(*) FROM sqlite_master WHERE name = '{}'", table)) ==
+          1);
+  }
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw.db, "PRAGMA journal_mode", -1, &stmt, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "wal");
+  sqlite3_finalize(stmt);
+}
+
+TEST_CASE("a missing database or one from a newer pass-home is refused") {
+  TempDir dir;
+  auto missing = Store::open(dir / "home.db");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == "not_initialized");
+  CHECK(missing.error().message.find("home.db") != std::string::npos);
+
+  { openNew(dir / "home.db"); }
+  RawDb(dir / "home.db").exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion + 1));
+  auto newer = Store::open(dir / "home.db");
+  REQUIRE_FALSE(newer.has_value());
+  CHECK(newer.error().code == "store.version");
+}
+
+TEST_CASE("a commit stores each (agent, seq) once, within one batch and across batches") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  REQUIRE(store.addAgent(sampleAgent(kAgentB)).has_value());
+
+  auto first = commitAll(store, {sampleRecord(kAgentA, 1), sampleRecord(kAgentA, 1),
+                                 sampleRecord(kAgentA, 2), sampleRecord(kAgentB, 1)});
+  CHECK(first == std::vector{CommitResult::kAccepted, CommitResult::kDuplicate,
+                             CommitResult::kAccepted, CommitResult::kAccepted});
+  auto second = commitAll(store, {sampleRecord(kAgentA, 2), sampleRecord(kAgentA, 3)});
+  CHECK(second == std::vector{CommitResult::kDuplicate, CommitResult::kAccepted});
+
+  auto stored = store.envelopes(std::string(kAgentA)).value();
+  REQUIRE(stored.size() == 3);
+  CHECK(stored[0].seq == 1);
+  CHECK(stored[2].seq == 3);
+  CHECK(store.envelopes(std::nullopt).value().size() == 4);
+
+  RawDb raw(dir / "home.db");
+  // Two events per new envelope; the duplicates added none.
+  CHECK(raw.count("SELECT count(*) FROM events") == 8);
+  CHECK(raw.count(fmt::format("SELECT count(*) FROM events WHERE agent_id = '{}' AND seq = 1",
+                              kAgentA)) == 2);
+  CHECK(raw.count("SELECT count(*) FROM events WHERE code = '307081' AND severity = 'acute'") ==
+        4);
+
+  auto agents = store.agents().value();
+  REQUIRE(agents.size() == 2);
+  const auto& a = agents[0].id == kAgentA ? agents[0] : agents[1];
+  CHECK(a.lastSeq == 3);
+  CHECK(a.envelopes == 3);
+  CHECK(a.lastEnvelopeMs.has_value());
+}
+
+TEST_CASE("heartbeats move the due time forward only") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  auto hb = [](std::uint64_t seq, std::int64_t createdMs, std::int64_t dueMs) {
+    auto r = sampleRecord(kAgentA, seq, "heartbeat", 0);
+    r.createdMs = createdMs;
+    r.nextDueMs = dueMs;
+    return r;
+  };
+  commitAll(store, {hb(5, 2000, 9000)});
+  commitAll(store, {hb(4, 1000, 5000)});  // an older heartbeat delivered late
+  auto agent = store.agents().value().at(0);
+  CHECK(agent.lastHeartbeatMs == 2000);
+  CHECK(agent.nextHeartbeatDueMs == 9000);
+  CHECK(agent.lastSeq == 5);
+  RawDb raw(dir / "home.db");
+  CHECK(raw.count("SELECT count(*) FROM heartbeats") == 2);
+}
+
+TEST_CASE("the group committer groups concurrent jobs and answers each after COMMIT") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  auto writer = openNew(file);
+  REQUIRE(writer.addAgent(sampleAgent(kAgentA)).has_value());
+  std::vector<std::string> lines;
+  Logger log(LogLevel::kDebug, [&](std::string_view line) { lines.emplace_back(line); });
+
+  // Another connection holds the write lock, so every job queues up behind the first batch.
+  RawDb blocker(file);
+  blocker.exec("BEGIN IMMEDIATE");
+
+  GroupCommitter committer(std::move(writer), 1024, log);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int done = 0;
+  int accepted = 0;
+  int duplicates = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    // Every thread sends seq 1..50 of one agent: each seq arrives kThreads times.
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        committer.submit(CommitJob{sampleRecord(kAgentA, static_cast<std::uint64_t>(i + 1)),
+                                   [&](Result<CommitResult> r) {
+                                     std::lock_guard lock(mutex);
+                                     if (r && *r == CommitResult::kAccepted) ++accepted;
+                                     if (r && *r == CommitResult::kDuplicate) ++duplicates;
+                                     ++done;
+                                     cv.notify_all();
+                                   }});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  {
+    std::lock_guard lock(mutex);
+    CHECK(done == 0);  // nothing is answered before its commit
+  }
+  blocker.exec("COMMIT");
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30),
+                        [&] { return done == kThreads * kPerThread; }));
+  }
+  CHECK(accepted == kPerThread);
+  CHECK(duplicates == (kThreads - 1) * kPerThread);
+  CHECK(committer.jobs() == kThreads * kPerThread);
+  CHECK(committer.batches() <= 2);  // the first job alone, then everything that queued
+  committer.stop();
+  RawDb raw(file);
+  CHECK(raw.count("SELECT count(*) FROM envelopes") == kPerThread);
+}
+
+TEST_CASE("jobs submitted after stop() fail at once instead of hanging") {
+  TempDir dir;
+  Logger log(LogLevel::kError, [](std::string_view) {});
+  GroupCommitter committer(openNew(dir / "home.db"), 16, log);
+  committer.stop();
+  std::optional<Result<CommitResult>> got;
+  committer.submit(CommitJob{sampleRecord(kAgentA, 1), [&](Result<CommitResult> r) { got = r; }});
+  REQUIRE(got.has_value());
+  REQUIRE_FALSE(got->has_value());
+  CHECK(got->error().code == "stopping");
+}
+
+TEST_CASE("a revocation is seen at once by another connection and the agent directory") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  auto admin = openNew(file);
+  REQUIRE(admin.addAgent(sampleAgent(kAgentA)).has_value());
+
+  auto reader = Store::open(file).value();
+  AgentDirectory directory(file);
+  REQUIRE(reader.agentAuth(kAgentA).value().has_value());
+  CHECK_FALSE(reader.agentAuth(kAgentA).value()->revokedMs.has_value());
+  auto before = directory.find(kAgentA).value();
+  REQUIRE(before.has_value());
+  CHECK_FALSE(before->revoked);
+  CHECK(before->certSerial == "0abc");
+
+  REQUIRE(admin.revokeAgent(kAgentA, 1234).has_value());
+  CHECK(reader.agentAuth(kAgentA).value()->revokedMs == 1234);
+  CHECK(directory.find(kAgentA).value()->revoked);
+
+  // A second revocation keeps the first time; an unknown agent is an error.
+  REQUIRE(admin.revokeAgent(kAgentA, 9999).has_value());
+  CHECK(reader.agentAuth(kAgentA).value()->revokedMs == 1234);
+  auto unknown = admin.revokeAgent(kAgentB, 1);
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK(unknown.error().code == "unknown_agent");
+  CHECK_FALSE(directory.find(kAgentB).value().has_value());
+}
+
+TEST_CASE("the agent directory re-reads a changed sign key") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  auto admin = openNew(file);
+  auto agent = sampleAgent(kAgentA);
+  REQUIRE(admin.addAgent(agent).has_value());
+  AgentDirectory directory(file);
+  CHECK(directory.find(kAgentA).value()->signKey.rawPublic() == agent.signKey);
+  auto replacement = Ed25519Key::generate().rawPublic();
+  RawDb(file).exec(fmt::format("UPDATE agents SET sign_key = x'{}'", toHex(replacement)));
+  CHECK(directory.find(kAgentA).value()->signKey.rawPublic() == replacement);
+}
+
+TEST_CASE("enrolling the same agent id twice is refused") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  auto again = store.addAgent(sampleAgent(kAgentA));
+  REQUIRE_FALSE(again.has_value());
+  CHECK(again.error().code == "agent_exists");
+}

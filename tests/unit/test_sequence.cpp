@@ -1,0 +1,267 @@
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "pass/sequence.hpp"
+#include "platform/fs.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// For assertion messages: doctest builds them for passing assertions too (with -s).
+template <typename R>
+std::string errorText(const R& r) {
+  return r ? std::string() : r.error().message;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() /
+           ("pass-test-sequence-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string slurp(const fs::path& p) {
+  auto content = pass::platform::readFile(p);
+  REQUIRE_MESSAGE(content.has_value(), errorText(content));
+  return *content;
+}
+
+void spit(const fs::path& p, const std::string& content) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+/// Reads exactly one number from the pipe; false at end of file.
+bool readNumber(int fd, std::uint64_t& out) {
+  unsigned char buf[8];
+  std::size_t got = 0;
+  while (got < sizeof buf) {
+    ssize_t n = ::read(fd, buf + got, sizeof buf - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  out = 0;
+  for (auto b : buf) out = out << 8 | b;
+  return true;
+}
+
+bool writeNumber(int fd, std::uint64_t v) {
+  unsigned char buf[8];
+  for (int i = 7; i >= 0; --i, v >>= 8) buf[i] = static_cast<unsigned char>(v);
+  std::size_t sent = 0;
+  while (sent < sizeof buf) {
+    ssize_t n = ::write(fd, buf + sent, sizeof buf - sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("a new counter starts at 1 and stays monotonic across reopen") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  std::uint64_t last = 0;
+  for (int round = 0; round < 4; ++round) {
+    auto counter = pass::SequenceCounter::open(path, 8);
+    REQUIRE_MESSAGE(counter.has_value(), errorText(counter));
+    if (round == 0) CHECK(counter->peek() == 1);
+    for (int i = 0; i < 5; ++i) {
+      auto n = counter->next();
+      REQUIRE(n.has_value());
+      if (round == 0 && i == 0) CHECK(*n == 1);
+      CHECK(*n > last);
+      last = *n;
+    }
+  }
+  // Each reopen skips the rest of the block that was reserved: 1-5, 9-13, 17-21, 25-29.
+  CHECK(last == 29);
+}
+
+TEST_CASE("a block is reserved durably before its first number is used") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  auto counter = pass::SequenceCounter::open(path, 4);
+  REQUIRE(counter.has_value());
+  CHECK(slurp(path) == "1\n");
+  for (std::uint64_t expected = 1; expected <= 4; ++expected) {
+    auto n = counter->next();
+    REQUIRE(n.has_value());
+    CHECK(*n == expected);
+    CHECK(slurp(path) == "5\n");
+  }
+  CHECK(counter->peek() == 5);
+  auto n = counter->next();
+  REQUIRE(n.has_value());
+  CHECK(*n == 5);
+  CHECK(slurp(path) == "9\n");
+
+  auto reopened = pass::SequenceCounter::open(path, 4);
+  REQUIRE(reopened.has_value());
+  CHECK(reopened->peek() == 9);
+}
+
+TEST_CASE("a block size of one writes every number") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  auto counter = pass::SequenceCounter::open(path, 1);
+  REQUIRE(counter.has_value());
+  for (std::uint64_t expected = 1; expected <= 3; ++expected) {
+    auto n = counter->next();
+    REQUIRE(n.has_value());
+    CHECK(*n == expected);
+    CHECK(slurp(path) == std::to_string(expected + 1) + "\n");
+  }
+}
+
+TEST_CASE("a corrupt counter file is an error naming the file and its content") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  for (std::string content :
+       {"garbage", "", "0", "0\n", "12abc", "-5", " 7", "18446744073709551616", "7\n\n"}) {
+    CAPTURE(content);
+    spit(path, content);
+    auto counter = pass::SequenceCounter::open(path);
+    REQUIRE_FALSE(counter.has_value());
+    CHECK(counter.error().code == "sequence.corrupt");
+    CHECK(counter.error().message.find(path.string()) != std::string::npos);
+    CHECK(counter.error().message.find("\"" + content.substr(0, content.find('\n'))) !=
+          std::string::npos);
+    // Never a silent reset: the file is left as it was for a person to look at.
+    CHECK(slurp(path) == content);
+  }
+}
+
+TEST_CASE("a hand-written number without a newline is accepted") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  spit(path, "1000");
+  auto counter = pass::SequenceCounter::open(path);
+  REQUIRE(counter.has_value());
+  auto n = counter->next();
+  REQUIRE(n.has_value());
+  CHECK(*n == 1000);
+}
+
+TEST_CASE("counter errors: zero block size, missing directory, exhaustion") {
+  TempDir tmp;
+  auto zero = pass::SequenceCounter::open(tmp.path / "seq", 0);
+  REQUIRE_FALSE(zero.has_value());
+  CHECK(zero.error().code == "invalid_argument");
+
+  auto missing = pass::SequenceCounter::open(tmp.path / "no-such-dir" / "seq");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().message.find("no-such-dir") != std::string::npos);
+
+  auto path = tmp.path / "seq";
+  spit(path, "18446744073709551615\n");
+  auto counter = pass::SequenceCounter::open(path, 4);
+  REQUIRE(counter.has_value());
+  auto n = counter->next();
+  REQUIRE_FALSE(n.has_value());
+  CHECK(n.error().code == "sequence.exhausted");
+}
+
+TEST_CASE("stray temp files of the counter are removed at open, others are kept") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  auto stray = tmp.path / ".tmp-seq.123-0-00000000deadbeef";
+  auto other = tmp.path / ".tmp-cursor.123-0-00000000deadbeef";
+  spit(stray, "9");
+  spit(other, "9");
+  auto counter = pass::SequenceCounter::open(path);
+  REQUIRE(counter.has_value());
+  CHECK_FALSE(fs::exists(stray));
+  CHECK(fs::exists(other));
+}
+
+TEST_CASE("crash test: no number is reused after SIGKILL at a random point") {
+  TempDir tmp;
+  auto path = tmp.path / "seq";
+  std::random_device rd;
+  auto seed = rd();
+  CAPTURE(seed);
+  std::mt19937 rng(seed);
+  std::uint64_t maxSeen = 0;
+  constexpr int kRounds = 100;
+  int killedMidRun = 0;
+
+  for (int round = 0; round < kRounds; ++round) {
+    CAPTURE(round);
+    auto block = std::uniform_int_distribution<std::uint64_t>(1, 5)(rng);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto counter = pass::SequenceCounter::open(path, block);
+      if (!counter) ::_exit(2);
+      for (;;) {
+        auto n = counter->next();
+        if (!n) ::_exit(3);
+        if (!writeNumber(fds[1], *n)) ::_exit(4);
+      }
+    }
+    ::close(fds[1]);
+
+    std::vector<std::uint64_t> seen;
+    auto reads = std::uniform_int_distribution<int>(0, 15)(rng);
+    std::uint64_t n = 0;
+    for (int i = 0; i < reads && readNumber(fds[0], n); ++i) seen.push_back(n);
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 500)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    // The child only ever stops by our SIGKILL; an exit means next() failed.
+    REQUIRE_MESSAGE(WIFSIGNALED(status), "child exited with status ", WEXITSTATUS(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    // Numbers the child sent before it died were handed out too.
+    while (readNumber(fds[0], n)) seen.push_back(n);
+    ::close(fds[0]);
+    if (!seen.empty()) ++killedMidRun;
+
+    for (auto v : seen) {
+      REQUIRE(v > maxSeen);
+      maxSeen = v;
+    }
+    auto reopened = pass::SequenceCounter::open(path, block);
+    REQUIRE_MESSAGE(reopened.has_value(), errorText(reopened));
+    auto next = reopened->next();
+    REQUIRE(next.has_value());
+    REQUIRE(*next > maxSeen);
+    maxSeen = *next;
+  }
+  // The kills must have landed while numbers were being handed out, or the test proves nothing.
+  CHECK(killedMidRun > kRounds / 2);
+  // No temp file piles up: each open removes what a kill left.
+  int temps = 0;
+  for (const auto& entry : fs::directory_iterator(tmp.path)) {
+    if (entry.path().filename().string().starts_with(".tmp-")) ++temps;
+  }
+  CHECK(temps == 0);
+}

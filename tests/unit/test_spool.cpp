@@ -1,0 +1,600 @@
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "pass/crypto.hpp"
+#include "pass/envelope.hpp"
+#include "pass/spool.hpp"
+#include "platform/fs.hpp"
+
+namespace fs = std::filesystem;
+using pass::EnvelopeKind;
+
+namespace {
+
+/// For assertion messages: doctest builds them for passing assertions too (with -s).
+template <typename R>
+std::string errorText(const R& r) {
+  return r ? std::string() : r.error().message;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() /
+           ("pass-test-spool-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+struct Keys {
+  pass::X25519Key home = pass::X25519Key::generate();
+  pass::Ed25519Key agent = pass::Ed25519Key::generate();
+  pass::AgentId agentId = pass::randomUuid();
+};
+
+const Keys& keys() {
+  static const Keys k;
+  return k;
+}
+
+/// A real sealed envelope whose payload is `payloadSize` bytes of JSON.
+pass::Bytes sealed(std::uint64_t seq, std::size_t payloadSize = 100) {
+  pass::EnvelopeHeader header;
+  header.agentId = keys().agentId;
+  header.seq = seq;
+  header.createdMs = 1700000000000 + seq;
+  header.keyId = pass::hpkeKeyId(keys().home);
+  std::string payload = "{\"pad\":\"" + std::string(payloadSize, 'x') + "\"}";
+  auto env = pass::sealEnvelope(header, payload, keys().home, keys().agent);
+  REQUIRE_MESSAGE(env.has_value(), errorText(env));
+  return *env;
+}
+
+// Compared as names: doctest stringifies with an unqualified toString(), and ADL would pick
+// pass::toString(EnvelopeKind), which returns a string_view doctest cannot concatenate.
+std::string kindName(EnvelopeKind kind) { return std::string(pass::toString(kind)); }
+
+std::vector<std::uint64_t> seqs(const pass::Spool& spool) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : spool.entries()) out.push_back(e.seq);
+  return out;
+}
+
+pass::Spool openSpool(const fs::path& dir, pass::SpoolLimits limits = {}) {
+  auto spool = pass::Spool::open(dir, limits);
+  REQUIRE_MESSAGE(spool.has_value(), errorText(spool));
+  return std::move(*spool);
+}
+
+void pushOk(pass::Spool& spool, std::uint64_t seq, EnvelopeKind kind, const pass::Bytes& envelope,
+            std::vector<std::uint64_t> expectDropped = {}) {
+  auto dropped = spool.push(seq, kind, envelope);
+  REQUIRE_MESSAGE(dropped.has_value(), errorText(dropped));
+  CHECK(*dropped == expectDropped);
+}
+
+std::string nameOf(std::uint64_t seq, EnvelopeKind kind) {
+  auto digits = std::to_string(seq);
+  return std::string(20 - digits.size(), '0') + digits + "." + std::string(pass::toString(kind)) +
+         ".env";
+}
+
+int countTemps(const fs::path& dir) {
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().starts_with(".tmp-")) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("entries come back oldest first, byte for byte, after reopen") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  std::map<std::uint64_t, pass::Bytes> pushed;
+  std::uint64_t total = 0;
+  {
+    auto spool = openSpool(dir);
+    CHECK(spool.depth() == 0);
+    // Pushed out of order on purpose: the order is by seq, not by arrival.
+    for (std::uint64_t seq : {3, 1, 5, 2, 4}) {
+      pushed[seq] = sealed(seq, 50 * seq);
+      auto kind = seq % 2 == 0 ? EnvelopeKind::kHeartbeat : EnvelopeKind::kReport;
+      pushOk(spool, seq, kind, pushed[seq]);
+      total += pushed[seq].size();
+    }
+    CHECK(seqs(spool) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+    CHECK(spool.bytes() == total);
+  }
+  auto spool = openSpool(dir);
+  REQUIRE(seqs(spool) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+  CHECK(spool.depth() == 5);
+  CHECK(spool.bytes() == total);
+  for (const auto& e : spool.entries()) {
+    CAPTURE(e.seq);
+    CHECK(kindName(e.kind) == (e.seq % 2 == 0 ? "heartbeat" : "report"));
+    CHECK(e.size == pushed[e.seq].size());
+    CHECK(e.path.filename() == nameOf(e.seq, e.kind));
+    auto data = spool.read(e);
+    REQUIRE(data.has_value());
+    CHECK(*data == pushed[e.seq]);
+    // Sealed envelopes are private to the agent's account.
+    CHECK((fs::status(e.path).permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
+  }
+  CHECK(spool.quarantined().empty());
+}
+
+TEST_CASE("remove deletes the file durably and updates depth and bytes") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  auto spool = openSpool(dir);
+  auto one = sealed(1, 10);
+  auto two = sealed(2, 20);
+  auto three = sealed(3, 30);
+  pushOk(spool, 1, EnvelopeKind::kReport, one);
+  pushOk(spool, 2, EnvelopeKind::kReport, two);
+  pushOk(spool, 3, EnvelopeKind::kTest, three);
+  auto removedPath = spool.entries()[1].path;
+
+  REQUIRE(spool.remove(2).has_value());
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{1, 3});
+  CHECK(spool.bytes() == one.size() + three.size());
+  CHECK_FALSE(fs::exists(removedPath));
+
+  auto missing = spool.remove(2);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == "not_found");
+  CHECK(missing.error().message.find("seq 2") != std::string::npos);
+
+  auto reopened = openSpool(dir);
+  CHECK(seqs(reopened) == std::vector<std::uint64_t>{1, 3});
+  CHECK(kindName(reopened.entries()[1].kind) == "test");
+}
+
+TEST_CASE("quarantine moves the envelope aside with a one-line reason") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  auto spool = openSpool(dir);
+  auto one = sealed(1);
+  auto two = sealed(2);
+  pushOk(spool, 1, EnvelopeKind::kReport, one);
+  pushOk(spool, 2, EnvelopeKind::kHeartbeat, two);
+
+  REQUIRE(
+      spool.quarantine(1, "home refused: bad_signature\nsignature does not verify").has_value());
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2});
+  CHECK(spool.bytes() == two.size());
+  auto name = nameOf(1, EnvelopeKind::kReport);
+  CHECK_FALSE(fs::exists(dir / name));
+  CHECK(fs::exists(dir / "quarantine" / name));
+  auto reasonFile = pass::platform::readFile(dir / "quarantine" / (name + ".reason"));
+  REQUIRE(reasonFile.has_value());
+  CHECK(*reasonFile == "home refused: bad_signature signature does not verify\n");
+
+  auto check = [&](const pass::Spool& s) {
+    auto q = s.quarantined();
+    REQUIRE(q.size() == 1);
+    CHECK(q[0].seq == 1);
+    CHECK(kindName(q[0].kind) == "report");
+    CHECK(q[0].reason == "home refused: bad_signature signature does not verify");
+    CHECK(q[0].file == name);
+  };
+  check(spool);
+  // The quarantine folder is not mistaken for spool entries on reopen.
+  auto reopened = openSpool(dir);
+  CHECK(seqs(reopened) == std::vector<std::uint64_t>{2});
+  check(reopened);
+
+  auto missing = reopened.quarantine(1, "again");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == "not_found");
+}
+
+TEST_CASE("a full spool of heartbeats drops the oldest heartbeats for a new envelope") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  auto spool = openSpool(dir, {.maxEnvelopes = 3, .maxBytes = 1 << 20});
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    pushOk(spool, seq, EnvelopeKind::kHeartbeat, sealed(seq));
+  }
+  pushOk(spool, 4, EnvelopeKind::kReport, sealed(4), {1});
+  pushOk(spool, 5, EnvelopeKind::kHeartbeat, sealed(5), {2});
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{3, 4, 5});
+  CHECK_FALSE(fs::exists(dir / nameOf(1, EnvelopeKind::kHeartbeat)));
+  CHECK_FALSE(fs::exists(dir / nameOf(2, EnvelopeKind::kHeartbeat)));
+  // The report is never the one to go: the heartbeat after it is dropped instead.
+  pushOk(spool, 6, EnvelopeKind::kReport, sealed(6), {3});
+  pushOk(spool, 7, EnvelopeKind::kReport, sealed(7), {5});
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{4, 6, 7});
+  CHECK(seqs(openSpool(dir, {.maxEnvelopes = 3, .maxBytes = 1 << 20})) ==
+        std::vector<std::uint64_t>{4, 6, 7});
+}
+
+TEST_CASE("a full spool of reports refuses reports and heartbeats and loses nothing") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  pass::SpoolLimits limits{.maxEnvelopes = 3, .maxBytes = 1 << 20};
+  auto spool = openSpool(dir, limits);
+  std::map<std::uint64_t, pass::Bytes> pushed;
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    pushed[seq] = sealed(seq);
+    pushOk(spool, seq, EnvelopeKind::kReport, pushed[seq]);
+  }
+  auto bytesBefore = spool.bytes();
+
+  for (auto kind : {EnvelopeKind::kReport, EnvelopeKind::kHeartbeat, EnvelopeKind::kTest}) {
+    CAPTURE(pass::toString(kind));
+    auto refused = spool.push(4, kind, sealed(4));
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == "spool_full");
+    const auto& msg = refused.error().message;
+    CHECK(msg.find(dir.string()) != std::string::npos);
+    CHECK(msg.find("3 envelopes, " + std::to_string(bytesBefore) + " bytes") != std::string::npos);
+    CHECK(msg.find("limits: 3 envelopes, 1048576 bytes") != std::string::npos);
+    CHECK(msg.find("nothing was dropped") != std::string::npos);
+    CHECK(seqs(spool) == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(spool.bytes() == bytesBefore);
+    CHECK_FALSE(fs::exists(dir / nameOf(4, kind)));
+  }
+
+  auto reopened = openSpool(dir, limits);
+  REQUIRE(seqs(reopened) == std::vector<std::uint64_t>{1, 2, 3});
+  for (const auto& e : reopened.entries()) {
+    auto data = reopened.read(e);
+    REQUIRE(data.has_value());
+    CHECK(*data == pushed[e.seq]);
+  }
+}
+
+TEST_CASE("mixed spool: heartbeats go first, then reports are refused") {
+  TempDir tmp;
+  auto spool = openSpool(tmp.path / "spool", {.maxEnvelopes = 3, .maxBytes = 1 << 20});
+  pushOk(spool, 1, EnvelopeKind::kReport, sealed(1));
+  pushOk(spool, 2, EnvelopeKind::kHeartbeat, sealed(2));
+  pushOk(spool, 3, EnvelopeKind::kTest, sealed(3));
+  pushOk(spool, 4, EnvelopeKind::kReport, sealed(4), {2});
+  auto refused = spool.push(5, EnvelopeKind::kReport, sealed(5));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == "spool_full");
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{1, 3, 4});
+}
+
+TEST_CASE("the byte bound drops heartbeats and refuses like the count bound") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  auto hb1 = sealed(1, 1000);
+  auto hb2 = sealed(2, 1000);
+  auto big = sealed(3, 1500);
+  // Room for two envelopes of ~1 KB but not for a third, whatever the count limit says.
+  pass::SpoolLimits limits{.maxEnvelopes = 100, .maxBytes = hb1.size() + hb2.size() + 600};
+  auto spool = openSpool(dir, limits);
+  pushOk(spool, 1, EnvelopeKind::kHeartbeat, hb1);
+  pushOk(spool, 2, EnvelopeKind::kHeartbeat, hb2);
+  pushOk(spool, 3, EnvelopeKind::kReport, big, {1});
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2, 3});
+  CHECK(spool.bytes() == hb2.size() + big.size());
+
+  // Dropping heartbeat 2 would not free enough for this one, so nothing is dropped.
+  auto huge = sealed(4, static_cast<std::size_t>(limits.maxBytes));
+  auto refused = spool.push(4, EnvelopeKind::kReport, huge);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == "spool_full");
+  CHECK(refused.error().message.find("nothing was dropped") != std::string::npos);
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2, 3});
+
+  pushOk(spool, 5, EnvelopeKind::kReport, sealed(5, 600), {2});
+  auto full = spool.push(6, EnvelopeKind::kHeartbeat, sealed(6, 1000));
+  REQUIRE_FALSE(full.has_value());
+  CHECK(full.error().code == "spool_full");
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{3, 5});
+}
+
+TEST_CASE("push refuses a seq twice and an envelope that is not whole") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  auto spool = openSpool(dir);
+  auto env = sealed(1);
+  pushOk(spool, 1, EnvelopeKind::kReport, env);
+
+  auto again = spool.push(1, EnvelopeKind::kHeartbeat, sealed(1));
+  REQUIRE_FALSE(again.has_value());
+  CHECK(again.error().code == "duplicate_seq");
+  CHECK(again.error().message.find("seq 1") != std::string::npos);
+  CHECK(spool.depth() == 1);
+  CHECK_FALSE(fs::exists(dir / nameOf(1, EnvelopeKind::kHeartbeat)));
+
+  pass::Bytes truncated(env.begin(), env.end() - 1);
+  auto bad = spool.push(2, EnvelopeKind::kReport, truncated);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code == "bad_envelope");
+  CHECK(spool.depth() == 1);
+  CHECK_FALSE(fs::exists(dir / nameOf(2, EnvelopeKind::kReport)));
+}
+
+TEST_CASE("open removes stray temp files left by a crash") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  fs::create_directories(dir);
+  auto stray = dir / (".tmp-" + nameOf(7, EnvelopeKind::kReport) + ".123-0-00000000deadbeef");
+  std::ofstream(stray, std::ios::binary) << "half an envelope";
+  REQUIRE(fs::exists(stray));
+
+  auto spool = openSpool(dir);
+  CHECK_FALSE(fs::exists(stray));
+  CHECK(spool.depth() == 0);
+  CHECK(spool.quarantined().empty());
+}
+
+TEST_CASE("open quarantines a truncated envelope as corrupt and keeps the rest") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  {
+    auto spool = openSpool(dir);
+    pushOk(spool, 1, EnvelopeKind::kReport, sealed(1, 500));
+    pushOk(spool, 2, EnvelopeKind::kReport, sealed(2, 500));
+  }
+  auto name = nameOf(1, EnvelopeKind::kReport);
+  fs::resize_file(dir / name, fs::file_size(dir / name) / 2);
+
+  auto spool = openSpool(dir);
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2});
+  auto q = spool.quarantined();
+  REQUIRE(q.size() == 1);
+  CHECK(q[0].seq == 1);
+  CHECK(q[0].reason.starts_with("corrupt: "));
+  CHECK(q[0].reason.find("bytes") != std::string::npos);  // the framing error's own words
+  CHECK(fs::exists(dir / "quarantine" / name));
+  CHECK_FALSE(fs::exists(dir / name));
+}
+
+TEST_CASE("open quarantines files it does not recognise instead of skipping them") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  fs::create_directories(dir);
+  std::ofstream(dir / "notes.txt") << "hello";
+  std::ofstream(dir / "00000000000000000009.alert.env") << "x";
+  auto spool = openSpool(dir);
+  CHECK(spool.depth() == 0);
+  auto q = spool.quarantined();
+  REQUIRE(q.size() == 2);
+  CHECK(q[0].seq == 0);
+  CHECK(q[1].seq == 0);
+  CHECK(q[0].file == "00000000000000000009.alert.env");
+  CHECK(q[1].file == "notes.txt");
+  CHECK(q[1].reason == "unrecognised name: notes.txt");
+}
+
+namespace {
+
+// Crash test protocol: the writer child announces each operation before it starts and after it
+// completes, so the parent knows exactly which one a SIGKILL interrupted.
+enum Msg : char {
+  kPushStart = 'P',
+  kPushDone = 'p',
+  kDropped = 'D',
+  kRefused = 'F',
+  kRemoveStart = 'R',
+  kRemoveDone = 'r',
+};
+
+EnvelopeKind kindFor(std::uint64_t seq) {
+  return seq % 2 == 0 ? EnvelopeKind::kHeartbeat : EnvelopeKind::kReport;
+}
+
+bool send(int fd, Msg type, std::uint64_t seq) {
+  unsigned char buf[9];
+  buf[0] = static_cast<unsigned char>(type);
+  for (int i = 8; i >= 1; --i, seq >>= 8) buf[i] = static_cast<unsigned char>(seq);
+  std::size_t sent = 0;
+  while (sent < sizeof buf) {
+    ssize_t n = ::write(fd, buf + sent, sizeof buf - sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool receive(int fd, Msg& type, std::uint64_t& seq) {
+  unsigned char buf[9];
+  std::size_t got = 0;
+  while (got < sizeof buf) {
+    ssize_t n = ::read(fd, buf + got, sizeof buf - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  type = static_cast<Msg>(buf[0]);
+  seq = 0;
+  for (int i = 1; i <= 8; ++i) seq = seq << 8 | buf[i];
+  return true;
+}
+
+[[noreturn]] void writerChild(int fd, const fs::path& dir, pass::SpoolLimits limits,
+                              const std::vector<pass::Bytes>& envelopes, std::uint64_t seq,
+                              std::uint64_t rngSeed) {
+  auto spool = pass::Spool::open(dir, limits);
+  if (!spool) ::_exit(10);
+  std::mt19937_64 rng(rngSeed);
+  auto removeFront = [&] {
+    auto front = spool->entries().front().seq;
+    if (!send(fd, kRemoveStart, front)) ::_exit(11);
+    if (!spool->remove(front)) ::_exit(12);
+    if (!send(fd, kRemoveDone, front)) ::_exit(11);
+  };
+  for (;;) {
+    // Removing less often than pushing fills the spool, so both bounds and refusals happen.
+    if (spool->depth() > 0 && rng() % 4 == 0) {
+      removeFront();
+      continue;
+    }
+    if (!send(fd, kPushStart, seq)) ::_exit(11);
+    auto dropped = spool->push(seq, kindFor(seq), envelopes[seq % envelopes.size()]);
+    if (dropped) {
+      for (auto d : *dropped) {
+        if (!send(fd, kDropped, d)) ::_exit(11);
+      }
+      if (!send(fd, kPushDone, seq)) ::_exit(11);
+    } else if (dropped.error().code == "spool_full") {
+      if (!send(fd, kRefused, seq)) ::_exit(11);
+      removeFront();
+    } else {
+      ::_exit(13);
+    }
+    ++seq;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("crash test: SIGKILL at any point leaves a consistent spool and loses nothing") {
+  TempDir tmp;
+  auto dir = tmp.path / "spool";
+  std::random_device rd;
+  auto seed = rd();
+  CAPTURE(seed);
+  std::mt19937_64 rng(seed);
+
+  // Real sealed envelopes of random sizes, made before forking so the child does no crypto.
+  std::vector<pass::Bytes> envelopes;
+  std::uint64_t largest = 0;
+  for (std::uint64_t i = 0; i < 16; ++i) {
+    envelopes.push_back(sealed(i, std::uniform_int_distribution<std::size_t>(0, 8000)(rng)));
+    largest = std::max<std::uint64_t>(largest, envelopes.back().size());
+  }
+  // Small enough that both bounds are hit often; room for the largest envelope alone, always.
+  pass::SpoolLimits limits{.maxEnvelopes = 12, .maxBytes = 6 * largest};
+
+  std::set<std::uint64_t> present;  // what the spool must hold, as far as the child told us
+  std::uint64_t nextSeq = 1;
+  constexpr int kRounds = 200;
+  int interrupted = 0;
+  int drops = 0;
+  int refusals = 0;
+  auto started = std::chrono::steady_clock::now();
+
+  for (int round = 0; round < kRounds; ++round) {
+    CAPTURE(round);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    auto childSeed = rng();
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      writerChild(fds[1], dir, limits, envelopes, nextSeq, childSeed);
+    }
+    ::close(fds[1]);
+
+    enum class Op { kNone, kPush, kRemove } inflight = Op::kNone;
+    std::uint64_t inflightSeq = 0;
+    auto apply = [&](Msg type, std::uint64_t seq) {
+      switch (type) {
+        case kPushStart:
+          inflight = Op::kPush;
+          inflightSeq = seq;
+          nextSeq = std::max(nextSeq, seq + 1);
+          break;
+        case kDropped:
+          present.erase(seq);
+          ++drops;
+          break;
+        case kPushDone:
+          present.insert(seq);
+          inflight = Op::kNone;
+          break;
+        case kRefused:
+          ++refusals;
+          inflight = Op::kNone;
+          break;
+        case kRemoveStart:
+          inflight = Op::kRemove;
+          inflightSeq = seq;
+          break;
+        case kRemoveDone:
+          present.erase(seq);
+          inflight = Op::kNone;
+          break;
+      }
+    };
+
+    auto reads = std::uniform_int_distribution<int>(0, 12)(rng);
+    Msg type{};
+    std::uint64_t seq = 0;
+    for (int i = 0; i < reads && receive(fds[0], type, seq); ++i) apply(type, seq);
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 500)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE_MESSAGE(WIFSIGNALED(status), "writer exited with status ", WEXITSTATUS(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    while (receive(fds[0], type, seq)) apply(type, seq);
+    ::close(fds[0]);
+    if (inflight != Op::kNone) ++interrupted;
+
+    auto spool = pass::Spool::open(dir, limits);
+    REQUIRE_MESSAGE(spool.has_value(), errorText(spool));
+    REQUIRE(countTemps(dir) == 0);
+    auto q = spool->quarantined();
+    REQUIRE_MESSAGE(q.empty(), "quarantined: ",
+                    q.empty() ? std::string() : q.front().file + ": " + q.front().reason);
+
+    std::set<std::uint64_t> onDisk;
+    std::uint64_t total = 0;
+    for (const auto& e : spool->entries()) {
+      CAPTURE(e.seq);
+      onDisk.insert(e.seq);
+      REQUIRE(kindName(e.kind) == kindName(kindFor(e.seq)));
+      auto data = spool->read(e);
+      REQUIRE(data.has_value());
+      REQUIRE(pass::parseEnvelopeHeader(*data).has_value());
+      REQUIRE(*data == envelopes[e.seq % envelopes.size()]);
+      total += data->size();
+    }
+    CHECK(spool->bytes() == total);
+    // Only the interrupted operation may be half done: a push may or may not have landed (and
+    // may already have dropped heartbeats); a remove may or may not have happened.
+    for (auto s : present) {
+      bool mayBeGone = (inflight == Op::kRemove && s == inflightSeq) ||
+                       (inflight == Op::kPush && kindFor(s) == EnvelopeKind::kHeartbeat);
+      CAPTURE(s);
+      REQUIRE((onDisk.contains(s) || mayBeGone));
+    }
+    for (auto s : onDisk) {
+      CAPTURE(s);
+      REQUIRE((present.contains(s) || (inflight == Op::kPush && s == inflightSeq)));
+    }
+    present = onDisk;
+  }
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  MESSAGE("spool crash test: ", kRounds, " kills, ", interrupted, " mid-operation, ", drops,
+          " heartbeat drops, ", refusals, " spool_full refusals, ", seconds, " s");
+  // Otherwise the kills did not exercise what this test is for.
+  CHECK(interrupted > kRounds / 2);
+  CHECK(drops > 0);
+  CHECK(refusals > 0);
+}
