@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,6 +100,20 @@ long peakRssKb(pid_t pid, const char* field) {
     if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
   }
   return -1;
+}
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string skip;
+  for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt (fields 3-13)
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 asio::awaitable<void> connectAgent(Agent& a, asio::ip::tcp::endpoint ep) {
@@ -230,6 +245,8 @@ int benchmark(const Options& o) {
 
   std::vector<std::vector<double>> lat(agents.size());
   int failures = 0;
+  const double homeCpu0 = cpuSeconds(home);
+  const double selfCpu0 = cpuSeconds(getpid());
   auto t0 = Clock::now();
   for (std::size_t i = 0; i < agents.size(); ++i) {
     asio::co_spawn(io, postAll(agents[i], lat[i], failures), [](std::exception_ptr e) {
@@ -238,6 +255,8 @@ int benchmark(const Options& o) {
   }
   io.run();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double homeCpu = cpuSeconds(home) - homeCpu0;
+  const double selfCpu = cpuSeconds(getpid()) - selfCpu0;
 
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
@@ -247,10 +266,11 @@ int benchmark(const Options& o) {
       "agents {} x {} envelopes, {} event(s) each, home threads {}\n"
       "throughput: {:.0f} envelopes/s, {:.0f} events/s ({} envelopes in {:.2f} s, {} failures)\n"
       "latency: p50 {:.2f} ms, p99 {:.2f} ms\n"
-      "home peak RSS: {:.1f} MB\n",
+      "home peak RSS: {:.1f} MB\n"
+      "CPU per envelope: home {:.0f} us, load generator {:.0f} us\n",
       o.agents, o.envelopes, o.events, o.homeThreads, total / secs, total * o.events / secs,
       all.size(), secs, failures, percentile(all, 0.50) / 1000, percentile(all, 0.99) / 1000,
-      static_cast<double>(hwm) / 1024.0);
+      static_cast<double>(hwm) / 1024.0, homeCpu * 1e6 / total, selfCpu * 1e6 / total);
 
   for (auto& a : agents) a.stream.reset();
   kill(home, SIGTERM);
