@@ -15,74 +15,235 @@ using Json = nlohmann::json;
 constexpr std::array<std::string_view, 3> kPayloadTypes = {"heartbeat", "test", "report"};
 constexpr auto kInt64Max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
-// A string field of an event; numbers are kept as their JSON text (some arrays number their
-// alert codes). Anything else is refused so that a confused agent is noticed.
-std::expected<std::optional<std::string>, std::string> eventText(const Json& event,
-                                                                 const char* key,
-                                                                 std::size_t index) {
-  auto it = event.find(key);
-  if (it == event.end() || it->is_null()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_number()) return it->dump();
-  return std::unexpected(fmt::format("events[{}].{} must be a string", index, key));
-}
+// Counts what nlohmann's lexer has consumed, so that the SAX handler can cut each event
+// object out of the original text instead of re-serialising it. The lexer reads a structural
+// character exactly once and never reads past a closing brace before reporting it, so at
+// start_object the '{' is the last character consumed and at end_object the '}' is.
+class TrackingIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-std::expected<std::optional<std::int64_t>, std::string> optionalMs(const Json& object,
-                                                                   const char* key,
-                                                                   std::string_view where) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return std::nullopt;
-  if (it->is_number_unsigned() && it->get<std::uint64_t>() <= kInt64Max)
-    return static_cast<std::int64_t>(it->get<std::uint64_t>());
-  return std::unexpected(
-      fmt::format("{}{} must be milliseconds since 1970 (an unsigned integer)", where, key));
-}
+  TrackingIterator(const char* p, const char** consumed) : p_(p), consumed_(consumed) {}
+  reference operator*() const { return *p_; }
+  TrackingIterator& operator++() {
+    *consumed_ = ++p_;
+    return *this;
+  }
+  TrackingIterator operator++(int) {
+    auto old = *this;
+    ++*this;
+    return old;
+  }
+  bool operator==(const TrackingIterator& o) const { return p_ == o.p_; }
+
+ private:
+  const char* p_;
+  const char** consumed_;
+};
+
+// Extracts what the home stores from a payload in one pass, without building a DOM: the
+// decrypted payload of a 50-event report is parsed at tens of thousands of events a second.
+class PayloadHandler {
+ public:
+  explicit PayloadHandler(const char** consumed) : consumed_(consumed) {}
+
+  bool null() { return scalar(Scalar::kNull, {}, {}); }
+  bool boolean(bool) { return scalar(Scalar::kOther, {}, {}); }
+  bool number_integer(std::int64_t v) {
+    return scalar(v >= 0 ? Scalar::kUnsigned : Scalar::kInteger, static_cast<std::uint64_t>(v),
+                  std::to_string(v));
+  }
+  bool number_unsigned(std::uint64_t v) { return scalar(Scalar::kUnsigned, v, std::to_string(v)); }
+  bool number_float(double, const std::string& raw) { return scalar(Scalar::kFloat, {}, raw); }
+  bool string(std::string& v) { return scalar(Scalar::kString, {}, std::move(v)); }
+  bool binary(Json::binary_t&) { return scalar(Scalar::kOther, {}, {}); }
+
+  bool key(std::string& k) {
+    if (depth_ == 1) topKey_ = std::move(k);
+    if (inEvent() && depth_ == 3) eventKey_ = std::move(k);
+    return true;
+  }
+
+  bool start_object(std::size_t) {
+    ++depth_;
+    if (depth_ == 1) return true;
+    if (depth_ == 2) return nonScalarAtTop();
+    if (depth_ == 3 && inEventsArray_) {
+      events_.emplace_back();
+      eventStart_ = *consumed_ - 1;
+      eventKey_.clear();
+    }
+    return true;
+  }
+
+  bool end_object() {
+    if (depth_ == 3 && inEventsArray_) {
+      events_.back().payload.assign(eventStart_, *consumed_);
+    }
+    --depth_;
+    return true;
+  }
+
+  bool start_array(std::size_t) {
+    ++depth_;
+    if (depth_ == 1) return fail("the payload is not a JSON object");
+    if (depth_ == 2) {
+      if (topKey_ == "events") {
+        inEventsArray_ = true;
+        sawEventsArray_ = true;
+        return true;
+      }
+      return nonScalarAtTop();
+    }
+    if (depth_ == 3 && inEventsArray_) noteEventsError(notObject());
+    return true;
+  }
+
+  bool end_array() {
+    if (depth_ == 2) inEventsArray_ = false;
+    --depth_;
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    if (error_.empty()) error_ = "the payload is not valid JSON";
+    return false;
+  }
+
+  std::expected<ParsedPayload, std::string> result() && {
+    if (!error_.empty()) return std::unexpected(std::move(error_));
+    if (!schemaOk_) return std::unexpected("\"schema\" must be 1");
+    if (std::find(kPayloadTypes.begin(), kPayloadTypes.end(), type_) == kPayloadTypes.end())
+      return std::unexpected("\"type\" must be one of heartbeat, test, report");
+    ParsedPayload out;
+    out.type = std::move(type_);
+    if (out.type == "heartbeat") {
+      if (!dueError_.empty()) return std::unexpected(std::move(dueError_));
+      out.nextDueMs = nextDueMs_;
+    }
+    if (out.type == "report") {
+      if (!sawEventsArray_) return std::unexpected("a report needs an \"events\" array");
+      if (!eventsError_.empty()) return std::unexpected(std::move(eventsError_));
+      out.events = std::move(events_);
+    }
+    return out;
+  }
+
+ private:
+  enum class Scalar { kNull, kString, kUnsigned, kInteger, kFloat, kOther };
+
+  bool inEvent() const { return inEventsArray_ && depth_ >= 3; }
+  std::string notObject() const { return fmt::format("events[{}] is not an object", events_.size()); }
+  bool fail(std::string why) {
+    error_ = std::move(why);
+    return false;
+  }
+  void noteEventsError(std::string why) {
+    if (eventsError_.empty()) eventsError_ = std::move(why);
+  }
+
+  // An object or array as a top-level member other than "events": nothing to extract.
+  bool nonScalarAtTop() {
+    if (topKey_ == "events") noteEventsError("a report needs an \"events\" array");
+    if (topKey_ == "schema") schemaOk_ = false;
+    if (topKey_ == "type") type_.clear();
+    if (topKey_ == "next_due_ms") dueError_ = msError("next_due_ms");
+    return true;
+  }
+
+  static std::string msError(std::string_view where) {
+    return fmt::format("{} must be milliseconds since 1970 (an unsigned integer)", where);
+  }
+
+  bool scalar(Scalar kind, std::uint64_t unsignedValue, std::string text) {
+    if (depth_ == 0) return fail("the payload is not a JSON object");
+    if (depth_ == 1) {
+      topLevel(kind, unsignedValue, std::move(text));
+      return true;
+    }
+    if (depth_ == 2 && inEventsArray_) {
+      noteEventsError(notObject());
+      return true;
+    }
+    if (depth_ == 3 && inEventsArray_) eventField(kind, unsignedValue, std::move(text));
+    return true;
+  }
+
+  void topLevel(Scalar kind, std::uint64_t unsignedValue, std::string text) {
+    if (topKey_ == "schema") {
+      schemaOk_ = kind == Scalar::kUnsigned && unsignedValue == 1;
+    } else if (topKey_ == "type") {
+      type_ = kind == Scalar::kString ? std::move(text) : std::string();
+    } else if (topKey_ == "events") {
+      noteEventsError("a report needs an \"events\" array");
+    } else if (topKey_ == "next_due_ms") {
+      dueError_.clear();
+      nextDueMs_.reset();
+      if (kind == Scalar::kUnsigned && unsignedValue <= kInt64Max) {
+        nextDueMs_ = static_cast<std::int64_t>(unsignedValue);
+      } else if (kind != Scalar::kNull) {
+        dueError_ = msError("next_due_ms");
+      }
+    }
+  }
+
+  void eventField(Scalar kind, std::uint64_t unsignedValue, std::string text) {
+    auto& e = events_.back();
+    std::size_t index = events_.size() - 1;
+    std::optional<std::string>* field = eventKey_ == "array"      ? &e.array
+                                        : eventKey_ == "code"     ? &e.code
+                                        : eventKey_ == "severity" ? &e.severity
+                                                                  : nullptr;
+    if (field) {
+      // Numbers are kept as their text (some arrays number their alert codes).
+      if (kind == Scalar::kString || kind == Scalar::kUnsigned || kind == Scalar::kInteger ||
+          kind == Scalar::kFloat) {
+        *field = std::move(text);
+      } else if (kind == Scalar::kNull) {
+        field->reset();
+      } else {
+        noteEventsError(fmt::format("events[{}].{} must be a string", index, eventKey_));
+      }
+      return;
+    }
+    if (eventKey_ != "occurred_ms") return;
+    e.occurredMs.reset();
+    if (kind == Scalar::kUnsigned && unsignedValue <= kInt64Max) {
+      e.occurredMs = static_cast<std::int64_t>(unsignedValue);
+    } else if (kind != Scalar::kNull) {
+      noteEventsError(msError(fmt::format("events[{}].occurred_ms", index)));
+    }
+  }
+
+  const char** consumed_;
+  int depth_ = 0;
+  std::string topKey_;
+  std::string eventKey_;
+  bool schemaOk_ = false;
+  std::string type_;
+  std::optional<std::int64_t> nextDueMs_;
+  std::string dueError_;
+  bool inEventsArray_ = false;
+  bool sawEventsArray_ = false;
+  std::vector<EventRecord> events_;
+  const char* eventStart_ = nullptr;
+  std::string eventsError_;
+  std::string error_;
+};
 
 }  // namespace
 
 std::expected<ParsedPayload, std::string> parsePayload(std::string_view json) {
-  auto doc = Json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::unexpected("the payload is not valid JSON");
-  if (!doc.is_object()) return std::unexpected("the payload is not a JSON object");
-  auto schema = doc.find("schema");
-  if (schema == doc.end() || !schema->is_number_integer() || schema->get<std::int64_t>() != 1)
-    return std::unexpected("\"schema\" must be 1");
-  auto type = doc.find("type");
-  if (type == doc.end() || !type->is_string() ||
-      std::find(kPayloadTypes.begin(), kPayloadTypes.end(), type->get<std::string_view>()) ==
-          kPayloadTypes.end())
-    return std::unexpected("\"type\" must be one of heartbeat, test, report");
-
-  ParsedPayload out;
-  out.type = type->get<std::string>();
-  if (out.type == "heartbeat") {
-    auto due = optionalMs(doc, "next_due_ms", "");
-    if (!due) return std::unexpected(due.error());
-    out.nextDueMs = *due;
-  }
-  if (out.type == "report") {
-    auto events = doc.find("events");
-    if (events == doc.end() || !events->is_array())
-      return std::unexpected("a report needs an \"events\" array");
-    out.events.reserve(events->size());
-    for (std::size_t i = 0; i < events->size(); ++i) {
-      const Json& e = (*events)[i];
-      if (!e.is_object()) return std::unexpected(fmt::format("events[{}] is not an object", i));
-      EventRecord r;
-      for (auto [key, field] : {std::pair{"array", &r.array}, std::pair{"code", &r.code},
-                                std::pair{"severity", &r.severity}}) {
-        auto text = eventText(e, key, i);
-        if (!text) return std::unexpected(text.error());
-        *field = std::move(*text);
-      }
-      auto occurred = optionalMs(e, "occurred_ms", fmt::format("events[{}].", i));
-      if (!occurred) return std::unexpected(occurred.error());
-      r.occurredMs = *occurred;
-      r.payload = e.dump(-1, ' ', false, Json::error_handler_t::replace);
-      out.events.push_back(std::move(r));
-    }
-  }
-  return out;
+  const char* consumed = json.data();
+  PayloadHandler handler(&consumed);
+  TrackingIterator first(json.data(), &consumed);
+  TrackingIterator last(json.data() + json.size(), &consumed);
+  Json::sax_parse(first, last, &handler);
+  return std::move(handler).result();
 }
 
 AgentDirectory::AgentDirectory(std::filesystem::path database) : database_(std::move(database)) {}

@@ -170,7 +170,13 @@ nlohmann::json bodyOf(const Response& res) { return nlohmann::json::parse(res.bo
 
 TEST_CASE("accepted, duplicate and refused answers on one keep-alive connection") {
   Home home;
-  auto portText = platform::readFile(home.dir() / "port");
+  // run() writes the port file once listening; poll for it with a deadline.
+  Result<std::string> portText = fail("not_found", "no port file yet");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!portText && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    portText = platform::readFile(home.dir() / "port");
+  }
   REQUIRE(portText.has_value());
   CHECK(std::stoi(*portText) == home.port());
 
