@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "pass/home/admin.hpp"
 #include "pass/home/log.hpp"
@@ -74,11 +74,10 @@ int cmdInit(const std::vector<std::string>& args) {
   InitOptions options;
   std::string state;
   po::options_description desc("pass-home init");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory to create")
-      ("name", po::value(&options.names)->composing(),
-       "server certificate name (DNS name or IP address), repeatable; "
-       "default: localhost and 127.0.0.1");
+  desc.add_options()("state", po::value(&state)->required(), "state directory to create")(
+      "name", po::value(&options.names)->composing(),
+      "server certificate name (DNS name or IP address), repeatable; "
+      "default: localhost and 127.0.0.1");
   auto vm = parse("init", args, desc);
   if (!vm) return kOk;
   options.state = state;
@@ -92,15 +91,14 @@ int cmdEnroll(const std::vector<std::string>& args) {
   std::string state;
   std::string out;
   po::options_description desc("pass-home enroll");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory")
-      ("customer", po::value(&options.customer)->required(), "customer name")
-      ("site", po::value(&options.site)->required(), "site name")
-      ("agent", po::value(&options.name)->required(), "agent name (e.g. the array it watches)")
-      ("out", po::value(&out)->required(), "bundle directory to create (must be new or empty)")
-      ("endpoint", po::value(&options.endpoints)->composing(),
-       "home URL written into agent.xml, repeatable, in order of preference; "
-       "default: https://localhost:9455");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "customer", po::value(&options.customer)->required(), "customer name")(
+      "site", po::value(&options.site)->required(), "site name")(
+      "agent", po::value(&options.name)->required(), "agent name (e.g. the array it watches)")(
+      "out", po::value(&out)->required(), "bundle directory to create (must be new or empty)")(
+      "endpoint", po::value(&options.endpoints)->composing(),
+      "home URL written into agent.xml, repeatable, in order of preference; "
+      "default: https://localhost:9455");
   auto vm = parse("enroll", args, desc);
   if (!vm) return kOk;
   options.out = out;
@@ -118,24 +116,26 @@ int cmdServe(const std::vector<std::string>& args) {
   std::string logLevel = "info";
   unsigned readTimeout = 30;
   unsigned idleTimeout = 60;
+  unsigned lingerUs = static_cast<unsigned>(options.commitLinger.count());
   po::options_description desc("pass-home serve");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory")
-      ("listen", po::value(&listen)->default_value(listen), "HOST:PORT to listen on; port 0 = any")
-      ("port-file", po::value(&portFile), "write the bound port to this file once listening")
-      ("threads", po::value(&options.threads)->default_value(options.threads), "I/O threads")
-      ("max-body", po::value(&options.maxBody)->default_value(options.maxBody),
-       "largest request body in bytes (larger: 413)")
-      ("max-connections", po::value(&options.maxConnections)->default_value(options.maxConnections),
-       "open connections beyond this are closed at once")
-      ("read-timeout", po::value(&readTimeout)->default_value(readTimeout),
-       "seconds for a TLS handshake, a request's header and body, and an answer")
-      ("idle-timeout", po::value(&idleTimeout)->default_value(idleTimeout),
-       "seconds a keep-alive connection may wait for its next request")
-      ("max-batch", po::value(&options.maxBatch)->default_value(options.maxBatch),
-       "most envelopes in one commit")
-      ("log-level", po::value(&logLevel)->default_value(logLevel),
-       "debug, info, warning or error; debug logs every accepted envelope");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "listen", po::value(&listen)->default_value(listen), "HOST:PORT to listen on; port 0 = any")(
+      "port-file", po::value(&portFile), "write the bound port to this file once listening")(
+      "threads", po::value(&options.threads)->default_value(options.threads), "I/O threads")(
+      "max-body", po::value(&options.maxBody)->default_value(options.maxBody),
+      "largest request body in bytes (larger: 413)")(
+      "max-connections", po::value(&options.maxConnections)->default_value(options.maxConnections),
+      "open connections beyond this are closed at once")(
+      "read-timeout", po::value(&readTimeout)->default_value(readTimeout),
+      "seconds for a TLS handshake, a request's header and body, and an answer")(
+      "idle-timeout", po::value(&idleTimeout)->default_value(idleTimeout),
+      "seconds a keep-alive connection may wait for its next request")(
+      "max-batch", po::value(&options.maxBatch)->default_value(options.maxBatch),
+      "most envelopes in one commit")(
+      "commit-linger-us", po::value(&lingerUs)->default_value(lingerUs),
+      "microseconds a commit may wait for more envelopes while many arrive at once; 0 = never")(
+      "log-level", po::value(&logLevel)->default_value(logLevel),
+      "debug, info, warning or error; debug logs every accepted envelope");
   auto vm = parse("serve", args, desc);
   if (!vm) return kOk;
   auto level = parseLogLevel(logLevel);
@@ -143,17 +143,20 @@ int cmdServe(const std::vector<std::string>& args) {
   if (auto parsed = parseListen(listen, options); !parsed) return report("serve", parsed.error());
   if (options.threads == 0 || options.maxConnections == 0 || options.maxBody == 0 ||
       options.maxBatch == 0 || readTimeout == 0 || idleTimeout == 0) {
-    return report("serve", Error{"usage", "--threads, --max-body, --max-connections, --max-batch "
-                                          "and the timeouts must be greater than 0"});
+    return report("serve", Error{"usage",
+                                 "--threads, --max-body, --max-connections, --max-batch "
+                                 "and the timeouts must be greater than 0"});
   }
   options.state = state;
   options.portFile = portFile;
   options.readTimeout = std::chrono::seconds(readTimeout);
   options.idleTimeout = std::chrono::seconds(idleTimeout);
+  options.commitLinger = std::chrono::microseconds(lingerUs);
   Logger log(*level);
   auto server = Server::create(options, log);
   if (!server) {
-    log.error("startup_failed", {{"code", server.error().code}, {"message", server.error().message}});
+    log.error("startup_failed",
+              {{"code", server.error().code}, {"message", server.error().message}});
     return report("serve", server.error());
   }
   if (auto ran = (*server)->run(/*handleSignals=*/true); !ran) return report("serve", ran.error());
@@ -163,9 +166,8 @@ int cmdServe(const std::vector<std::string>& args) {
 int cmdAgents(const std::vector<std::string>& args) {
   std::string state;
   po::options_description desc("pass-home agents");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory")
-      ("json", "print a JSON array");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "json", "print a JSON array");
   auto vm = parse("agents", args, desc);
   if (!vm) return kOk;
   auto text = listAgents(state, vm->count("json") > 0);
@@ -178,9 +180,8 @@ int cmdRevoke(const std::vector<std::string>& args) {
   std::string state;
   std::string agent;
   po::options_description desc("pass-home revoke");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory")
-      ("agent", po::value(&agent)->required(), "agent UUID");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "agent", po::value(&agent)->required(), "agent UUID");
   auto vm = parse("revoke", args, desc);
   if (!vm) return kOk;
   if (auto done = revokeAgent(state, agent); !done) return report("revoke", done.error());
@@ -192,10 +193,9 @@ int cmdMessages(const std::vector<std::string>& args) {
   std::string state;
   std::string agent;
   po::options_description desc("pass-home messages");
-  desc.add_options()
-      ("state", po::value(&state)->required(), "state directory")
-      ("agent", po::value(&agent), "only this agent's envelopes (UUID)")
-      ("json", "print a JSON array");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "agent", po::value(&agent), "only this agent's envelopes (UUID)")("json",
+                                                                        "print a JSON array");
   auto vm = parse("messages", args, desc);
   if (!vm) return kOk;
   std::optional<std::string> only;

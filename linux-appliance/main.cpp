@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
 #include "pass/agent.hpp"
@@ -20,10 +20,10 @@ namespace {
 
 enum Exit : int {
   kOk = 0,
-  kFailure = 1,        // runtime failure: keys unreadable, state I/O, another run holds the lock
-  kConfigError = 2,    // bad command line or agent.xml; nothing was sent
-  kSpoolFull = 3,      // an envelope could not be stored: the spool is full of alerts
-  kTestRefused = 4,    // test: the home refused the message (4xx)
+  kFailure = 1,          // runtime failure: keys unreadable, state I/O, another run holds the lock
+  kConfigError = 2,      // bad command line or agent.xml; nothing was sent
+  kSpoolFull = 3,        // an envelope could not be stored: the spool is full of alerts
+  kTestRefused = 4,      // test: the home refused the message (4xx)
   kTestUnreachable = 5,  // test: no home endpoint gave an answer (network, TLS, 5xx)
 };
 
@@ -123,8 +123,8 @@ int checkConfigCommand(const pass::AgentConfig& cfg) {
     return kConfigError;
   }
   std::cout << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s))\n",
-                           cfg.file.string(), pass::formatUuid(cfg.agentId), cfg.customer,
-                           cfg.site, cfg.endpoints.size());
+                           cfg.file.string(), pass::formatUuid(cfg.agentId), cfg.customer, cfg.site,
+                           cfg.endpoints.size());
   return kOk;
 }
 

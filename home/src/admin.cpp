@@ -28,9 +28,8 @@ std::string dumpJson(const Json& j, int indent = -1) {
 Result<std::string> normalizeAgent(std::string_view agent) {
   auto id = parseUuid(agent);
   if (!id) {
-    return fail("usage.agent",
-                fmt::format("--agent '{}' is not a UUID like 0f8e2c1a-...: {}", agent,
-                            id.error().message));
+    return fail("usage.agent", fmt::format("--agent '{}' is not a UUID like 0f8e2c1a-...: {}",
+                                           agent, id.error().message));
   }
   return formatUuid(*id);
 }
@@ -58,16 +57,15 @@ Json agentsJson(const std::vector<AgentSummary>& agents) {
 }
 
 std::string agentsTable(const std::vector<AgentSummary>& agents) {
-  constexpr std::string_view kRow = "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}\n";
+  constexpr std::string_view kRow =
+      "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}\n";
   std::string out = fmt::format(fmt::runtime(kRow), "ID", "CUSTOMER", "SITE", "NAME", "REVOKED",
-                                "LAST_SEQ", "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE",
-                                "ENVELOPES");
+                                "LAST_SEQ", "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES");
   for (const auto& a : agents) {
-    out += fmt::format(fmt::runtime(kRow), a.id, a.customer, a.site, a.name,
-                       a.revokedMs ? "yes" : "no",
-                       a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"),
-                       optionalTime(a.lastHeartbeatMs), optionalTime(a.nextHeartbeatDueMs),
-                       a.envelopes);
+    out += fmt::format(
+        fmt::runtime(kRow), a.id, a.customer, a.site, a.name, a.revokedMs ? "yes" : "no",
+        a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"), optionalTime(a.lastHeartbeatMs),
+        optionalTime(a.nextHeartbeatDueMs), a.envelopes);
   }
   return out;
 }

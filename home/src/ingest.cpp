@@ -77,6 +77,7 @@ class PayloadHandler {
       eventStart_ = *consumed_ - 1;
       eventKey_.clear();
     }
+    if (depth_ == 4 && inEventsArray_) nonScalarInEvent();
     return true;
   }
 
@@ -93,13 +94,17 @@ class PayloadHandler {
     if (depth_ == 1) return fail("the payload is not a JSON object");
     if (depth_ == 2) {
       if (topKey_ == "events") {
+        // A repeated key replaces the earlier value, as in a DOM parse.
         inEventsArray_ = true;
         sawEventsArray_ = true;
+        events_.clear();
+        eventsError_.clear();
         return true;
       }
       return nonScalarAtTop();
     }
     if (depth_ == 3 && inEventsArray_) noteEventsError(notObject());
+    if (depth_ == 4 && inEventsArray_) nonScalarInEvent();
     return true;
   }
 
@@ -137,7 +142,9 @@ class PayloadHandler {
   enum class Scalar { kNull, kString, kUnsigned, kInteger, kFloat, kOther };
 
   bool inEvent() const { return inEventsArray_ && depth_ >= 3; }
-  std::string notObject() const { return fmt::format("events[{}] is not an object", events_.size()); }
+  std::string notObject() const {
+    return fmt::format("events[{}] is not an object", events_.size());
+  }
   bool fail(std::string why) {
     error_ = std::move(why);
     return false;
@@ -153,6 +160,15 @@ class PayloadHandler {
     if (topKey_ == "type") type_.clear();
     if (topKey_ == "next_due_ms") dueError_ = msError("next_due_ms");
     return true;
+  }
+
+  // An object or array as the value of an event member.
+  void nonScalarInEvent() {
+    if (eventKey_ == "occurred_ms") {
+      noteEventsError(msError(fmt::format("events[{}].occurred_ms", events_.size() - 1)));
+    } else if (eventKey_ == "array" || eventKey_ == "code" || eventKey_ == "severity") {
+      noteEventsError(fmt::format("events[{}].{} must be a string", events_.size() - 1, eventKey_));
+    }
   }
 
   static std::string msError(std::string_view where) {
@@ -353,11 +369,11 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, std::
 
   auto created = static_cast<std::int64_t>(std::min(header->createdMs, kInt64Max));
   if (nowMs - created > window_.maxAgeMs) {
-    return refuse(422, "stale",
-                  fmt::format("created_ms {} is {} days before the home's clock; the window is "
-                              "{} days",
-                              created, (nowMs - created) / 86'400'000,
-                              window_.maxAgeMs / 86'400'000));
+    return refuse(
+        422, "stale",
+        fmt::format("created_ms {} is {} days before the home's clock; the window is "
+                    "{} days",
+                    created, (nowMs - created) / 86'400'000, window_.maxAgeMs / 86'400'000));
   }
   if (created - nowMs > window_.maxAheadMs) {
     return refuse(422, "future",

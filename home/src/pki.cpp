@@ -135,7 +135,8 @@ struct CertSpec {
 Status addExtension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
   ExtPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
-    return opensslFail("crypto", fmt::format("certificate extension {}={}", OBJ_nid2sn(nid), value));
+    return opensslFail("crypto",
+                       fmt::format("certificate extension {}={}", OBJ_nid2sn(nid), value));
   return {};
 }
 
@@ -294,8 +295,8 @@ Status initState(const InitOptions& options) {
   StatePaths paths(options.state);
   auto san = subjectAltNames(options.names);
   if (!san) return std::unexpected(san.error());
-  if (anyExists({paths.caKey(), paths.caCert(), paths.serverKey(), paths.hpkeKey(),
-                 paths.database()})) {
+  if (anyExists(
+          {paths.caKey(), paths.caCert(), paths.serverKey(), paths.hpkeKey(), paths.database()})) {
     return fail("already_initialized",
                 fmt::format("{}: already holds a pass-home state (ca.key, home.db, ...); "
                             "refusing to overwrite it",
@@ -349,11 +350,13 @@ Status initState(const InitOptions& options) {
 
 Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& options) {
   StatePaths paths(state);
-  for (auto [flag, value] : {std::pair{"--customer", &options.customer},
-                             std::pair{"--site", &options.site}}) {
-    if (auto ok = checkNameField(flag, *value, kMaxNameLength); !ok) return std::unexpected(ok.error());
+  for (auto [flag, value] :
+       {std::pair{"--customer", &options.customer}, std::pair{"--site", &options.site}}) {
+    if (auto ok = checkNameField(flag, *value, kMaxNameLength); !ok)
+      return std::unexpected(ok.error());
   }
-  if (auto ok = checkNameField("--agent", options.name, 200); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkNameField("--agent", options.name, 200); !ok)
+    return std::unexpected(ok.error());
   std::vector<std::string> endpoints = options.endpoints;
   if (endpoints.empty()) endpoints.emplace_back(kDefaultEndpoint);
   for (const auto& url : endpoints) {

@@ -8,18 +8,16 @@
 #include <unordered_map>
 #include <variant>
 
-#include <boost/asio/bind_executor.hpp>
+#include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "pass/home/group_commit.hpp"
@@ -36,6 +34,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using Json = nlohmann::ordered_json;
+using Loop = net::io_context;
+using WorkGuard = net::executor_work_guard<Loop::executor_type>;
 
 constexpr std::string_view kEnvelopePath = "/v1/envelopes";
 constexpr std::size_t kFirstRead = 4096;
@@ -65,18 +65,29 @@ bool isEnvelopeContentType(std::string_view value) {
 
 class Session;
 
-// Everything the sessions share. The counters and the session registry are declared before
-// the io_context: sessions destroyed together with it deregister themselves here.
+// Everything the sessions share. One event loop per I/O thread, each run by exactly one
+// thread: a connection lives on one loop, so its handlers never need a strand, and a handler
+// posted by the loop's own thread never wakes another one. Loop 0 also owns the acceptor,
+// the timers and the signals.
+//
+// The counters and the session registry are declared before the loops: sessions destroyed
+// together with a loop deregister themselves here.
 struct ServerCore {
-  ServerCore(const ServerOptions& o, Logger& l)
-      : options(o),
-        log(l),
-        control(net::make_strand(ioc)),
-        acceptor(control),
-        statsTimer(control),
-        forceTimer(control),
-        acceptRetry(control),
-        signals(control) {}
+  ServerCore(const ServerOptions& o, Logger& l) : options(o), log(l) {
+    auto n = std::max(1u, options.threads);
+    for (unsigned i = 0; i < n; ++i) {
+      // Concurrency hint 1: each loop is run by a single thread.
+      loops.push_back(std::make_unique<Loop>(1));
+      guards.emplace_back(loops.back()->get_executor());
+    }
+    acceptor.emplace(*loops[0]);
+    statsTimer.emplace(*loops[0]);
+    forceTimer.emplace(*loops[0]);
+    acceptRetry.emplace(*loops[0]);
+    signals.emplace(*loops[0]);
+  }
+
+  Loop& control() { return *loops[0]; }
 
   ServerOptions options;
   Logger& log;
@@ -89,21 +100,23 @@ struct ServerCore {
   std::atomic<std::uint64_t> rejectedUnlogged{0};
   std::atomic<std::int64_t> lastRejectLogMs{0};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> loopsDone{false};
   std::mutex sessionsMutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   std::unique_ptr<AgentDirectory> directory;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<GroupCommitter> committer;
   std::uint16_t port = 0;
+  std::size_t nextLoop = 0;
 
-  net::io_context ioc;
   ssl::context tls{ssl::context::tls_server};
-  net::strand<net::io_context::executor_type> control;
-  tcp::acceptor acceptor;
-  net::steady_timer statsTimer;
-  net::steady_timer forceTimer;
-  net::steady_timer acceptRetry;
-  net::signal_set signals;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::vector<WorkGuard> guards;  // keep idle loops running until stop
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> statsTimer;
+  std::optional<net::steady_timer> forceTimer;
+  std::optional<net::steady_timer> acceptRetry;
+  std::optional<net::signal_set> signals;
 
   void accept();
   void onAccept(beast::error_code ec, tcp::socket socket);
@@ -113,7 +126,19 @@ struct ServerCore {
   void beginStop();
   void registerSession(const std::shared_ptr<Session>& session);
   void sessionClosed(Session* session);
-  void runLoop();
+  void runLoop(Loop& loop);
+  void stopLoops() {
+    for (auto& loop : loops) loop->stop();
+  }
+  void destroyHandlers() {
+    // Destroying the I/O objects before the loops keeps the order Asio expects.
+    signals.reset();
+    acceptRetry.reset();
+    forceTimer.reset();
+    statsTimer.reset();
+    acceptor.reset();
+    guards.clear();
+  }
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -124,11 +149,11 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() { core_.sessionClosed(this); }
 
   void start() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::onStart, shared_from_this()));
+    net::post(stream_.get_executor(),
+              beast::bind_front_handler(&Session::onStart, shared_from_this()));
   }
 
-  /// Posted to the session's strand when the server stops: ends a connection that is only
+  /// Posted to the session's loop when the server stops: ends a connection that is only
   /// waiting; one inside a request is answered first.
   void onServerStop() {
     if (cancellable_) lowest().cancel();
@@ -166,8 +191,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void waitForRequest() {
     if (core_.stopping.load()) return;
-    if (buffer_.size() > 0) return readHeader();
-    // Idle keep-alive: wait for the first byte with the idle timeout; the request itself then
+    parser_.emplace();
+    parser_->body_limit(core_.options.maxBody);
+    parser_->eager(true);
+    headerChecked_ = false;
+    if (buffer_.size() > 0) {
+      lowest().expires_after(core_.options.readTimeout);
+      return parseBuffered();
+    }
+    // Idle keep-alive: wait for the first bytes with the idle timeout; the request itself then
     // has the read timeout.
     cancellable_ = true;
     lowest().expires_after(core_.options.idleTimeout);
@@ -182,15 +214,31 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     buffer_.commit(n);
-    readHeader();
+    lowest().expires_after(core_.options.readTimeout);
+    parseBuffered();
   }
 
-  void readHeader() {
-    parser_.emplace();
-    parser_->body_limit(core_.options.maxBody);
-    lowest().expires_after(core_.options.readTimeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::onHeader, shared_from_this()));
+  // Parses what is already buffered without another asynchronous read: a small envelope
+  // usually arrives whole with its first bytes, and every extra asynchronous step costs a trip
+  // through the event loop.
+  void parseBuffered() {
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      auto used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec || used == 0) break;
+    }
+    if (handleReadError(ec)) return;
+    if (!parser_->is_header_done()) {
+      http::async_read_header(stream_, buffer_, *parser_,
+                              beast::bind_front_handler(&Session::onHeader, shared_from_this()));
+      return;
+    }
+    onHeader({}, 0);
   }
 
   // True when the error ended the exchange; answers what deserves an answer.
@@ -209,8 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return true;
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
-      refuse(400, "bad_request", fmt::format("malformed HTTP request: {}", ec.message()), {},
-             true);
+      refuse(400, "bad_request", fmt::format("malformed HTTP request: {}", ec.message()), {}, true);
       return true;
     }
     core_.log.debug("connection_error", {{"peer", peerAddress_}, {"reason", ec.message()}});
@@ -219,36 +266,48 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onHeader(beast::error_code ec, std::size_t) {
     if (handleReadError(ec)) return;
+    if (!headerChecked_) {
+      headerChecked_ = true;
+      if (!checkHeader()) return;
+    }
+    if (parser_->is_done()) return onBody({}, 0);
+    readBody();
+  }
+
+  // The checks that need only the header. False when the request was answered.
+  bool checkHeader() {
     auto& req = parser_->get();
     version_ = req.version();
     keepAlive_ = req.keep_alive();
-    // What is refused before the body is read ends the connection: the body is still unread.
-    bool done = parser_->is_done();
+    // A refusal before the body was read ends the connection: the unread body is in the way.
+    bool bodyPending = !parser_->is_done();
     if (std::string_view(req.target()) != kEnvelopePath) {
-      return refuse(404, "not_found",
-                    fmt::format("no such resource '{}'; envelopes go to POST {}",
-                                std::string_view(req.target()), kEnvelopePath),
-                    {}, !done);
+      refuse(404, "not_found",
+             fmt::format("no such resource '{}'; envelopes go to POST {}",
+                         std::string_view(req.target()), kEnvelopePath),
+             {}, bodyPending);
+      return false;
     }
     if (req.method() != http::verb::post) {
-      return refuse(405, "method_not_allowed",
-                    fmt::format("{} is not allowed on {}; use POST",
-                                std::string_view(req.method_string()), kEnvelopePath),
-                    {}, !done);
+      refuse(405, "method_not_allowed",
+             fmt::format("{} is not allowed on {}; use POST", std::string_view(req.method_string()),
+                         kEnvelopePath),
+             {}, bodyPending);
+      return false;
     }
     if (!isEnvelopeContentType(req[http::field::content_type])) {
-      return refuse(415, "unsupported_media_type",
-                    fmt::format("Content-Type '{}' is not {}",
-                                std::string_view(req[http::field::content_type]),
-                                kEnvelopeContentType),
-                    {}, !done);
+      refuse(415, "unsupported_media_type",
+             fmt::format("Content-Type '{}' is not {}",
+                         std::string_view(req[http::field::content_type]), kEnvelopeContentType),
+             {}, bodyPending);
+      return false;
     }
-    if (!done && beast::iequals(req[http::field::expect], "100-continue")) {
+    if (bodyPending && beast::iequals(req[http::field::expect], "100-continue")) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        beast::bind_front_handler(&Session::onContinue, shared_from_this()));
-      return;
+      return false;
     }
-    readBody();
+    return true;
   }
 
   void onContinue(beast::error_code ec, std::size_t) {
@@ -263,8 +322,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onBody(beast::error_code ec, std::size_t) {
     if (handleReadError(ec)) return;
-    auto outcome =
-        core_.ingest->check(asBytes(parser_->get().body()), peer_, nowMs());
+    auto outcome = core_.ingest->check(asBytes(parser_->get().body()), peer_, nowMs());
     context_ = std::move(outcome.context);
     if (auto* refusal = std::get_if<Refusal>(&outcome.result)) {
       return refuse(refusal->status, refusal->code, refusal->detail, context_, false);
@@ -284,16 +342,16 @@ class Session : public std::enable_shared_from_this<Session> {
     events_ = checked.record.events.size();
     parser_.reset();  // the record owns what is needed; free the body while we wait
     lowest().expires_never();
-    // The work guard keeps the io_context running until the answer is posted back.
+    // The work guard keeps the loop running until the answer is posted back.
     auto work = net::make_work_guard(stream_.get_executor());
-    core_.committer->submit(CommitJob{
-        std::move(checked.record),
-        [self = shared_from_this(), work = std::move(work)](Result<CommitResult> result) {
-          auto ex = self->stream_.get_executor();
-          net::post(ex, [self, result = std::move(result)]() mutable {
-            self->onCommitted(std::move(result));
-          });
-        }});
+    core_.committer->submit(
+        CommitJob{std::move(checked.record),
+                  [self = shared_from_this(), work = std::move(work)](Result<CommitResult> result) {
+                    auto ex = self->stream_.get_executor();
+                    net::post(ex, [self, result = std::move(result)]() mutable {
+                      self->onCommitted(std::move(result));
+                    });
+                  }});
   }
 
   void onCommitted(Result<CommitResult> result) {
@@ -307,11 +365,11 @@ class Session : public std::enable_shared_from_this<Session> {
                                                              {"events", events_},
                                                              {"peer", peerAddress_}});
     }
-    respond(http::status::ok,
-            Json{{"status", duplicate ? "duplicate" : "accepted"},
-                 {"agent", context_.agent},
-                 {"seq", *context_.seq}},
-            false);
+    // The agent id is formatUuid() output, nothing to escape: no JSON object needed.
+    respondText(http::status::ok,
+                fmt::format(R"({{"status":"{}","agent":"{}","seq":{}}})",
+                            duplicate ? "duplicate" : "accepted", context_.agent, *context_.seq),
+                false);
   }
 
   // 503: the agent keeps the envelope and retries. A failed batch is logged by the writer.
@@ -337,13 +395,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void respond(http::status status, const Json& body, bool close) {
+    respondText(status, dumpJson(body), close);
+  }
+
+  void respondText(http::status status, std::string body, bool close) {
     response_ = {};
     response_.version(version_ ? version_ : 11);
     response_.result(status);
     response_.set(http::field::content_type, "application/json");
     if (status == http::status::method_not_allowed) response_.set(http::field::allow, "POST");
     response_.keep_alive(keepAlive_ && !close && !core_.stopping.load());
-    response_.body() = dumpJson(body);
+    response_.body() = std::move(body);
     response_.prepare_payload();
     lowest().expires_after(core_.options.readTimeout);
     http::async_write(stream_, response_,
@@ -361,8 +423,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void shutdown() {
-    lowest().expires_after(std::min<std::chrono::milliseconds>(core_.options.readTimeout,
-                                                                std::chrono::seconds(5)));
+    lowest().expires_after(
+        std::min<std::chrono::milliseconds>(core_.options.readTimeout, std::chrono::seconds(5)));
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
   }
 
@@ -376,26 +438,26 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool keepAlive_ = true;
   bool cancellable_ = false;
+  bool headerChecked_ = false;
   RefusalContext context_;
   std::string type_;
   std::size_t events_ = 0;
 };
 
 void ServerCore::accept() {
-  acceptor.async_accept(net::make_strand(ioc),
-                        net::bind_executor(control, [this](beast::error_code ec,
-                                                           tcp::socket socket) {
-                          onAccept(ec, std::move(socket));
-                        }));
+  // Connections are spread over the loops in turn; the accept itself runs on loop 0.
+  auto& loop = *loops[nextLoop++ % loops.size()];
+  acceptor->async_accept(
+      loop, [this](beast::error_code ec, tcp::socket socket) { onAccept(ec, std::move(socket)); });
 }
 
 void ServerCore::onAccept(beast::error_code ec, tcp::socket socket) {
-  if (stopping.load() || !acceptor.is_open()) return;
+  if (stopping.load() || !acceptor->is_open()) return;
   if (ec) {
     // Typically EMFILE: back off briefly instead of spinning on the error.
     log.error("accept_failed", {{"reason", ec.message()}});
-    acceptRetry.expires_after(std::chrono::milliseconds(100));
-    acceptRetry.async_wait([this](beast::error_code waitEc) {
+    acceptRetry->expires_after(std::chrono::milliseconds(100));
+    acceptRetry->async_wait([this](beast::error_code waitEc) {
       if (!waitEc && !stopping.load()) accept();
     });
     return;
@@ -425,14 +487,14 @@ void ServerCore::rejectConnection(tcp::socket& socket, const std::string& peer) 
   if (now - lastRejectLogMs.load() < 1000) return;
   lastRejectLogMs.store(now);
   rejectedUnlogged.store(0);
-  log.warning("connection_limit", {{"peer", peer},
-                                   {"max_connections", options.maxConnections},
-                                   {"rejected", unlogged}});
+  log.warning(
+      "connection_limit",
+      {{"peer", peer}, {"max_connections", options.maxConnections}, {"rejected", unlogged}});
 }
 
 void ServerCore::scheduleStats() {
-  statsTimer.expires_after(options.statsInterval);
-  statsTimer.async_wait([this](beast::error_code ec) {
+  statsTimer->expires_after(options.statsInterval);
+  statsTimer->async_wait([this](beast::error_code ec) {
     if (ec || stopping.load()) return;
     logStats("stats");
     scheduleStats();
@@ -449,14 +511,15 @@ void ServerCore::logStats(std::string_view event) {
                    {"batches", committer->batches()}});
 }
 
+// Runs on loop 0.
 void ServerCore::beginStop() {
   if (stopping.exchange(true)) return;
   log.info("stopping", {{"open_connections", open.load()}});
   beast::error_code ignored;
-  acceptor.close(ignored);
-  statsTimer.cancel();
-  acceptRetry.cancel();
-  signals.cancel();
+  acceptor->close(ignored);
+  statsTimer->cancel();
+  acceptRetry->cancel();
+  signals->cancel();
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(sessionsMutex);
@@ -465,12 +528,14 @@ void ServerCore::beginStop() {
     }
   }
   for (auto& s : live) net::post(s->executor(), [s] { s->onServerStop(); });
+  // Loops now end when their last connection does.
+  for (auto& guard : guards) guard.reset();
   if (open.load() == 0) return;
-  forceTimer.expires_after(options.drainTimeout);
-  forceTimer.async_wait([this](beast::error_code ec) {
+  forceTimer->expires_after(options.drainTimeout);
+  forceTimer->async_wait([this](beast::error_code ec) {
     if (ec) return;
     log.warning("drain_timeout", {{"open_connections", open.load()}});
-    ioc.stop();
+    stopLoops();
   });
 }
 
@@ -485,15 +550,17 @@ void ServerCore::sessionClosed(Session* session) {
     sessions.erase(session);
   }
   auto left = open.fetch_sub(1) - 1;
-  if (left == 0 && stopping.load() && !ioc.stopped()) {
-    net::post(control, [this] { forceTimer.cancel(); });
+  if (left == 0 && stopping.load() && !loopsDone.load()) {
+    net::post(control(), [this] {
+      if (forceTimer) forceTimer->cancel();
+    });
   }
 }
 
-void ServerCore::runLoop() {
+void ServerCore::runLoop(Loop& loop) {
   while (true) {
     try {
-      ioc.run();
+      loop.run();
       return;
     } catch (const std::exception& e) {
       // A handler threw (e.g. bad_alloc): that connection is lost, the server goes on.
@@ -536,9 +603,11 @@ Status parseListen(std::string_view text, ServerOptions& options) {
 struct Server::Impl : ServerCore {
   using ServerCore::ServerCore;
   ~Impl() {
-    // Stop producing completions before the io_context and the sessions go away.
-    ioc.stop();
+    // Stop producing completions before the loops and the sessions go away.
+    stopLoops();
+    loopsDone.store(true);
     if (committer) committer->stop();
+    destroyHandlers();
   }
 };
 
@@ -560,10 +629,12 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
 
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
-  if (ec) return fail("usage.listen", fmt::format("--listen: '{}' is not an IP address", options.host));
+  if (ec) {
+    return fail("usage.listen", fmt::format("--listen: '{}' is not an IP address", options.host));
+  }
   tcp::endpoint endpoint(address, options.port);
   auto where = fmt::format("{}:{}", options.host, options.port);
-  auto& acceptor = impl->acceptor;
+  auto& acceptor = *impl->acceptor;
   if (acceptor.open(endpoint.protocol(), ec); ec)
     return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
   acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -573,7 +644,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
     return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
   impl->port = acceptor.local_endpoint(ec).port();
 
-  impl->committer = std::make_unique<GroupCommitter>(std::move(*writer), options.maxBatch, log);
+  impl->committer = std::make_unique<GroupCommitter>(std::move(*writer), options.maxBatch, log,
+                                                     options.commitLinger);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -582,22 +654,21 @@ std::uint16_t Server::port() const { return impl_->port; }
 Status Server::run(bool handleSignals) {
   auto& core = *impl_;
   if (!core.options.portFile.empty()) {
-    auto written =
-        platform::writeFileAtomic(core.options.portFile, fmt::format("{}\n", core.port));
+    auto written = platform::writeFileAtomic(core.options.portFile, fmt::format("{}\n", core.port));
     if (!written) return written;
   }
   core.log.info("listening", {{"address", core.options.host},
                               {"port", core.port},
-                              {"threads", core.options.threads},
+                              {"threads", core.loops.size()},
                               {"max_connections", core.options.maxConnections},
                               {"max_body", core.options.maxBody}});
-  net::post(core.control, [&core, handleSignals] {
+  net::post(core.control(), [&core, handleSignals] {
     if (core.stopping.load()) return;
     if (handleSignals) {
       beast::error_code ignored;
-      core.signals.add(SIGINT, ignored);
-      core.signals.add(SIGTERM, ignored);
-      core.signals.async_wait([&core](beast::error_code ec, int signal) {
+      core.signals->add(SIGINT, ignored);
+      core.signals->add(SIGTERM, ignored);
+      core.signals->async_wait([&core](beast::error_code ec, int signal) {
         if (ec) return;
         core.log.info("signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
         core.beginStop();
@@ -607,24 +678,25 @@ Status Server::run(bool handleSignals) {
     core.scheduleStats();
   });
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < std::max(1u, core.options.threads); ++i) {
-    threads.emplace_back([&core] { core.runLoop(); });
+  for (std::size_t i = 1; i < core.loops.size(); ++i) {
+    threads.emplace_back([&core, i] { core.runLoop(*core.loops[i]); });
   }
-  core.runLoop();
+  core.runLoop(core.control());
   for (auto& t : threads) t.join();
+  core.loopsDone.store(true);
   core.committer->stop();
   core.logStats("stopped");
   return {};
 }
 
 void Server::stop() {
-  net::post(impl_->control, [core = impl_.get()] { core->beginStop(); });
+  net::post(impl_->control(), [core = impl_.get()] { core->beginStop(); });
 }
 
 ServerStats Server::stats() const {
   const auto& c = *impl_;
-  return ServerStats{c.accepted.load(), c.duplicates.load(),   c.refused.load(),
-                     c.storeErrors.load(), c.open.load(),       c.rejected.load(),
+  return ServerStats{c.accepted.load(),     c.duplicates.load(), c.refused.load(),
+                     c.storeErrors.load(),  c.open.load(),       c.rejected.load(),
                      c.committer->batches()};
 }
 

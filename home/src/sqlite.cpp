@@ -39,7 +39,7 @@ Statement& Statement::bind(int index, std::int64_t value) {
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-  sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
   return *this;
 }
 
@@ -52,7 +52,7 @@ Statement& Statement::bind(int index, const std::optional<std::string>& text) {
 }
 
 Statement& Statement::bindBlob(int index, ByteView blob) {
-  sqlite3_bind_blob64(stmt_, index, blob.data(), blob.size(), SQLITE_TRANSIENT);
+  sqlite3_bind_blob64(stmt_, index, blob.data(), blob.size(), SQLITE_STATIC);
   return *this;
 }
 
@@ -86,9 +86,7 @@ bool Statement::isNull(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
 
-std::int64_t Statement::columnInt(int column) const {
-  return sqlite3_column_int64(stmt_, column);
-}
+std::int64_t Statement::columnInt(int column) const { return sqlite3_column_int64(stmt_, column); }
 
 std::optional<std::int64_t> Statement::columnOptInt(int column) const {
   if (isNull(column)) return std::nullopt;

@@ -26,10 +26,13 @@ class Statement {
   ~Statement();
 
   // Parameters are 1-based, as in SQLite. Binding cannot fail for the sizes we bind (the
-  // request body limit keeps every value far below SQLITE_MAX_LENGTH).
+  // request body limit keeps every value far below SQLITE_MAX_LENGTH). Text and blobs are
+  // bound without a copy: they must outlive the next step()/run().
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view text);
-  Statement& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }
+  Statement& bind(int index, const std::string& text) {
+    return bind(index, std::string_view(text));
+  }
   Statement& bind(int index, const std::optional<std::int64_t>& value);
   Statement& bind(int index, const std::optional<std::string>& text);
   Statement& bindBlob(int index, ByteView blob);

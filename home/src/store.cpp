@@ -16,6 +16,11 @@ using sqlite::Transaction;
 
 // Migration N (1-based) brings user_version from N-1 to N. Append only; never edit a shipped
 // entry.
+//
+// heartbeats and events have no key of their own: a row is written only for a new envelope,
+// whose (agent_id, seq) the envelopes key keeps unique. Without a key their rows are appended
+// in arrival order; a key clustered by agent would dirty one page per agent in every commit,
+// which on a busy home multiplies what each COMMIT writes and syncs.
 constexpr std::array<std::string_view, 1> kMigrations = {
     R"sql(
 CREATE TABLE agents (
@@ -31,7 +36,7 @@ CREATE TABLE agents (
   last_envelope_ms INTEGER,
   last_heartbeat_ms INTEGER,
   next_heartbeat_due_ms INTEGER
-);
+) WITHOUT ROWID;
 CREATE TABLE envelopes (
   agent_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -48,9 +53,8 @@ CREATE TABLE heartbeats (
   sent_ms INTEGER NOT NULL,
   received_ms INTEGER NOT NULL,
   next_due_ms INTEGER,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (agent_id, seq)
-) WITHOUT ROWID;
+  payload TEXT NOT NULL
+);
 CREATE TABLE events (
   agent_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -59,9 +63,8 @@ CREATE TABLE events (
   code TEXT,
   severity TEXT,
   occurred_ms INTEGER,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (agent_id, seq, idx)
-) WITHOUT ROWID;
+  payload TEXT NOT NULL
+);
 )sql",
 };
 
@@ -80,6 +83,9 @@ struct Store::Impl {
   std::optional<Statement> updateAgentSeq;
   std::optional<Statement> updateAgentHeartbeat;
   std::optional<Statement> selectAuth;
+  std::optional<Statement> begin;
+  std::optional<Statement> commit;
+  std::optional<Statement> rollback;
 
   // Prepared once per connection: preparing costs more than running these statements.
   Result<Statement*> statement(std::optional<Statement>& slot, std::string_view sql) {
@@ -163,8 +169,8 @@ Store& Store::operator=(Store&&) noexcept = default;
 Store::~Store() = default;
 
 Result<Store> Store::open(const std::filesystem::path& file, Mode mode) {
-  auto db = Database::open(file, mode == Mode::kCreate ? Database::Mode::kCreate
-                                                       : Database::Mode::kOpenExisting);
+  auto db = Database::open(
+      file, mode == Mode::kCreate ? Database::Mode::kCreate : Database::Mode::kOpenExisting);
   if (!db) return propagate(db);
   auto impl = std::make_unique<Impl>();
   impl->db = std::move(*db);
@@ -191,8 +197,8 @@ Status Store::addAgent(const NewAgent& agent) {
   stmt->bindBlob(5, agent.signKey).bind(6, agent.certSerial).bind(7, agent.enrolledMs);
   if (auto done = stmt->run(); !done) return done;
   if (impl_->db.changes() == 0) {
-    return fail("agent_exists", fmt::format("{}: agent {} is already enrolled", impl_->db.file(),
-                                            agent.id));
+    return fail("agent_exists",
+                fmt::format("{}: agent {} is already enrolled", impl_->db.file(), agent.id));
   }
   return {};
 }
@@ -213,8 +219,8 @@ Result<std::optional<AgentAuth>> Store::agentAuth(std::string_view agentId) {
 }
 
 Status Store::revokeAgent(std::string_view agentId, std::int64_t nowMs) {
-  auto stmt = impl_->db.prepare(
-      "UPDATE agents SET revoked_ms = coalesce(revoked_ms, ?1) WHERE id = ?2");
+  auto stmt =
+      impl_->db.prepare("UPDATE agents SET revoked_ms = coalesce(revoked_ms, ?1) WHERE id = ?2");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, nowMs).bind(2, agentId);
   if (auto done = stmt->run(); !done) return done;
@@ -281,13 +287,25 @@ Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::st
 }
 
 Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* const> batch) {
-  auto tx = Transaction::beginImmediate(impl_->db);
-  if (!tx) return propagate(tx);
-  auto insert = impl_->statement(
-      impl_->insertEnvelope,
+  auto& impl = *impl_;
+  // Prepared once: BEGIN and COMMIT run for every batch.
+  auto begin = impl.statement(impl.begin, "BEGIN IMMEDIATE");
+  if (!begin) return propagate(begin);
+  auto commit = impl.statement(impl.commit, "COMMIT");
+  if (!commit) return propagate(commit);
+  auto rollback = impl.statement(impl.rollback, "ROLLBACK");
+  if (!rollback) return propagate(rollback);
+  auto insert = impl.statement(
+      impl.insertEnvelope,
       "INSERT OR IGNORE INTO envelopes (agent_id, seq, created_ms, received_ms, type, size, "
       "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!insert) return propagate(insert);
+
+  if (auto begun = (*begin)->run(); !begun) return std::unexpected(begun.error());
+  auto abort = [&](const Error& error) -> std::unexpected<Error> {
+    (void)(*rollback)->run();
+    return std::unexpected(error);
+  };
   std::vector<CommitResult> results;
   results.reserve(batch.size());
   for (const EnvelopeRecord* r : batch) {
@@ -295,15 +313,16 @@ Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* 
     s.bind(1, r->agentId).bind(2, static_cast<std::int64_t>(r->seq)).bind(3, r->createdMs);
     s.bind(4, r->receivedMs).bind(5, r->type).bind(6, static_cast<std::int64_t>(r->size));
     s.bind(7, r->payload);
-    if (auto done = s.run(); !done) return std::unexpected(done.error());
-    if (impl_->db.changes() == 0) {
+    if (auto done = s.run(); !done) return abort(done.error());
+    if (impl.db.changes() == 0) {
       results.push_back(CommitResult::kDuplicate);
       continue;
     }
-    if (auto done = impl_->storeNew(*r); !done) return std::unexpected(done.error());
+    if (auto done = impl.storeNew(*r); !done) return abort(done.error());
     results.push_back(CommitResult::kAccepted);
   }
-  if (auto done = tx->commit(); !done) return std::unexpected(done.error());
+  // A failed COMMIT may leave the transaction open; ROLLBACK then ends it.
+  if (auto done = (*commit)->run(); !done) return abort(done.error());
   return results;
 }
 

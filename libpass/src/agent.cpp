@@ -172,10 +172,9 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
   auto state = loadState(stateFile);
   if (!state) return std::unexpected(state.error());
 
-  auto impl = std::unique_ptr<Impl>(new Impl{cfg, std::move(clock), std::move(*lock),
-                                             std::move(*signKey), std::move(*homeKey),
-                                             std::move(*seq), std::move(*spool),
-                                             std::move(*transport), std::move(*state), stateFile});
+  auto impl = std::unique_ptr<Impl>(new Impl{
+      cfg, std::move(clock), std::move(*lock), std::move(*signKey), std::move(*homeKey),
+      std::move(*seq), std::move(*spool), std::move(*transport), std::move(*state), stateFile});
   return Agent(std::move(impl));
 }
 

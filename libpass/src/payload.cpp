@@ -8,7 +8,8 @@ namespace {
 constexpr std::size_t kQuarantineListed = 20;
 
 nlohmann::json common(std::string_view type, std::uint64_t sentMs) {
-  return {{"schema", kSchema}, {"type", type}, {"agent_version", PASS_VERSION}, {"sent_ms", sentMs}};
+  return {
+      {"schema", kSchema}, {"type", type}, {"agent_version", PASS_VERSION}, {"sent_ms", sentMs}};
 }
 
 }  // namespace

@@ -34,10 +34,10 @@ struct Fixture {
   Fixture() {
     REQUIRE(initState(InitOptions{dir / "state", {}}).has_value());
     auto enrolled = enrollAgent(dir / "state", EnrollOptions{.customer = "Acme",
-                                                            .site = "Berlin",
-                                                            .name = "vsp",
-                                                            .out = dir / "bundle",
-                                                            .endpoints = {}});
+                                                             .site = "Berlin",
+                                                             .name = "vsp",
+                                                             .out = dir / "bundle",
+                                                             .endpoints = {}});
     REQUIRE(enrolled.has_value());
     agent = *enrolled;
     sign = std::make_unique<Ed25519Key>(
@@ -230,4 +230,32 @@ TEST_CASE("parsePayload keeps what the agent sent and stores missing fields as N
   auto heartbeat = parsePayload(R"({"schema":1,"type":"heartbeat"})");
   REQUIRE(heartbeat.has_value());
   CHECK_FALSE(heartbeat->nextDueMs.has_value());
+}
+
+TEST_CASE("each event's payload is the event's own text, whatever the spacing") {
+  auto parsed = parsePayload(
+      "{ \"events\" : [ { \"code\" : \"a\" ,\"n\":1} ,\n{\"code\":\"b\",\"x\":[1,{\"y\":2}]}"
+      ",{\"code\":\"c\",\"n\":2.5}], \"type\":\"report\", \"schema\" : 1 }");
+  REQUIRE_MESSAGE(parsed.has_value(), (parsed ? "" : parsed.error()));
+  REQUIRE(parsed->events.size() == 3);
+  CHECK(parsed->events[0].payload == R"({ "code" : "a" ,"n":1})");
+  CHECK(parsed->events[1].payload == R"({"code":"b","x":[1,{"y":2}]})");
+  CHECK(parsed->events[2].payload == R"({"code":"c","n":2.5})");
+  CHECK(parsed->events[2].code == "c");
+
+  // Fields inside nested objects are not the event's own; a repeated key counts once.
+  auto nested = parsePayload(
+      R"({"schema":1,"type":"report","events":[{"detail":{"code":"inner"}}],"events":[{"code":"x"},{"code":"y"}]})");
+  REQUIRE(nested.has_value());
+  REQUIRE(nested->events.size() == 2);
+  CHECK(nested->events[0].code == "x");
+
+  auto trailing = parsePayload(R"({"schema":1,"type":"test"} x)");
+  REQUIRE_FALSE(trailing.has_value());
+  CHECK(trailing.error() == "the payload is not valid JSON");
+  auto notObject = parsePayload(R"("just a string")");
+  REQUIRE_FALSE(notObject.has_value());
+  CHECK(notObject.error() == "the payload is not a JSON object");
+  // Fields that only another type uses do not make a payload invalid.
+  CHECK(parsePayload(R"({"schema":1,"type":"test","events":5,"next_due_ms":"soon"})").has_value());
 }

@@ -144,9 +144,8 @@ TEST_CASE("enroll writes exactly the six bundle files and the agent row") {
   REQUIRE_MESSAGE(agent.has_value(), (agent ? "" : agent.error().message));
   CHECK(agent->uuid == formatUuid(agent->id));
 
-  CHECK(filesIn(out) == std::vector<std::string>{"agent-sign.key", "agent-tls.crt",
-                                                 "agent-tls.key", "agent.xml", "home-ca.crt",
-                                                 "home-hpke.pub"});
+  CHECK(filesIn(out) == std::vector<std::string>{"agent-sign.key", "agent-tls.crt", "agent-tls.key",
+                                                 "agent.xml", "home-ca.crt", "home-hpke.pub"});
   CHECK(permissionsOf(out / "agent-sign.key") == kOwnerOnly);
   CHECK(permissionsOf(out / "agent-tls.key") == kOwnerOnly);
   CHECK(platform::readFile(out / "home-ca.crt").value() ==

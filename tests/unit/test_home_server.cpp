@@ -40,10 +40,10 @@ class Home {
   explicit Home(ServerOptions options = {}) {
     REQUIRE(initState(InitOptions{dir_ / "state", {}}).has_value());
     auto enrolled = enrollAgent(dir_ / "state", EnrollOptions{.customer = "Acme",
-                                                             .site = "Berlin",
-                                                             .name = "vsp",
-                                                             .out = dir_ / "bundle",
-                                                             .endpoints = {}});
+                                                              .site = "Berlin",
+                                                              .name = "vsp",
+                                                              .out = dir_ / "bundle",
+                                                              .endpoints = {}});
     REQUIRE(enrolled.has_value());
     agent_ = *enrolled;
     sign_ = std::make_unique<Ed25519Key>(
@@ -183,9 +183,8 @@ TEST_CASE("accepted, duplicate and refused answers on one keep-alive connection"
   Client client(home);
   auto first = client.post(home.seal(1));
   REQUIRE(first.result() == http::status::ok);
-  CHECK(bodyOf(first) == nlohmann::json{{"status", "accepted"},
-                                        {"agent", home.agent().uuid},
-                                        {"seq", 1}});
+  CHECK(bodyOf(first) ==
+        nlohmann::json{{"status", "accepted"}, {"agent", home.agent().uuid}, {"seq", 1}});
   CHECK(first[http::field::content_type] == "application/json");
   CHECK(first.keep_alive());
 
@@ -229,11 +228,21 @@ TEST_CASE("accepted, duplicate and refused answers on one keep-alive connection"
   CHECK(home.logged(R"("event":"accepted")"));  // debug level
 }
 
-TEST_CASE("requests refused before their body end the connection") {
+TEST_CASE("a request refused on its header alone ends the connection if its body is unread") {
   Home home;
+  auto headerOnly = [&](Client& client, std::string_view target, std::string_view type) {
+    http::request<http::vector_body<std::uint8_t>> req{http::verb::post, target, 11};
+    req.set(http::field::host, "localhost");
+    req.set(http::field::content_type, type);
+    req.body() = home.seal(1);
+    req.prepare_payload();
+    http::request_serializer<http::vector_body<std::uint8_t>> sr{req};
+    http::write_header(client.stream(), sr);
+    return client.read();
+  };
   {
     Client client(home);
-    auto res = client.post(home.seal(1), "/v2/other");
+    auto res = headerOnly(client, "/v2/other", kEnvelopeContentType);
     CHECK(res.result() == http::status::not_found);
     CHECK(bodyOf(res)["error"] == "not_found");
     CHECK_FALSE(res.keep_alive());
@@ -241,14 +250,23 @@ TEST_CASE("requests refused before their body end the connection") {
   }
   {
     Client client(home);
-    auto res = client.post(home.seal(1), "/v1/envelopes", http::verb::post, "text/plain");
+    auto res = headerOnly(client, "/v1/envelopes", "text/plain");
     CHECK(res.result() == http::status::unsupported_media_type);
     CHECK(bodyOf(res)["error"] == "unsupported_media_type");
+    CHECK_FALSE(res.keep_alive());
+  }
+  {
+    // A whole request that is refused leaves the connection usable.
+    Client client(home);
+    auto res = client.post(home.seal(1), "/v2/other");
+    CHECK(res.result() == http::status::not_found);
+    CHECK(res.keep_alive());
+    CHECK(client.post(home.seal(1)).result() == http::status::ok);
   }
   {
     // Parameters and case of the media type do not matter.
     Client client(home);
-    auto res = client.post(home.seal(1), "/v1/envelopes", http::verb::post,
+    auto res = client.post(home.seal(2), "/v1/envelopes", http::verb::post,
                            "Application/VND.pass.envelope.v1; charset=binary");
     CHECK(res.result() == http::status::ok);
   }
@@ -259,8 +277,8 @@ TEST_CASE("a body above --max-body is answered 413") {
   options.maxBody = 512;
   Home home(options);
   Client client(home);
-  auto res = client.post(home.seal(1, fmt::format(R"({{"schema":1,"type":"test","pad":"{}"}})",
-                                                  std::string(1000, 'x'))));
+  auto res = client.post(home.seal(
+      1, fmt::format(R"({{"schema":1,"type":"test","pad":"{}"}})", std::string(1000, 'x'))));
   CHECK(res.result() == http::status::payload_too_large);
   CHECK(bodyOf(res)["error"] == "too_large");
   CHECK(client.closedByServer());

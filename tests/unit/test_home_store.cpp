@@ -127,8 +127,7 @@ TEST_CASE("a commit stores each (agent, seq) once, within one batch and across b
   CHECK(raw.count("SELECT count(*) FROM events") == 8);
   CHECK(raw.count(fmt::format("SELECT count(*) FROM events WHERE agent_id = '{}' AND seq = 1",
                               kAgentA)) == 2);
-  CHECK(raw.count("SELECT count(*) FROM events WHERE code = '307081' AND severity = 'acute'") ==
-        4);
+  CHECK(raw.count("SELECT count(*) FROM events WHERE code = '307081' AND severity = 'acute'") == 4);
 
   auto agents = store.agents().value();
   REQUIRE(agents.size() == 2);
@@ -202,8 +201,8 @@ TEST_CASE("the group committer groups concurrent jobs and answers each after COM
   blocker.exec("COMMIT");
   {
     std::unique_lock lock(mutex);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30),
-                        [&] { return done == kThreads * kPerThread; }));
+    REQUIRE(
+        cv.wait_for(lock, std::chrono::seconds(30), [&] { return done == kThreads * kPerThread; }));
   }
   CHECK(accepted == kPerThread);
   CHECK(duplicates == (kThreads - 1) * kPerThread);

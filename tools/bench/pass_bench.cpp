@@ -79,8 +79,10 @@ std::string reportPayload(int events, std::uint64_t seq) {
                    {"text", fmt::format("DKC processor failure, seq {} event {}", seq, i)},
                    {"raw", "0123456789abcdef0123456789abcdef"}});
   }
-  nlohmann::json j = {{"schema", 1},          {"type", "report"},
-                      {"agent_version", PASS_VERSION}, {"sent_ms", nowMs()},
+  nlohmann::json j = {{"schema", 1},
+                      {"type", "report"},
+                      {"agent_version", PASS_VERSION},
+                      {"sent_ms", nowMs()},
                       {"array", {{"serial", "410123"}, {"family", "hitachi_svp"}}},
                       {"events", std::move(evs)}};
   return j.dump();
@@ -135,11 +137,10 @@ asio::awaitable<void> postAll(Agent& a, std::vector<double>& latenciesUs, int& f
     co_await http::async_write(*a.stream, req, asio::use_awaitable);
     http::response<http::string_body> res;
     co_await http::async_read(*a.stream, buffer, res, asio::use_awaitable);
-    latenciesUs.push_back(
-        std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-    if (res.result() != http::status::ok ||
-        res.body().find("\"accepted\"") == std::string::npos) {
-      if (++failures <= 3) std::cerr << "unexpected answer: " << res.result_int() << " " << res.body() << "\n";
+    latenciesUs.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (res.result() != http::status::ok || res.body().find("\"accepted\"") == std::string::npos) {
+      if (++failures <= 3)
+        std::cerr << "unexpected answer: " << res.result_int() << " " << res.body() << "\n";
     }
   }
 }
@@ -157,7 +158,9 @@ void cryptoCeiling(const Options& o, const fs::path& homeState, Agent& sample) {
   check(homeKey.has_value() && agentKey.has_value(), "cannot load keys for the crypto ceiling");
   auto verifyKey = pass::Ed25519Key::fromRawPublic(agentKey->rawPublic());
   pass::EnvelopeKeys keys;
-  keys.agentKey = [&](const pass::AgentId&) -> pass::Result<pass::Ed25519Key> { return *verifyKey; };
+  keys.agentKey = [&](const pass::AgentId&) -> pass::Result<pass::Ed25519Key> {
+    return *verifyKey;
+  };
   keys.homeKey = [&](const pass::KeyId&) -> pass::Result<pass::X25519Key> { return *homeKey; };
   pass::EnvelopeHeader h;
   h.agentId = sample.cfg.agentId;
@@ -179,8 +182,9 @@ void cryptoCeiling(const Options& o, const fs::path& homeState, Agent& sample) {
     }
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::cout << fmt::format("crypto ceiling (one core, verify + open, {}-event): {:.0f} envelopes/s\n",
-                           o.events, static_cast<double>(n) / secs);
+  std::cout << fmt::format(
+      "crypto ceiling (one core, verify + open, {}-event): {:.0f} envelopes/s\n", o.events,
+      static_cast<double>(n) / secs);
 }
 
 int benchmark(const Options& o) {
@@ -210,9 +214,10 @@ int benchmark(const Options& o) {
   std::vector<Agent> agents(static_cast<std::size_t>(o.agents));
   for (int i = 0; i < o.agents; ++i) {
     auto out = root / fmt::format("agent-{}", i);
-    runCommand(fmt::format("'{}' enroll --state '{}' --customer Bench --site Lab --agent a{} "
-                           "--out '{}' --endpoint https://127.0.0.1:{} >/dev/null",
-                           o.homeBin, homeState.string(), i, out.string(), port));
+    runCommand(
+        fmt::format("'{}' enroll --state '{}' --customer Bench --site Lab --agent a{} "
+                    "--out '{}' --endpoint https://127.0.0.1:{} >/dev/null",
+                    o.homeBin, homeState.string(), i, out.string(), port));
     auto& a = agents[static_cast<std::size_t>(i)];
     auto cfg = pass::loadAgentConfig(out / "agent.xml");
     check(cfg.has_value(), cfg ? "" : cfg.error().message);
@@ -238,7 +243,8 @@ int benchmark(const Options& o) {
   }
 
   asio::io_context io(1);
-  asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                             static_cast<unsigned short>(port));
   for (auto& a : agents) asio::co_spawn(io, connectAgent(a, ep), asio::detached);
   io.run();
   io.restart();
@@ -286,8 +292,9 @@ int main(int argc, char** argv) {
   Options o;
   po::options_description desc("pass-bench options");
   desc.add_options()("help,h", "show help")(
-      "home-bin", po::value(&o.homeBin)->default_value("build/dev/home/pass-home"), "pass-home binary")(
-      "agents", po::value(&o.agents)->default_value(32), "concurrent agents (connections)")(
+      "home-bin", po::value(&o.homeBin)->default_value("build/dev/home/pass-home"),
+      "pass-home binary")("agents", po::value(&o.agents)->default_value(32),
+                          "concurrent agents (connections)")(
       "envelopes", po::value(&o.envelopes)->default_value(400), "envelopes per agent")(
       "events", po::value(&o.events)->default_value(1), "events per envelope")(
       "home-threads", po::value(&o.homeThreads)->default_value(2), "pass-home --threads")(

@@ -37,11 +37,11 @@ std::string_view toString(Delivery d);
 
 struct DeliveryResult {
   Delivery delivery = Delivery::kRetry;
-  long httpStatus = 0;     // 0 when no HTTP answer arrived
-  std::string endpoint;    // the endpoint that gave this answer (last one tried on kRetry)
-  std::string body;        // the answer body as received
-  std::string errorCode;   // "error" of a 4xx JSON body, or a transport code like "tls"
-  std::string detail;      // human-readable: the "detail" of the answer or curl's message
+  long httpStatus = 0;    // 0 when no HTTP answer arrived
+  std::string endpoint;   // the endpoint that gave this answer (last one tried on kRetry)
+  std::string body;       // the answer body as received
+  std::string errorCode;  // "error" of a 4xx JSON body, or a transport code like "tls"
+  std::string detail;     // human-readable: the "detail" of the answer or curl's message
 };
 
 /// Classifies an HTTP answer (pure; exposed for tests).

@@ -46,8 +46,8 @@ struct InitOptions {
 Status initState(const InitOptions& options);
 
 /// The bundle an agent is installed with, file by file.
-inline constexpr const char* kBundleFiles[] = {"agent.xml",   "agent-sign.key", "agent-tls.key",
-                                               "agent-tls.crt", "home-ca.crt",  "home-hpke.pub"};
+inline constexpr const char* kBundleFiles[] = {"agent.xml",     "agent-sign.key", "agent-tls.key",
+                                               "agent-tls.crt", "home-ca.crt",    "home-hpke.pub"};
 
 /// The default endpoint written into agent.xml when none is given.
 inline constexpr std::string_view kDefaultEndpoint = "https://localhost:9455";

@@ -30,6 +30,9 @@ struct ServerOptions {
   std::chrono::milliseconds idleTimeout{std::chrono::seconds(60)};
   std::size_t maxConnections = 512;
   std::size_t maxBatch = 1024;
+  /// How long a commit may wait for more envelopes while several arrive at once (see
+  /// GroupCommitter); 0 commits at once. 3 ms measured best with 32 agents on 2 cores.
+  std::chrono::microseconds commitLinger{3000};
   std::chrono::milliseconds statsInterval{std::chrono::seconds(60)};
   /// After a stop request, how long open connections may take to finish.
   std::chrono::milliseconds drainTimeout{std::chrono::seconds(10)};

@@ -25,7 +25,7 @@ struct NewAgent {
   std::string customer;
   std::string site;
   std::string name;
-  Bytes signKey;  // raw 32-byte Ed25519 public key
+  Bytes signKey;           // raw 32-byte Ed25519 public key
   std::string certSerial;  // lower-case hex
   std::int64_t enrolledMs = 0;
 };
@@ -67,11 +67,11 @@ struct EnvelopeRecord {
   std::uint64_t seq = 0;
   std::int64_t createdMs = 0;
   std::int64_t receivedMs = 0;
-  std::string type;  // heartbeat | test | report
-  std::uint64_t size = 0;  // envelope bytes on the wire
-  std::string payload;  // the decrypted JSON payload
+  std::string type;                       // heartbeat | test | report
+  std::uint64_t size = 0;                 // envelope bytes on the wire
+  std::string payload;                    // the decrypted JSON payload
   std::optional<std::int64_t> nextDueMs;  // heartbeat only
-  std::vector<EventRecord> events;  // report only
+  std::vector<EventRecord> events;        // report only
 };
 
 /// One stored envelope, as `pass-home messages` shows it.

@@ -22,7 +22,8 @@ Result<FileLock> FileLock::tryAcquire(const std::filesystem::path& path) {
   auto h = std::make_unique<Handle>();
   h->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (h->fd < 0) {
-    return fail("io", fmt::format("cannot open lock file {}: {}", path.string(), std::strerror(errno)));
+    return fail("io",
+                fmt::format("cannot open lock file {}: {}", path.string(), std::strerror(errno)));
   }
   if (::flock(h->fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
