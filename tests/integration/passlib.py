@@ -195,6 +195,21 @@ def post_envelope(bundle, port, body, content_type=CONTENT_TYPE, path="/v1/envel
         conn.close()
 
 
+def post_header_only(bundle, port, content_length, content_type=CONTENT_TYPE):
+    """Sends only the header of a POST announcing content_length bytes and reads the answer,
+    as a client using "Expect: 100-continue" does: the home refuses an oversized body from the
+    header alone and closes the connection."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with bundle.tls_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall((f"POST /v1/envelopes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Content-Type: {content_type}\r\nContent-Length: {content_length}\r\n"
+                     f"Expect: 100-continue\r\n\r\n").encode())
+        resp = http.client.HTTPResponse(tls)
+        resp.begin()
+        data = resp.read()
+        return resp.status, json.loads(data) if data else None
+
+
 class ConnectProxy:
     """A minimal HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened."""
 

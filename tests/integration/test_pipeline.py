@@ -7,8 +7,8 @@ import stat
 import tempfile
 import unittest
 
-from passlib import (ConnectProxy, Home, HomeTestCase, free_port, post_envelope, run,
-                     AGENT_BIN)
+from passlib import (AGENT_BIN, ConnectProxy, Home, HomeTestCase, free_port, post_envelope,
+                     post_header_only, run)
 
 BUNDLE_FILES = {"agent.xml", "agent-sign.key", "agent-tls.key", "agent-tls.crt", "home-ca.crt",
                 "home-hpke.pub"}
@@ -168,7 +168,7 @@ class RefusalTest(HomeTestCase):
 
     def test_body_limit_content_type_and_path(self):
         bundle = self.home.enroll("svp-01")
-        status, body = post_envelope(bundle, self.home.port, b"P" * (2 * 1024 * 1024))
+        status, body = post_header_only(bundle, self.home.port, 2 * 1024 * 1024)
         self.assertEqual(413, status)
         self.assertEqual("too_large", body["error"])
         status, _ = post_envelope(bundle, self.home.port, b"PASS", content_type="text/plain")

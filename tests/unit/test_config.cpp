@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "pass/config.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace pass;
@@ -18,26 +19,7 @@ namespace {
 
 constexpr std::string_view kUuid = "123e4567-e89b-42d3-a456-426614174000";
 
-/// A fresh directory under the system temp directory, removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("pass-test-config-" + std::to_string(random()) + "-" + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using pass::test::TempDir;
 
 fs::path writeFile(const fs::path& dir, const std::string& name, std::string_view text) {
   fs::path file = dir / name;

@@ -11,29 +11,11 @@
 #include "pass/bytes.hpp"
 #include "pass/crypto.hpp"
 #include "pass/home/store.hpp"
+#include "test_support.hpp"
 
 namespace pass::home::test {
 
-/// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            fmt::format("pass-home-test-{}", toHex(randomBytes(8)));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using pass::test::TempDir;
 
 inline std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -15,30 +15,14 @@
 
 #include "pass/sequence.hpp"
 #include "platform/fs.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
+using pass::test::errorText;
+using pass::test::TempDir;
+
 namespace {
-
-/// For assertion messages: doctest builds them for passing assertions too (with -s).
-template <typename R>
-std::string errorText(const R& r) {
-  return r ? std::string() : r.error().message;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("pass-test-sequence-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string slurp(const fs::path& p) {
   auto content = pass::platform::readFile(p);
@@ -83,7 +67,7 @@ bool writeNumber(int fd, std::uint64_t v) {
 
 TEST_CASE("a new counter starts at 1 and stays monotonic across reopen") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   std::uint64_t last = 0;
   for (int round = 0; round < 4; ++round) {
     auto counter = pass::SequenceCounter::open(path, 8);
@@ -103,7 +87,7 @@ TEST_CASE("a new counter starts at 1 and stays monotonic across reopen") {
 
 TEST_CASE("a block is reserved durably before its first number is used") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   auto counter = pass::SequenceCounter::open(path, 4);
   REQUIRE(counter.has_value());
   CHECK(slurp(path) == "1\n");
@@ -126,7 +110,7 @@ TEST_CASE("a block is reserved durably before its first number is used") {
 
 TEST_CASE("a block size of one writes every number") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   auto counter = pass::SequenceCounter::open(path, 1);
   REQUIRE(counter.has_value());
   for (std::uint64_t expected = 1; expected <= 3; ++expected) {
@@ -139,7 +123,7 @@ TEST_CASE("a block size of one writes every number") {
 
 TEST_CASE("a corrupt counter file is an error naming the file and its content") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   for (std::string content :
        {"garbage", "", "0", "0\n", "12abc", "-5", " 7", "18446744073709551616", "7\n\n"}) {
     CAPTURE(content);
@@ -157,7 +141,7 @@ TEST_CASE("a corrupt counter file is an error naming the file and its content") 
 
 TEST_CASE("a hand-written number without a newline is accepted") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   spit(path, "1000");
   auto counter = pass::SequenceCounter::open(path);
   REQUIRE(counter.has_value());
@@ -168,15 +152,15 @@ TEST_CASE("a hand-written number without a newline is accepted") {
 
 TEST_CASE("counter errors: zero block size, missing directory, exhaustion") {
   TempDir tmp;
-  auto zero = pass::SequenceCounter::open(tmp.path / "seq", 0);
+  auto zero = pass::SequenceCounter::open(tmp.path() / "seq", 0);
   REQUIRE_FALSE(zero.has_value());
   CHECK(zero.error().code == "invalid_argument");
 
-  auto missing = pass::SequenceCounter::open(tmp.path / "no-such-dir" / "seq");
+  auto missing = pass::SequenceCounter::open(tmp.path() / "no-such-dir" / "seq");
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().message.find("no-such-dir") != std::string::npos);
 
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   spit(path, "18446744073709551615\n");
   auto counter = pass::SequenceCounter::open(path, 4);
   REQUIRE(counter.has_value());
@@ -187,9 +171,9 @@ TEST_CASE("counter errors: zero block size, missing directory, exhaustion") {
 
 TEST_CASE("stray temp files of the counter are removed at open, others are kept") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
-  auto stray = tmp.path / ".tmp-seq.123-0-00000000deadbeef";
-  auto other = tmp.path / ".tmp-cursor.123-0-00000000deadbeef";
+  auto path = tmp.path() / "seq";
+  auto stray = tmp.path() / ".tmp-seq.123-0-00000000deadbeef";
+  auto other = tmp.path() / ".tmp-cursor.123-0-00000000deadbeef";
   spit(stray, "9");
   spit(other, "9");
   auto counter = pass::SequenceCounter::open(path);
@@ -200,7 +184,7 @@ TEST_CASE("stray temp files of the counter are removed at open, others are kept"
 
 TEST_CASE("crash test: no number is reused after SIGKILL at a random point") {
   TempDir tmp;
-  auto path = tmp.path / "seq";
+  auto path = tmp.path() / "seq";
   std::random_device rd;
   auto seed = rd();
   CAPTURE(seed);
@@ -260,7 +244,7 @@ TEST_CASE("crash test: no number is reused after SIGKILL at a random point") {
   CHECK(killedMidRun > kRounds / 2);
   // No temp file piles up: each open removes what a kill left.
   int temps = 0;
-  for (const auto& entry : fs::directory_iterator(tmp.path)) {
+  for (const auto& entry : fs::directory_iterator(tmp.path())) {
     if (entry.path().filename().string().starts_with(".tmp-")) ++temps;
   }
   CHECK(temps == 0);

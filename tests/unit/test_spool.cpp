@@ -21,31 +21,15 @@
 #include "pass/envelope.hpp"
 #include "pass/spool.hpp"
 #include "platform/fs.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using pass::EnvelopeKind;
 
+using pass::test::errorText;
+using pass::test::TempDir;
+
 namespace {
-
-/// For assertion messages: doctest builds them for passing assertions too (with -s).
-template <typename R>
-std::string errorText(const R& r) {
-  return r ? std::string() : r.error().message;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("pass-test-spool-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 struct Keys {
   pass::X25519Key home = pass::X25519Key::generate();
@@ -112,7 +96,7 @@ int countTemps(const fs::path& dir) {
 
 TEST_CASE("entries come back oldest first, byte for byte, after reopen") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   std::map<std::uint64_t, pass::Bytes> pushed;
   std::uint64_t total = 0;
   {
@@ -149,7 +133,7 @@ TEST_CASE("entries come back oldest first, byte for byte, after reopen") {
 
 TEST_CASE("remove deletes the file durably and updates depth and bytes") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   auto spool = openSpool(dir);
   auto one = sealed(1, 10);
   auto two = sealed(2, 20);
@@ -176,7 +160,7 @@ TEST_CASE("remove deletes the file durably and updates depth and bytes") {
 
 TEST_CASE("quarantine moves the envelope aside with a one-line reason") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   auto spool = openSpool(dir);
   auto one = sealed(1);
   auto two = sealed(2);
@@ -215,7 +199,7 @@ TEST_CASE("quarantine moves the envelope aside with a one-line reason") {
 
 TEST_CASE("a full spool of heartbeats drops the oldest heartbeats for a new envelope") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   auto spool = openSpool(dir, {.maxEnvelopes = 3, .maxBytes = 1 << 20});
   for (std::uint64_t seq = 1; seq <= 3; ++seq) {
     pushOk(spool, seq, EnvelopeKind::kHeartbeat, sealed(seq));
@@ -235,7 +219,7 @@ TEST_CASE("a full spool of heartbeats drops the oldest heartbeats for a new enve
 
 TEST_CASE("a full spool of reports refuses reports and heartbeats and loses nothing") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   pass::SpoolLimits limits{.maxEnvelopes = 3, .maxBytes = 1 << 20};
   auto spool = openSpool(dir, limits);
   std::map<std::uint64_t, pass::Bytes> pushed;
@@ -271,7 +255,7 @@ TEST_CASE("a full spool of reports refuses reports and heartbeats and loses noth
 
 TEST_CASE("mixed spool: heartbeats go first, then reports are refused") {
   TempDir tmp;
-  auto spool = openSpool(tmp.path / "spool", {.maxEnvelopes = 3, .maxBytes = 1 << 20});
+  auto spool = openSpool(tmp.path() / "spool", {.maxEnvelopes = 3, .maxBytes = 1 << 20});
   pushOk(spool, 1, EnvelopeKind::kReport, sealed(1));
   pushOk(spool, 2, EnvelopeKind::kHeartbeat, sealed(2));
   pushOk(spool, 3, EnvelopeKind::kTest, sealed(3));
@@ -284,7 +268,7 @@ TEST_CASE("mixed spool: heartbeats go first, then reports are refused") {
 
 TEST_CASE("the byte bound drops heartbeats and refuses like the count bound") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   auto hb1 = sealed(1, 1000);
   auto hb2 = sealed(2, 1000);
   auto big = sealed(3, 1500);
@@ -314,7 +298,7 @@ TEST_CASE("the byte bound drops heartbeats and refuses like the count bound") {
 
 TEST_CASE("push refuses a seq twice and an envelope that is not whole") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   auto spool = openSpool(dir);
   auto env = sealed(1);
   pushOk(spool, 1, EnvelopeKind::kReport, env);
@@ -336,7 +320,7 @@ TEST_CASE("push refuses a seq twice and an envelope that is not whole") {
 
 TEST_CASE("open removes stray temp files left by a crash") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   fs::create_directories(dir);
   auto stray = dir / (".tmp-" + nameOf(7, EnvelopeKind::kReport) + ".123-0-00000000deadbeef");
   std::ofstream(stray, std::ios::binary) << "half an envelope";
@@ -350,7 +334,7 @@ TEST_CASE("open removes stray temp files left by a crash") {
 
 TEST_CASE("open quarantines a truncated envelope as corrupt and keeps the rest") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   {
     auto spool = openSpool(dir);
     pushOk(spool, 1, EnvelopeKind::kReport, sealed(1, 500));
@@ -372,7 +356,7 @@ TEST_CASE("open quarantines a truncated envelope as corrupt and keeps the rest")
 
 TEST_CASE("open quarantines files it does not recognise instead of skipping them") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   fs::create_directories(dir);
   std::ofstream(dir / "notes.txt") << "hello";
   std::ofstream(dir / "00000000000000000009.alert.env") << "x";
@@ -472,7 +456,7 @@ bool receive(int fd, Msg& type, std::uint64_t& seq) {
 
 TEST_CASE("crash test: SIGKILL at any point leaves a consistent spool and loses nothing") {
   TempDir tmp;
-  auto dir = tmp.path / "spool";
+  auto dir = tmp.path() / "spool";
   std::random_device rd;
   auto seed = rd();
   CAPTURE(seed);

@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 
 #include "pass/transport.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
@@ -24,25 +25,7 @@ using namespace pass;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("pass-test-transport-" + std::to_string(random()) + "-" + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using pass::test::TempDir;
 
 struct PemPair {
   std::string cert;
