@@ -15,6 +15,7 @@
 
 #include "pass/sequence.hpp"
 #include "platform/fs.hpp"
+#include "test_pipe.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -38,13 +39,7 @@ void spit(const fs::path& p, const std::string& content) {
 /// Reads exactly one number from the pipe; false at end of file.
 bool readNumber(int fd, std::uint64_t& out) {
   unsigned char buf[8];
-  std::size_t got = 0;
-  while (got < sizeof buf) {
-    ssize_t n = ::read(fd, buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    got += static_cast<std::size_t>(n);
-  }
+  if (!pass::test::readAll(fd, buf, sizeof buf)) return false;
   out = 0;
   for (auto b : buf) out = out << 8 | b;
   return true;
@@ -53,14 +48,7 @@ bool readNumber(int fd, std::uint64_t& out) {
 bool writeNumber(int fd, std::uint64_t v) {
   unsigned char buf[8];
   for (int i = 7; i >= 0; --i, v >>= 8) buf[i] = static_cast<unsigned char>(v);
-  std::size_t sent = 0;
-  while (sent < sizeof buf) {
-    ssize_t n = ::write(fd, buf + sent, sizeof buf - sent);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
+  return pass::test::writeAll(fd, buf, sizeof buf);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "pass/envelope.hpp"
 #include "pass/spool.hpp"
 #include "platform/fs.hpp"
+#include "test_pipe.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -392,25 +393,12 @@ bool send(int fd, Msg type, std::uint64_t seq) {
   unsigned char buf[9];
   buf[0] = static_cast<unsigned char>(type);
   for (int i = 8; i >= 1; --i, seq >>= 8) buf[i] = static_cast<unsigned char>(seq);
-  std::size_t sent = 0;
-  while (sent < sizeof buf) {
-    ssize_t n = ::write(fd, buf + sent, sizeof buf - sent);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
+  return pass::test::writeAll(fd, buf, sizeof buf);
 }
 
 bool receive(int fd, Msg& type, std::uint64_t& seq) {
   unsigned char buf[9];
-  std::size_t got = 0;
-  while (got < sizeof buf) {
-    ssize_t n = ::read(fd, buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    got += static_cast<std::size_t>(n);
-  }
+  if (!pass::test::readAll(fd, buf, sizeof buf)) return false;
   type = static_cast<Msg>(buf[0]);
   seq = 0;
   for (int i = 1; i <= 8; ++i) seq = seq << 8 | buf[i];
