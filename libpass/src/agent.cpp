@@ -256,25 +256,39 @@ Result<DeliveryResult> Agent::sendTest(const std::string& message) {
   return answer;
 }
 
+namespace {
+
+// Counts the *.env files in `dir` (a missing directory holds none). Status must not guess: an
+// unreadable spool is an error, never "0 envelopes".
+Status countEnvelopes(const fs::path& dir, std::uint64_t& count, std::uint64_t* bytes) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return {};
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".env" || !it->is_regular_file(ec)) continue;
+    ++count;
+    if (bytes) *bytes += it->file_size(ec);
+    if (ec) break;
+  }
+  if (ec) {
+    return fail("state.io", fmt::format("cannot read {}: {}", dir.string(), ec.message()));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<StatusReport> readStatus(const AgentConfig& cfg) {
   StatusReport r;
   auto state = loadState(cfg.stateDir / kStateFile);
   if (!state) return std::unexpected(state.error());
   r.state = *state;
-  std::error_code ec;
   const auto spoolDir = cfg.stateDir / "spool";
-  if (fs::is_directory(spoolDir, ec)) {
-    for (const auto& e : fs::directory_iterator(spoolDir, ec)) {
-      if (e.is_regular_file(ec) && e.path().extension() == ".env") {
-        ++r.spoolDepth;
-        r.spoolBytes += e.file_size(ec);
-      }
-    }
-    if (fs::is_directory(spoolDir / "quarantine", ec)) {
-      for (const auto& e : fs::directory_iterator(spoolDir / "quarantine", ec)) {
-        if (e.path().extension() == ".env") ++r.quarantined;
-      }
-    }
+  if (auto s = countEnvelopes(spoolDir, r.spoolDepth, &r.spoolBytes); !s) {
+    return std::unexpected(s.error());
+  }
+  if (auto s = countEnvelopes(spoolDir / "quarantine", r.quarantined, nullptr); !s) {
+    return std::unexpected(s.error());
   }
   return r;
 }
