@@ -2,7 +2,11 @@
 // Whole-buffer reads and writes on a pipe, for the crash tests that fork a child and read what
 // it managed to do before SIGKILL (POSIX only, like those tests).
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <doctest/doctest.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -31,6 +35,16 @@ inline bool readAll(int fd, unsigned char* buf, std::size_t n) {
     got += static_cast<std::size_t>(r);
   }
   return true;
+}
+
+/// Kills the forked child with SIGKILL and reaps it; the child must not have ended by itself
+/// (an exit means the operation under test failed in the child).
+inline void killAndReap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE_MESSAGE(WIFSIGNALED(status), "child exited with status ", WEXITSTATUS(status));
+  REQUIRE(WTERMSIG(status) == SIGKILL);
 }
 
 }  // namespace pass::test

@@ -206,12 +206,7 @@ TEST_CASE("crash test: no number is reused after SIGKILL at a random point") {
     for (int i = 0; i < reads && readNumber(fds[0], n); ++i) seen.push_back(n);
     std::this_thread::sleep_for(
         std::chrono::microseconds(std::uniform_int_distribution<int>(0, 500)(rng)));
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    // The child only ever stops by our SIGKILL; an exit means next() failed.
-    REQUIRE_MESSAGE(WIFSIGNALED(status), "child exited with status ", WEXITSTATUS(status));
-    REQUIRE(WTERMSIG(status) == SIGKILL);
+    pass::test::killAndReap(pid);
     // Numbers the child sent before it died were handed out too.
     while (readNumber(fds[0], n)) seen.push_back(n);
     ::close(fds[0]);
