@@ -306,7 +306,22 @@ Ingest::Ingest(AgentDirectory& agents, X25519Key homeKey, WindowOptions window)
       homeKeyId_(hpkeKeyId(homeKey_)),
       window_(window) {}
 
-Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, std::int64_t nowMs) {
+Result<const std::optional<AgentDirectory::Entry>*> Ingest::lookup(const std::string& agentId,
+                                                                   ConnectionAuth& auth,
+                                                                   std::int64_t nowMs) {
+  // A clock that stepped back makes the memory stale too.
+  bool fresh = auth.checkedMs && auth.agentId == agentId && nowMs >= *auth.checkedMs &&
+               nowMs - *auth.checkedMs < window_.authRecheckMs;
+  if (!fresh) {
+    auto found = agents_.find(agentId);
+    if (!found) return std::unexpected(found.error());
+    auth = ConnectionAuth{agentId, std::move(*found), nowMs};
+  }
+  return &auth.entry;
+}
+
+Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, ConnectionAuth& auth,
+                              std::int64_t nowMs) {
   Outcome out;
   auto refuse = [&out](unsigned status, std::string code, std::string detail) -> Outcome& {
     out.result = Refusal{status, std::move(code), std::move(detail)};
@@ -329,20 +344,21 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, std::
     return refuse(400, "bad_seq", fmt::format("seq {} is above 2^63-1", header->seq));
   }
 
-  auto entry = agents_.find(agentId);
-  if (!entry) {
-    out.result = entry.error();
+  auto found = lookup(agentId, auth, nowMs);
+  if (!found) {
+    out.result = found.error();
     return out;
   }
-  if (!*entry) {
+  const auto& entry = **found;
+  if (!entry) {
     return refuse(403, "unknown_agent",
                   fmt::format("agent {} is not enrolled at this home", agentId));
   }
-  if ((*entry)->revoked) {
+  if (entry->revoked) {
     return refuse(403, "revoked",
                   fmt::format("agent {} was revoked; enroll the array again", agentId));
   }
-  if ((*entry)->certSerial != peer.serialHex) {
+  if (entry->certSerial != peer.serialHex) {
     return refuse(403, "certificate_mismatch",
                   fmt::format("the client certificate (serial {}) is not the one enrolled for "
                               "agent {}",
@@ -350,7 +366,7 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, std::
   }
 
   EnvelopeKeys keys;
-  keys.agentKey = [&entry](const AgentId&) -> Result<Ed25519Key> { return (*entry)->signKey; };
+  keys.agentKey = [&entry](const AgentId&) -> Result<Ed25519Key> { return entry->signKey; };
   keys.homeKey = [this](const KeyId& id) -> Result<X25519Key> {
     if (id != homeKeyId_) {
       return fail("unknown_key_id",

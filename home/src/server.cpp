@@ -322,7 +322,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onBody(beast::error_code ec, std::size_t) {
     if (handleReadError(ec)) return;
-    auto outcome = core_.ingest->check(asBytes(parser_->get().body()), peer_, nowMs());
+    auto outcome = core_.ingest->check(asBytes(parser_->get().body()), peer_, auth_, nowMs());
     context_ = std::move(outcome.context);
     if (auto* refusal = std::get_if<Refusal>(&outcome.result)) {
       return refuse(refusal->status, refusal->code, refusal->detail, context_, false);
@@ -432,6 +432,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   std::string peerAddress_;
   PeerIdentity peer_;
+  ConnectionAuth auth_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;

@@ -63,8 +63,13 @@ struct Fixture {
     return *env;
   }
 
+  /// Each call is a new connection: nothing remembered of the agent's row.
   Ingest::Outcome check(const Bytes& envelope, std::int64_t now) {
-    return ingest->check(envelope, peer, now);
+    return checkAs(envelope, peer, now);
+  }
+  Ingest::Outcome checkAs(const Bytes& envelope, const PeerIdentity& from, std::int64_t now) {
+    ConnectionAuth fresh;
+    return ingest->check(envelope, from, fresh, now);
   }
 
   TempDir dir;
@@ -128,18 +133,18 @@ TEST_CASE("identity checks: certificate vs envelope, unknown, revoked, other cer
 
   auto other = f.peer;
   other.commonName = formatUuid(randomUuid());
-  auto mismatch = f.ingest->check(env, other, now);
+  auto mismatch = f.checkAs(env, other, now);
   CHECK(refusalOf(mismatch).status == 403);
   CHECK(refusalOf(mismatch).code == "agent_mismatch");
   CHECK(refusalOf(mismatch).detail.find(f.agent.uuid) != std::string::npos);
 
   auto reissued = f.peer;
   reissued.serialHex = "01";
-  CHECK(refusalOf(f.ingest->check(env, reissued, now)).code == "certificate_mismatch");
+  CHECK(refusalOf(f.checkAs(env, reissued, now)).code == "certificate_mismatch");
 
   auto stranger = randomUuid();
   auto strangerEnv = f.seal(1, report(1), now, nullptr, &stranger);
-  auto unknown = f.ingest->check(strangerEnv, PeerIdentity{formatUuid(stranger), "01"}, now);
+  auto unknown = f.checkAs(strangerEnv, PeerIdentity{formatUuid(stranger), "01"}, now);
   CHECK(refusalOf(unknown).status == 403);
   CHECK(refusalOf(unknown).code == "unknown_agent");
 
@@ -148,6 +153,27 @@ TEST_CASE("identity checks: certificate vs envelope, unknown, revoked, other cer
   auto revoked = f.check(env, now);
   CHECK(refusalOf(revoked).status == 403);
   CHECK(refusalOf(revoked).code == "revoked");
+}
+
+TEST_CASE("a connection re-reads its agent's row after authRecheckMs, a new one at once") {
+  Fixture f;
+  auto now = nowMs();
+  ConnectionAuth connection;
+  ConnectionAuth stepped;  // will see the clock step back
+  checkedOf(f.ingest->check(f.seal(1, report(1), now), f.peer, connection, now));
+  checkedOf(f.ingest->check(f.seal(2, report(1), now), f.peer, stepped, now));
+  REQUIRE(revokeAgent(f.dir / "state", f.agent.uuid).has_value());
+
+  const auto recheck = WindowOptions{}.authRecheckMs;
+  // Remembered: the open connection still passes until the memory is recheck old ...
+  checkedOf(f.ingest->check(f.seal(3, report(1), now), f.peer, connection, now + recheck - 1));
+  // ... while a new connection reads the row at once ...
+  CHECK(refusalOf(f.check(f.seal(4, report(1), now), now + 1)).code == "revoked");
+  // ... and so does the open one after recheck, or when the clock stepped back.
+  CHECK(refusalOf(f.ingest->check(f.seal(5, report(1), now), f.peer, connection, now + recheck))
+            .code == "revoked");
+  CHECK(refusalOf(f.ingest->check(f.seal(6, report(1), now), f.peer, stepped, now - 5000)).code ==
+        "revoked");
 }
 
 TEST_CASE("cryptographic checks: framing, signature, key id") {

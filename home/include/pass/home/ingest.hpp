@@ -39,7 +39,7 @@ std::expected<ParsedPayload, std::string> parsePayload(std::string_view json);
 
 /// Reads agents' authentication rows through a small pool of read connections (one per
 /// concurrent caller) and caches their parsed Ed25519 keys. Every lookup reads the committed
-/// row, so a revocation by another process applies to the next request.
+/// row, so a revocation by another process applies to the next lookup.
 class AgentDirectory {
  public:
   explicit AgentDirectory(std::filesystem::path database);
@@ -66,10 +66,21 @@ class AgentDirectory {
   std::unordered_map<std::string, CachedKey> keys_;
 };
 
+/// What one TLS connection remembers of its agent's row, so that a busy connection does not
+/// read the database for every envelope. A new connection starts empty and always reads the
+/// row: a revocation applies at once to new connections and within
+/// WindowOptions::authRecheckMs to connections already open.
+struct ConnectionAuth {
+  std::string agentId;
+  std::optional<AgentDirectory::Entry> entry;  // nullopt: not enrolled
+  std::optional<std::int64_t> checkedMs;
+};
+
 struct WindowOptions {
   std::int64_t maxAgeMs = 30LL * 24 * 3600 * 1000;
   std::int64_t maxAheadMs = 24LL * 3600 * 1000;
   std::int64_t warnSkewMs = 5LL * 60 * 1000;
+  std::int64_t authRecheckMs = 1000;
 };
 
 /// What check() found about an acceptable envelope, beyond the record itself.
@@ -96,10 +107,16 @@ class Ingest {
     RefusalContext context;
   };
 
-  /// Runs every check on one envelope received from `peer` at `nowMs`.
-  Outcome check(ByteView envelope, const PeerIdentity& peer, std::int64_t nowMs);
+  /// Runs every check on one envelope received from `peer` at `nowMs`, on a connection whose
+  /// memory of the agent's row is `auth`.
+  Outcome check(ByteView envelope, const PeerIdentity& peer, ConnectionAuth& auth,
+                std::int64_t nowMs);
 
  private:
+  Result<const std::optional<AgentDirectory::Entry>*> lookup(const std::string& agentId,
+                                                             ConnectionAuth& auth,
+                                                             std::int64_t nowMs);
+
   AgentDirectory& agents_;
   X25519Key homeKey_;
   KeyId homeKeyId_;
