@@ -20,7 +20,12 @@
 
 #include <fmt/format.h>
 
-// The one file that owns OpenSSL handles: everything else in libpass sees only pass types.
+#ifdef PASS_HAVE_LIBSODIUM
+#include <sodium.h>
+#endif
+
+// The one file that owns OpenSSL (and libsodium) handles: everything else in libpass sees only
+// pass types.
 
 namespace pass {
 
@@ -141,18 +146,40 @@ std::string toPem(EVP_PKEY* key, bool privatePart) {
   return *std::move(text);
 }
 
-Bytes rawKey(EVP_PKEY* key, bool privatePart) {
-  Bytes out(kX25519Size);  // X25519 and Ed25519 raw keys are both 32 bytes
+Bytes rawPrivateKey(EVP_PKEY* key) {
+  Bytes out(kX25519Size);
   std::size_t len = out.size();
-  int ok = privatePart ? EVP_PKEY_get_raw_private_key(key, out.data(), &len)
-                       : EVP_PKEY_get_raw_public_key(key, out.data(), &len);
-  if (ok != 1) {
+  if (EVP_PKEY_get_raw_private_key(key, out.data(), &len) != 1) {
     opensslError();
     return {};
   }
   out.resize(len);
   return out;
 }
+
+/// The raw public key every Ed25519 and X25519 key object carries beside its EVP_PKEY.
+std::array<std::uint8_t, 32> rawPublic32(EVP_PKEY* key) {
+  std::array<std::uint8_t, 32> out{};
+  std::size_t len = out.size();
+  if (EVP_PKEY_get_raw_public_key(key, out.data(), &len) != 1 || len != out.size()) {
+    fatal("EVP_PKEY_get_raw_public_key");
+  }
+  return out;
+}
+
+#ifdef PASS_HAVE_LIBSODIUM
+void sodiumReady() {
+  // sodium_init is thread-safe and idempotent; the static only saves the call.
+  static const bool kReady = [] {
+    if (sodium_init() < 0) {
+      std::fprintf(stderr, "pass: fatal: libsodium cannot initialize\n");
+      std::abort();
+    }
+    return true;
+  }();
+  (void)kReady;
+}
+#endif
 
 PkeyPtr generateKey(const char* type) {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, type));
@@ -382,6 +409,9 @@ void secureZero(std::span<std::uint8_t> secret) { OPENSSL_cleanse(secret.data(),
 
 // ---- Ed25519 ----
 
+Ed25519Key::Ed25519Key(PkeyPtr k, bool priv)
+    : key_(std::move(k)), public_(rawPublic32(key_.get())), hasPrivate_(priv) {}
+
 Ed25519Key Ed25519Key::generate() { return Ed25519Key(generateKey("ED25519"), true); }
 
 Result<Ed25519Key> Ed25519Key::loadPem(const std::string& path) {
@@ -411,7 +441,7 @@ Result<Ed25519Key> Ed25519Key::fromRawPublic(ByteView raw32) {
   return Ed25519Key(std::move(key), false);
 }
 
-Bytes Ed25519Key::rawPublic() const { return rawKey(key_.get(), false); }
+Bytes Ed25519Key::rawPublic() const { return Bytes(public_.begin(), public_.end()); }
 
 std::string Ed25519Key::privatePem() const {
   if (!hasPrivate_) return {};
@@ -439,6 +469,11 @@ Bytes Ed25519Key::sign(ByteView message) const {
 
 bool Ed25519Key::verify(ByteView message, ByteView signature64) const {
   if (signature64.size() != kEd25519SigSize) return false;
+#ifdef PASS_HAVE_LIBSODIUM
+  sodiumReady();
+  return crypto_sign_ed25519_verify_detached(signature64.data(), message.data(), message.size(),
+                                             public_.data()) == 0;
+#else
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (!ctx) fatal("EVP_MD_CTX_new");
   if (EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key_.get(), nullptr) !=
@@ -450,9 +485,13 @@ bool Ed25519Key::verify(ByteView message, ByteView signature64) const {
                             message.size());
   if (ok != 1) ERR_clear_error();
   return ok == 1;
+#endif
 }
 
 // ---- X25519 ----
+
+X25519Key::X25519Key(PkeyPtr k, bool priv)
+    : key_(std::move(k)), public_(rawPublic32(key_.get())), hasPrivate_(priv) {}
 
 X25519Key X25519Key::generate() { return X25519Key(generateKey("X25519"), true); }
 
@@ -496,11 +535,11 @@ Result<X25519Key> X25519Key::fromRawPublic(ByteView raw32) {
   return X25519Key(std::move(key), false);
 }
 
-Bytes X25519Key::rawPublic() const { return rawKey(key_.get(), false); }
+Bytes X25519Key::rawPublic() const { return Bytes(public_.begin(), public_.end()); }
 
 Bytes X25519Key::rawPrivate() const {
   if (!hasPrivate_) return {};
-  return rawKey(key_.get(), true);
+  return rawPrivateKey(key_.get());
 }
 
 std::string X25519Key::privatePem() const {
@@ -510,29 +549,53 @@ std::string X25519Key::privatePem() const {
 
 std::string X25519Key::publicPem() const { return toPem(key_.get(), false); }
 
-Result<Bytes> X25519Key::dh(const X25519Key& peer) const {
+Result<Bytes> X25519Key::dh(const X25519Key& peer) const { return dh(peer.public_); }
+
+Result<Bytes> X25519Key::dh(ByteView peerPublic32) const {
   if (!hasPrivate_) {
     return fail("dh_failed", "X25519: this key has no private part to derive with");
   }
+  if (peerPublic32.size() != kX25519Size) {
+    return fail("dh_failed", fmt::format("X25519 peer public key is {} bytes, expected 32",
+                                         peerPublic32.size()));
+  }
+  Bytes secret(kX25519Size);
+  constexpr std::string_view kLowOrder =
+      "X25519 shared secret is all zero: the peer public key is a low-order point";
+#ifdef PASS_HAVE_LIBSODIUM
+  sodiumReady();
+  std::array<std::uint8_t, kX25519Size> own{};
+  std::size_t ownLen = own.size();
+  if (EVP_PKEY_get_raw_private_key(key_.get(), own.data(), &ownLen) != 1) {
+    fatal("EVP_PKEY_get_raw_private_key(X25519)");
+  }
+  // crypto_scalarmult refuses (-1) exactly the all-zero result.
+  int refused = crypto_scalarmult(secret.data(), own.data(), peerPublic32.data());
+  secureZero(own);
+  if (refused != 0) {
+    secureZero(secret);
+    return fail("dh_failed", std::string(kLowOrder));
+  }
+#else
+  // OpenSSL takes any 32 bytes as an X25519 public key.
+  PkeyPtr peer(EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, peerPublic32.data(),
+                                              peerPublic32.size()));
+  if (!peer) fatal("EVP_PKEY_new_raw_public_key_ex(X25519)");
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
   if (!ctx) fatal("EVP_PKEY_CTX_new_from_pkey(X25519)");
-  Bytes secret(kX25519Size);
   std::size_t len = secret.size();
   if (EVP_PKEY_derive_init(ctx.get()) != 1 ||
-      EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.key_.get(), 0) != 1 ||
+      EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), 0) != 1 ||
       EVP_PKEY_derive(ctx.get(), secret.data(), &len) != 1) {
     // With two valid X25519 keys the only failure is OpenSSL refusing the all-zero result.
-    return fail("dh_failed",
-                fmt::format("X25519 with the peer public key failed; a low-order point gives "
-                            "an all-zero secret ({})",
-                            opensslError()));
+    return fail("dh_failed", fmt::format("{} ({})", kLowOrder, opensslError()));
   }
   static const std::array<std::uint8_t, kX25519Size> kZero{};
   if (len != kX25519Size || CRYPTO_memcmp(secret.data(), kZero.data(), kZero.size()) == 0) {
     secureZero(secret);
-    return fail("dh_failed",
-                "X25519 shared secret is all zero: the peer public key is a low-order point");
+    return fail("dh_failed", std::string(kLowOrder));
   }
+#endif
   return secret;
 }
 

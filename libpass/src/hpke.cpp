@@ -157,11 +157,7 @@ Result<Context> setupBaseR(ByteView enc, const X25519Key& recipientPrivate, Byte
   if (!recipientPrivate.hasPrivate()) {
     return fail("decrypt_failed", "HPKE decap needs the recipient's private key, got a public key");
   }
-  auto pkE = X25519Key::fromRawPublic(enc);
-  if (!pkE) {
-    return fail("decrypt_failed", fmt::format("HPKE enc: {}", pkE.error().message));
-  }
-  auto dh = recipientPrivate.dh(*pkE);
+  auto dh = recipientPrivate.dh(enc);
   if (!dh) {
     return fail("decrypt_failed", fmt::format("HPKE decap: {}", dh.error().message));
   }

@@ -1,6 +1,9 @@
 #pragma once
-/// Thin, RAII-owned access to the OpenSSL 3 primitives PASS uses: SHA-256, Ed25519 and
-/// X25519 keys with PEM files. All OpenSSL handles are wrapped in libpass/src/crypto.cpp.
+/// Thin, RAII-owned access to the primitives PASS uses: SHA-256, HMAC, AES-128-GCM, Ed25519 and
+/// X25519 keys with PEM files. OpenSSL 3 owns the keys and does the rest; where libpass is built
+/// with libsodium (PASS_HAVE_LIBSODIUM, every Linux build), Ed25519 verification and X25519 run
+/// in libsodium, which does them twice and 1.2 times as fast (docs/performance.md). All handles
+/// are wrapped in libpass/src/crypto.cpp.
 
 #include <array>
 #include <cstdint>
@@ -58,12 +61,15 @@ class Ed25519Key {
   std::string publicPem() const;
   /// The 64-byte signature; empty when this is a verification key only.
   Bytes sign(ByteView message) const;
-  /// False for a wrong signature, including one that is not 64 bytes.
+  /// False for a wrong signature, including one that is not 64 bytes. With libsodium this
+  /// also refuses a non-canonical or small-order public key or R, which no key PASS generates
+  /// has.
   bool verify(ByteView message, ByteView signature64) const;
 
  private:
-  explicit Ed25519Key(PkeyPtr k, bool priv) : key_(std::move(k)), hasPrivate_(priv) {}
+  Ed25519Key(PkeyPtr k, bool priv);
   std::shared_ptr<EVP_PKEY> key_;
+  std::array<std::uint8_t, 32> public_{};
   bool hasPrivate_ = false;
 };
 
@@ -86,11 +92,15 @@ class X25519Key {
   /// X25519(this private, peer public); "dh_failed" on an all-zero shared secret (low-order
   /// peer point) or when this key has no private part.
   Result<Bytes> dh(const X25519Key& peer) const;
+  /// As above with the peer's raw 32-byte public key (an HPKE `enc`), without building a key
+  /// object for it; "dh_failed" also when it is not 32 bytes.
+  Result<Bytes> dh(ByteView peerPublic32) const;
   EVP_PKEY* get() const { return key_.get(); }
 
  private:
-  explicit X25519Key(PkeyPtr k, bool priv) : key_(std::move(k)), hasPrivate_(priv) {}
+  X25519Key(PkeyPtr k, bool priv);
   std::shared_ptr<EVP_PKEY> key_;
+  std::array<std::uint8_t, 32> public_{};
   bool hasPrivate_ = false;
 };
 
