@@ -1,7 +1,6 @@
 #include "pass/crypto.hpp"
 
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -42,7 +41,6 @@ struct Deleter {
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, Deleter<EVP_MAC_CTX_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using Pkcs8Ptr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, Deleter<PKCS8_PRIV_KEY_INFO_free>>;
 
@@ -101,22 +99,6 @@ const EVP_CIPHER* aes128Gcm() {
 
 /// An HMAC-SHA256 context with the digest already set; each use duplicates it, which is
 /// cheaper than setting the digest parameter (a fetch) on a fresh context.
-const EVP_MAC_CTX* hmacTemplate() {
-  static const EVP_MAC_CTX* const kTemplate = [] {
-    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    if (mac == nullptr) fatal("EVP_MAC_fetch(HMAC)");
-    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);  // the context holds its own reference
-    if (ctx == nullptr) fatal("EVP_MAC_CTX_new(HMAC)");
-    char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 OSSL_PARAM_END};
-    if (EVP_MAC_CTX_set_params(ctx, params) != 1) fatal("HMAC digest SHA256");
-    return ctx;
-  }();
-  return kTemplate;
-}
-
 const EVP_MD* sha256Md() {
   static const EVP_MD* const kMd = [] {
     EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
@@ -329,24 +311,41 @@ Bytes randomBytes(std::size_t n) {
 }
 
 std::array<std::uint8_t, 32> hmacSha256(ByteView key, std::initializer_list<ByteView> parts) {
-  std::array<std::uint8_t, 32> out{};
-  MacCtxPtr ctx(EVP_MAC_CTX_dup(hmacTemplate()));
-  if (!ctx) fatal("EVP_MAC_CTX_dup(HMAC)");
-  // A null key would mean "keep the previous key" to EVP_MAC_init; HMAC pads keys with
-  // zeros, so an empty key is the same as one zero byte.
-  static const std::uint8_t kZero = 0;
-  const std::uint8_t* keyData = key.empty() ? &kZero : key.data();
-  std::size_t keyLen = key.empty() ? 1 : key.size();
-  if (EVP_MAC_init(ctx.get(), keyData, keyLen, nullptr) != 1) fatal("EVP_MAC_init(HMAC)");
-  for (ByteView part : parts) {
-    if (!part.empty() && EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1) {
-      fatal("EVP_MAC_update(HMAC)");
+  // RFC 2104 on a digest context reused by the thread. HKDF runs seven HMACs over short inputs
+  // per envelope the home opens; EVP_MAC sets up a fresh provider context for each, which
+  // costs more than the hashing.
+  constexpr std::size_t kBlock = 64;
+  thread_local const MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx) fatal("EVP_MD_CTX_new");
+  std::array<std::uint8_t, kBlock> pad{};
+  if (key.size() > kBlock) {
+    unsigned int len = 0;
+    if (EVP_Digest(key.data(), key.size(), pad.data(), &len, sha256Md(), nullptr) != 1) {
+      fatal("EVP_Digest(SHA256)");
     }
+  } else {
+    std::copy(key.begin(), key.end(), pad.begin());
   }
-  std::size_t len = 0;
-  if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
-    fatal("EVP_MAC_final(HMAC)");
+  std::array<std::uint8_t, 32> inner{};
+  std::array<std::uint8_t, 32> out{};
+  unsigned int len = 0;
+  for (auto& b : pad) b ^= 0x36;
+  bool ok = EVP_DigestInit_ex2(ctx.get(), sha256Md(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx.get(), pad.data(), pad.size()) == 1;
+  for (ByteView part : parts) {
+    ok = ok && (part.empty() || EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1);
   }
+  ok = ok && EVP_DigestFinal_ex(ctx.get(), inner.data(), &len) == 1;
+  for (auto& b : pad) b ^= 0x36 ^ 0x5c;
+  ok = ok && EVP_DigestInit_ex2(ctx.get(), sha256Md(), nullptr) == 1 &&
+       EVP_DigestUpdate(ctx.get(), pad.data(), pad.size()) == 1 &&
+       EVP_DigestUpdate(ctx.get(), inner.data(), inner.size()) == 1 &&
+       EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1;
+  secureZero(pad);
+  secureZero(inner);
+  // Reset wipes the hash state, which derives from the key, and keeps the context.
+  EVP_MD_CTX_reset(ctx.get());
+  if (!ok) fatal("HMAC-SHA256");
   return out;
 }
 
