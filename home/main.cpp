@@ -33,6 +33,7 @@ commands:
   agents    list agents with their last heartbeat and last seq
   revoke    refuse an agent from now on
   messages  list stored envelopes
+  events    list stored events (the alerts the agents collected)
 
 'pass-home COMMAND --help' describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or bad input
@@ -206,6 +207,23 @@ int cmdMessages(const std::vector<std::string>& args) {
   return kOk;
 }
 
+int cmdEvents(const std::vector<std::string>& args) {
+  std::string state;
+  std::string array;
+  po::options_description desc("pass-home events");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "array", po::value(&array), "only this array's events (serial)")("json",
+                                                                       "print a JSON array");
+  auto vm = parse("events", args, desc);
+  if (!vm) return kOk;
+  std::optional<std::string> only;
+  if (vm->count("array")) only = array;
+  auto text = listEvents(state, only, vm->count("json") > 0);
+  if (!text) return report("events", text.error());
+  std::cout << *text;
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -223,6 +241,7 @@ int main(int argc, char** argv) {
     if (command == "agents") return cmdAgents(args);
     if (command == "revoke") return cmdRevoke(args);
     if (command == "messages") return cmdMessages(args);
+    if (command == "events") return cmdEvents(args);
     std::cerr << "pass-home: unknown command '" << command << "'\n\n" << kUsageText;
     return kUsage;
   } catch (const UsageError& e) {

@@ -120,6 +120,45 @@ Result<std::string> listMessages(const std::filesystem::path& state,
   return messagesText(*messages);
 }
 
+Json eventsJson(const std::vector<StoredEvent>& events) {
+  auto opt = [](const auto& v) { return v ? Json(*v) : Json(nullptr); };
+  Json out = Json::array();
+  for (const auto& e : events) {
+    auto event = Json::parse(e.payload, nullptr, false);
+    if (event.is_discarded()) event = e.payload;
+    out.push_back(Json{{"agent", e.agentId},
+                       {"seq", e.seq},
+                       {"received_ms", e.receivedMs},
+                       {"family", opt(e.family)},
+                       {"array", opt(e.array)},
+                       {"id", opt(e.id)},
+                       {"code", opt(e.code)},
+                       {"severity", opt(e.severity)},
+                       {"occurred_ms", opt(e.occurredMs)},
+                       {"event", std::move(event)}});
+  }
+  return out;
+}
+
+Result<std::string> listEvents(const std::filesystem::path& state,
+                               const std::optional<std::string>& array, bool json) {
+  auto store = openStore(state);
+  if (!store) return std::unexpected(store.error());
+  auto events = store->events(array);
+  if (!events) return std::unexpected(events.error());
+  if (json) return dumpJson(eventsJson(*events), 2) + "\n";
+  constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<9}  {}\n";
+  std::string out =
+      fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE", "SEVERITY", "TEXT");
+  for (const auto& e : *events) {
+    auto event = Json::parse(e.payload, nullptr, false);
+    std::string text = event.is_object() ? event.value("text", std::string()) : e.payload;
+    out += fmt::format(fmt::runtime(kRow), optionalTime(e.occurredMs), e.family.value_or("-"),
+                       e.array.value_or("-"), e.code.value_or("-"), e.severity.value_or("-"), text);
+  }
+  return out;
+}
+
 Status revokeAgent(const std::filesystem::path& state, std::string_view agent) {
   auto id = normalizeAgent(agent);
   if (!id) return std::unexpected(id.error());

@@ -166,7 +166,8 @@ class PayloadHandler {
   void nonScalarInEvent() {
     if (eventKey_ == "occurred_ms") {
       noteEventsError(msError(fmt::format("events[{}].occurred_ms", events_.size() - 1)));
-    } else if (eventKey_ == "array" || eventKey_ == "code" || eventKey_ == "severity") {
+    } else if (eventKey_ == "array" || eventKey_ == "code" || eventKey_ == "severity" ||
+               eventKey_ == "id" || eventKey_ == "family") {
       noteEventsError(fmt::format("events[{}].{} must be a string", events_.size() - 1, eventKey_));
     }
   }
@@ -213,6 +214,8 @@ class PayloadHandler {
     std::optional<std::string>* field = eventKey_ == "array"      ? &e.array
                                         : eventKey_ == "code"     ? &e.code
                                         : eventKey_ == "severity" ? &e.severity
+                                        : eventKey_ == "id"       ? &e.id
+                                        : eventKey_ == "family"   ? &e.family
                                                                   : nullptr;
     if (field) {
       // Numbers are kept as their text (some arrays number their alert codes).

@@ -100,6 +100,11 @@ std::string Statement::columnText(int column) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
+std::optional<std::string> Statement::columnOptText(int column) const {
+  if (isNull(column)) return std::nullopt;
+  return columnText(column);
+}
+
 Bytes Statement::columnBlob(int column) const {
   const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, column));
   if (!data) return {};

@@ -49,6 +49,7 @@ class Statement {
   std::int64_t columnInt(int column) const;
   std::optional<std::int64_t> columnOptInt(int column) const;
   std::string columnText(int column) const;
+  std::optional<std::string> columnOptText(int column) const;
   Bytes columnBlob(int column) const;
 
  private:

@@ -21,7 +21,7 @@ using sqlite::Transaction;
 // whose (agent_id, seq) the envelopes key keeps unique. Without a key their rows are appended
 // in arrival order; a key clustered by agent would dirty one page per agent in every commit,
 // which on a busy home multiplies what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE agents (
   id TEXT PRIMARY KEY NOT NULL,
@@ -65,6 +65,13 @@ CREATE TABLE events (
   occurred_ms INTEGER,
   payload TEXT NOT NULL
 );
+)sql",
+    // Events carry their family and the collector's stable id; a repeat is dropped by the
+    // unique index. Only events with an id are indexed, so older reports cost nothing more.
+    R"sql(
+ALTER TABLE events ADD COLUMN family TEXT;
+ALTER TABLE events ADD COLUMN event_id TEXT;
+CREATE UNIQUE INDEX events_by_id ON events (family, array, event_id) WHERE event_id IS NOT NULL;
 )sql",
 };
 
@@ -143,13 +150,15 @@ struct Store::Impl {
     }
     if (!r.events.empty()) {
       auto ev = statement(insertEvent,
-                          "INSERT INTO events (agent_id, seq, idx, array, code, severity, "
-                          "occurred_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                          "INSERT OR IGNORE INTO events (agent_id, seq, idx, array, code, "
+                          "severity, occurred_ms, payload, family, event_id) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
       if (!ev) return propagate(ev);
       std::int64_t idx = 0;
       for (const auto& e : r.events) {
         (*ev)->bind(1, r.agentId).bind(2, seq).bind(3, idx++).bind(4, e.array).bind(5, e.code);
         (*ev)->bind(6, e.severity).bind(7, e.occurredMs).bind(8, e.payload);
+        (*ev)->bind(9, e.family).bind(10, e.id);
         if (auto done = (*ev)->run(); !done) return done;
       }
     }
@@ -281,6 +290,35 @@ Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::st
     e.receivedMs = stmt->columnInt(4);
     e.size = static_cast<std::uint64_t>(stmt->columnInt(5));
     e.payload = stmt->columnText(6);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::vector<StoredEvent>> Store::events(const std::optional<std::string>& array) {
+  auto stmt = impl_->db.prepare(
+      "SELECT e.agent_id, e.seq, e.family, e.array, e.event_id, e.code, e.severity, "
+      "e.occurred_ms, v.received_ms, e.payload FROM events e JOIN envelopes v "
+      "ON v.agent_id = e.agent_id AND v.seq = e.seq WHERE ?1 IS NULL OR e.array = ?1 "
+      "ORDER BY e.rowid");
+  if (!stmt) return propagate(stmt);
+  stmt->bind(1, array);
+  std::vector<StoredEvent> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row) return propagate(row);
+    if (!*row) break;
+    StoredEvent e;
+    e.agentId = stmt->columnText(0);
+    e.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
+    e.family = stmt->columnOptText(2);
+    e.array = stmt->columnOptText(3);
+    e.id = stmt->columnOptText(4);
+    e.code = stmt->columnOptText(5);
+    e.severity = stmt->columnOptText(6);
+    e.occurredMs = stmt->columnOptInt(7);
+    e.receivedMs = stmt->columnInt(8);
+    e.payload = stmt->columnText(9);
     out.push_back(std::move(e));
   }
   return out;

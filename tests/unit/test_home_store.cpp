@@ -137,6 +137,37 @@ TEST_CASE("a commit stores each (agent, seq) once, within one batch and across b
   CHECK(a.lastEnvelopeMs.has_value());
 }
 
+TEST_CASE("an event already stored under its family, array and id is a repeat") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  REQUIRE(store.addAgent(sampleAgent(kAgentB)).has_value());
+  auto withIds = [](const char* agent, std::uint64_t seq, std::vector<const char*> ids) {
+    auto r = sampleRecord(agent, seq);
+    r.events.resize(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      r.events[i].family = "hitachi_svp";
+      r.events[i].array = "470849";
+      r.events[i].id = ids[i];
+      r.events[i].payload = fmt::format(R"({{"id":"{}"}})", ids[i]);
+    }
+    return r;
+  };
+  // Re-collected after a crash: a new envelope (seq 2) repeats event "b"; another agent
+  // watching the same array reports "c" again.
+  commitAll(store, {withIds(kAgentA, 1, {"a", "b"})});
+  commitAll(store, {withIds(kAgentA, 2, {"b", "c"}), withIds(kAgentB, 1, {"c"})});
+  auto noId = sampleRecord(kAgentA, 3);  // events without an id are never merged
+  commitAll(store, {noId, sampleRecord(kAgentA, 4)});
+
+  RawDb raw(dir / "home.db");
+  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id IS NOT NULL") == 3);
+  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id = 'b'") == 1);
+  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id IS NULL") ==
+        2 * static_cast<std::int64_t>(noId.events.size()));
+  CHECK(raw.count("SELECT seq FROM events WHERE event_id = 'c'") == 2);
+}
+
 TEST_CASE("heartbeats move the due time forward only") {
   TempDir dir;
   auto store = openNew(dir / "home.db");

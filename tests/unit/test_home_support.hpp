@@ -48,7 +48,9 @@ inline EnvelopeRecord sampleRecord(const std::string& agent, std::uint64_t seq,
   r.size = 200;
   r.payload = fmt::format(R"({{"schema":1,"type":"{}","seq":{}}})", r.type, seq);
   for (std::size_t i = 0; i < events; ++i) {
-    r.events.push_back(EventRecord{.array = "410123",
+    r.events.push_back(EventRecord{.family = std::nullopt,
+                                   .array = "410123",
+                                   .id = std::nullopt,
                                    .code = fmt::format("30708{}", i),
                                    .severity = "acute",
                                    .occurredMs = r.createdMs,

@@ -30,6 +30,12 @@ Result<std::string> listAgents(const std::filesystem::path& state, bool json);
 /// `pass-home messages`: stored envelopes in (agent, seq) order.
 Result<std::string> listMessages(const std::filesystem::path& state,
                                  const std::optional<std::string>& agent, bool json);
+/// Array of {agent, seq, received_ms, family, array, id, code, severity, occurred_ms, event
+/// (the JSON object the agent sent)}.
+nlohmann::ordered_json eventsJson(const std::vector<StoredEvent>& events);
+/// `pass-home events`: stored events in arrival order, optionally of one array.
+Result<std::string> listEvents(const std::filesystem::path& state,
+                               const std::optional<std::string>& array, bool json);
 /// `pass-home revoke`: the agent is refused (403 revoked) from its next request on.
 /// Fails with "usage.agent" for a malformed UUID and "unknown_agent".
 Status revokeAgent(const std::filesystem::path& state, std::string_view agent);

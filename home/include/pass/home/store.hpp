@@ -17,7 +17,7 @@
 namespace pass::home {
 
 /// The schema version this build migrates to.
-inline constexpr std::int64_t kSchemaVersion = 1;
+inline constexpr std::int64_t kSchemaVersion = 2;
 
 /// An agent as enrolled.
 struct NewAgent {
@@ -54,7 +54,11 @@ struct AgentSummary {
 
 /// One event of a report payload; absent fields are stored as NULL.
 struct EventRecord {
+  std::optional<std::string> family;
   std::optional<std::string> array;
+  /// The collector's stable id: an event already stored under the same family, array and id is
+  /// a repeat (the agent crashed between spooling it and saving its cursor) and is dropped.
+  std::optional<std::string> id;
   std::optional<std::string> code;
   std::optional<std::string> severity;
   std::optional<std::int64_t> occurredMs;
@@ -85,6 +89,20 @@ struct StoredEnvelope {
   std::string payload;
 };
 
+/// One stored event, as `pass-home events` shows it.
+struct StoredEvent {
+  std::string agentId;
+  std::uint64_t seq = 0;
+  std::optional<std::string> family;
+  std::optional<std::string> array;
+  std::optional<std::string> id;
+  std::optional<std::string> code;
+  std::optional<std::string> severity;
+  std::optional<std::int64_t> occurredMs;
+  std::int64_t receivedMs = 0;
+  std::string payload;  // the event's JSON object as the agent sent it
+};
+
 enum class CommitResult { kAccepted, kDuplicate };
 
 class Store {
@@ -112,6 +130,8 @@ class Store {
   Result<std::vector<AgentSummary>> agents();
   /// Stored envelopes in (agent, seq) order, optionally of one agent only.
   Result<std::vector<StoredEnvelope>> envelopes(const std::optional<std::string>& agentId);
+  /// Stored events in arrival order, optionally of one array (serial).
+  Result<std::vector<StoredEvent>> events(const std::optional<std::string>& array);
 
   /// Stores a batch in one transaction (BEGIN IMMEDIATE ... COMMIT). A record whose
   /// (agent, seq) is already stored — also earlier in the same batch — is a duplicate and
