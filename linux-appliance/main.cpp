@@ -1,9 +1,12 @@
 // pass-agent: the Linux appliance's entry point. Parses the command line and calls libpass.
 // Exit codes are an interface (cron and systemd act on them); docs/agent.md lists them.
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <string>
 
@@ -12,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/agent.hpp"
+#include "pass/collector.hpp"
 #include "pass/config.hpp"
+#include "pass/payload.hpp"
 
 namespace po = boost::program_options;
 
@@ -42,7 +47,9 @@ std::string isoTime(std::optional<std::uint64_t> ms) {
 void usage(std::ostream& out) {
   out << "usage: pass-agent COMMAND [--config FILE] [options]\n\n"
          "commands:\n"
-         "  run               one scheduled cycle: heartbeat when due, then flush the spool\n"
+         "  run               one scheduled cycle: collect every array, heartbeat when due,\n"
+         "                    then flush the spool\n"
+         "  parse             decode one captured array output and print its events\n"
          "  test              seal a test message, send it now, print the home's answer\n"
          "  check-config      validate the configuration and the key files it names\n"
          "  status            spool depth, last delivery, next heartbeat\n"
@@ -50,7 +57,12 @@ void usage(std::ostream& out) {
          "options:\n"
          "  --config FILE     agent configuration (default /etc/pass/agent.xml)\n"
          "  --message TEXT    test: the text of the test message\n"
-         "  --json            status: machine-readable output\n\n"
+         "  --json            status: machine-readable output\n"
+         "  --dry-run         run: collect and print new events as JSON lines; send nothing,\n"
+         "                    advance no cursor\n"
+         "  --family F        parse: the array family (hitachi_svp, ...)\n"
+         "  --source S        parse: what the file is (pass-agent parse --family F lists them)\n"
+         "  FILE              parse: the captured output\n\n"
          "exit codes: 0 ok, 1 runtime failure, 2 configuration error, 3 spool full,\n"
          "            4 test refused by the home, 5 test: no home reachable\n";
 }
@@ -62,11 +74,103 @@ int reportError(const pass::Error& e) {
   return kFailure;
 }
 
+void printArrayRun(const pass::ArrayRun& run) {
+  for (const auto& note : run.notes) {
+    std::cerr << fmt::format("{} {}: {}\n", run.array.family, run.array.serial, note);
+  }
+  if (run.status.state == "ok") {
+    std::cout << fmt::format("collect: {} {}: {} new event(s) in {} ms\n", run.array.family,
+                             run.array.serial, run.events.size(), run.status.durationMs);
+  } else {
+    std::cout << fmt::format("collect: {} {}: {}: {}\n", run.array.family, run.array.serial,
+                             run.status.state, run.status.message);
+  }
+}
+
+int dryRunCommand(const pass::AgentConfig& cfg) {
+  auto agent = pass::Agent::open(cfg);
+  if (!agent) return reportError(agent.error());
+  bool allOk = true;
+  for (const auto& run : agent->collectOnly()) {
+    for (const auto& event : run.events) {
+      std::cout << pass::payload::event(run.array, event).dump() << "\n";
+    }
+    for (const auto& note : run.notes) {
+      std::cerr << fmt::format("{} {}: {}\n", run.array.family, run.array.serial, note);
+    }
+    std::cerr << fmt::format("dry-run: {} {}: {}{}{}, {} new event(s)\n", run.array.family,
+                             run.array.serial, run.status.state,
+                             run.status.message.empty() ? "" : ": ", run.status.message,
+                             run.events.size());
+    allOk = allOk && run.status.state == "ok";
+  }
+  return allOk ? kOk : kFailure;
+}
+
+int parseCommand(const po::variables_map& vm) {
+  const auto& registry = pass::builtinCollectors();
+  auto families = [&registry] {
+    std::string list;
+    for (const auto& c : registry.all())
+      list += fmt::format("{}{}", list.empty() ? "" : ", ", c.family);
+    return list;
+  };
+  if (!vm.count("family")) {
+    std::cerr << "pass-agent: parse needs --family (one of: " << families() << ")\n";
+    return kConfigError;
+  }
+  const auto family = vm["family"].as<std::string>();
+  const pass::CollectorInfo* info = registry.find(family);
+  if (info == nullptr) {
+    std::cerr << fmt::format("pass-agent: unknown family '{}' (this build has: {})\n", family,
+                             families());
+    return kConfigError;
+  }
+  std::string sources;
+  for (const auto& src : info->sources) {
+    sources += fmt::format("\n  {:<12} {}", src.name, src.description);
+  }
+  if (!vm.count("source") || !vm.count("file")) {
+    std::cerr << fmt::format("pass-agent: parse needs --source S and FILE; sources of {}:{}\n",
+                             family, sources);
+    return kConfigError;
+  }
+  const auto sourceName = vm["source"].as<std::string>();
+  auto source = std::find_if(info->sources.begin(), info->sources.end(),
+                             [&](const pass::ParseSource& src) { return src.name == sourceName; });
+  if (source == info->sources.end()) {
+    std::cerr << fmt::format("pass-agent: {} has no source '{}'; its sources:{}\n", family,
+                             sourceName, sources);
+    return kConfigError;
+  }
+  const auto file = vm["file"].as<std::string>();
+  std::ifstream in(file, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.good() && !in.eof()) {
+    std::cerr << fmt::format("pass-agent: cannot read {}\n", file);
+    return kFailure;
+  }
+  pass::ArrayConfig array;
+  array.family = family;
+  array.serial = vm.count("serial") ? vm["serial"].as<std::string>() : "-";
+  array.where = file;
+  auto events = source->parse(text, array);
+  if (!events) {
+    std::cerr << fmt::format("pass-agent: {}: {} [{}]\n", file, events.error().message,
+                             events.error().code);
+    return kFailure;
+  }
+  for (const auto& event : *events) std::cout << pass::payload::event(array, event).dump() << "\n";
+  std::cerr << fmt::format("parse: {} event(s) from {}\n", events->size(), file);
+  return kOk;
+}
+
 int runCommand(const pass::AgentConfig& cfg) {
   auto agent = pass::Agent::open(cfg);
   if (!agent) return reportError(agent.error());
   auto summary = agent->run();
   if (!summary) return reportError(summary.error());
+  for (const auto& run : summary->arrays) printArrayRun(run);
   std::cout << fmt::format(
       "run: heartbeat {}, delivered {}, duplicates {}, quarantined {}, still spooled {}\n",
       summary->heartbeatSpooled ? "spooled" : "not due", summary->delivered, summary->duplicates,
@@ -122,9 +226,16 @@ int checkConfigCommand(const pass::AgentConfig& cfg) {
     std::cerr << "pass-agent: " << k.error().message << "\n";
     return kConfigError;
   }
-  std::cout << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s))\n",
+  for (const auto& array : cfg.arrays) {
+    // Building the collector checks the array's own settings (profiles, paths, ...).
+    if (auto collector = pass::createCollector(array); !collector) {
+      std::cerr << "pass-agent: " << collector.error().message << "\n";
+      return kConfigError;
+    }
+  }
+  std::cout << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s), {} array(s))\n",
                            cfg.file.string(), pass::formatUuid(cfg.agentId), cfg.customer, cfg.site,
-                           cfg.endpoints.size());
+                           cfg.endpoints.size(), cfg.arrays.size());
   return kOk;
 }
 
@@ -147,7 +258,9 @@ int statusCommand(const pass::AgentConfig& cfg, bool json) {
                         {"next_heartbeat_due_ms", optMs(nextDue)},
                         {"last_error", s.lastError},
                         {"dropped_heartbeats", s.droppedHeartbeats},
-                        {"refused_envelopes", s.refusedEnvelopes}};
+                        {"refused_envelopes", s.refusedEnvelopes},
+                        {"arrays", nlohmann::json::array()}};
+    for (const auto& a : s.arrays) j["arrays"].push_back(pass::payload::arrayStatus(a));
     std::cout << j.dump(2) << "\n";
     return kOk;
   }
@@ -162,6 +275,11 @@ int statusCommand(const pass::AgentConfig& cfg, bool json) {
       st->spoolBytes, st->quarantined, isoTime(s.lastRunMs), isoTime(s.lastDeliveryMs),
       nextDue ? isoTime(nextDue) : std::string("due at the next run"),
       s.lastError.empty() ? "none" : s.lastError);
+  for (const auto& a : s.arrays) {
+    std::cout << fmt::format("array:          {} {} ({}): {}{}{}, last success {}\n", a.family,
+                             a.serial, a.name.empty() ? "-" : a.name, a.state,
+                             a.message.empty() ? "" : ": ", a.message, isoTime(a.lastSuccessMs));
+  }
   return kOk;
 }
 
@@ -170,9 +288,15 @@ int dispatch(int argc, char** argv) {
   opts.add_options()("help,h", "show help")("command", po::value<std::string>(), "command")(
       "config", po::value<std::string>()->default_value(kDefaultConfig), "agent.xml")(
       "message", po::value<std::string>()->default_value("pass-agent test message"),
-      "test message text")("json", po::bool_switch(), "machine-readable status");
+      "test message text")("json", po::bool_switch(), "machine-readable status")(
+      "dry-run", po::bool_switch(), "run: collect only")(
+      "family", po::value<std::string>(), "parse: array family")("source", po::value<std::string>(),
+                                                                 "parse: source kind")(
+      "serial", po::value<std::string>(), "parse: the array's serial for the output")(
+      "file", po::value<std::string>(), "parse: captured output");
   po::positional_options_description pos;
   pos.add("command", 1);
+  pos.add("file", 1);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
@@ -191,6 +315,7 @@ int dispatch(int argc, char** argv) {
     std::cout << pass::config::markdownReference(pass::agentSchema(), "agent.xml");
     return kOk;
   }
+  if (command == "parse") return parseCommand(vm);
   if (command != "run" && command != "test" && command != "check-config" && command != "status") {
     std::cerr << "pass-agent: unknown command '" << command << "'\n";
     usage(std::cerr);
@@ -201,7 +326,7 @@ int dispatch(int argc, char** argv) {
     std::cerr << "pass-agent: " << cfg.error().message << "\n";
     return kConfigError;
   }
-  if (command == "run") return runCommand(*cfg);
+  if (command == "run") return vm["dry-run"].as<bool>() ? dryRunCommand(*cfg) : runCommand(*cfg);
   if (command == "test") return testCommand(*cfg, vm["message"].as<std::string>());
   if (command == "check-config") return checkConfigCommand(*cfg);
   return statusCommand(*cfg, vm["json"].as<bool>());

@@ -1,8 +1,12 @@
 #include "pass/agent.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +29,12 @@ std::uint64_t systemNowMs() {
 namespace {
 
 constexpr std::string_view kStateFile = "agent-state.json";
+constexpr std::string_view kCursorDir = "cursors";
+// Reports are split so that no envelope nears the home's body limit (1 MiB by default), even
+// when a collector reads a long history.
+constexpr std::size_t kEventsPerReport = 200;
+// Arrays are collected this many at a time: most of a collection is waiting on an array.
+constexpr std::size_t kCollectThreads = 8;
 
 nlohmann::json optionalMs(const std::optional<std::uint64_t>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -51,6 +61,20 @@ Result<AgentState> loadState(const fs::path& file) {
     s.lastError = j.value("last_error", std::string{});
     s.droppedHeartbeats = j.value("dropped_heartbeats", std::uint64_t{0});
     s.refusedEnvelopes = j.value("refused_envelopes", std::uint64_t{0});
+    for (const auto& a : j.value("arrays", nlohmann::json::array())) {
+      ArrayStatus st;
+      st.family = a.at("family").get<std::string>();
+      st.serial = a.at("serial").get<std::string>();
+      st.name = a.value("name", std::string{});
+      st.state = a.at("state").get<std::string>();
+      st.message = a.value("message", std::string{});
+      st.lastRunMs = a.value("last_run_ms", std::uint64_t{0});
+      if (a.contains("last_success_ms") && !a["last_success_ms"].is_null())
+        st.lastSuccessMs = a["last_success_ms"].get<std::uint64_t>();
+      st.durationMs = a.value("duration_ms", std::uint64_t{0});
+      st.newEvents = a.value("new_events", std::uint64_t{0});
+      s.arrays.push_back(std::move(st));
+    }
   } catch (const nlohmann::json::exception& e) {
     return fail("state.corrupt", fmt::format("{}: {}", file.string(), e.what()));
   }
@@ -63,7 +87,9 @@ Status saveState(const fs::path& file, const AgentState& s) {
                       {"last_run_ms", optionalMs(s.lastRunMs)},
                       {"last_error", s.lastError},
                       {"dropped_heartbeats", s.droppedHeartbeats},
-                      {"refused_envelopes", s.refusedEnvelopes}};
+                      {"refused_envelopes", s.refusedEnvelopes},
+                      {"arrays", nlohmann::json::array()}};
+  for (const auto& a : s.arrays) j["arrays"].push_back(payload::arrayStatus(a));
   return platform::writeFileAtomic(file, j.dump(2) + "\n");
 }
 
@@ -97,6 +123,87 @@ struct Agent::Impl {
   Transport transport;
   AgentState state;
   fs::path stateFile;
+  std::vector<std::unique_ptr<Collector>> collectors;
+  std::vector<ArrayRun> unbuildable;  // arrays whose collector could not be created
+
+  fs::path cursorFile(const ArrayConfig& array) const {
+    return cfg.stateDir / kCursorDir / (array.key() + ".json");
+  }
+
+  /// Runs every collector, a few at a time; each array's result stands alone.
+  std::vector<ArrayRun> collectAll() {
+    std::vector<ArrayRun> runs(collectors.size());
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t i = next++; i < collectors.size(); i = next++) {
+        runs[i] = collectOne(*collectors[i]);
+      }
+    };
+    std::vector<std::thread> threads;
+    const std::size_t n = std::min(kCollectThreads, collectors.size());
+    for (std::size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    runs.insert(runs.end(), unbuildable.begin(), unbuildable.end());
+    for (auto& r : unbuildable) r.status.lastRunMs = clock();
+    return runs;
+  }
+
+  ArrayRun collectOne(Collector& collector) {
+    ArrayRun run;
+    run.array = collector.array();
+    CollectContext ctx;
+    ctx.clock = clock;
+    ctx.fs = &realFileSystem();
+    ctx.log = [&run](std::string_view, std::string_view message) {
+      run.notes.emplace_back(message);
+    };
+    const auto file = cursorFile(run.array);
+    std::error_code ec;
+    if (fs::exists(file, ec)) {
+      auto text = platform::readFile(file);
+      if (!text) {
+        run.status = ArrayStatus{run.array.family,
+                                 run.array.serial,
+                                 run.array.name,
+                                 "error",
+                                 text.error().message,
+                                 clock(),
+                                 std::nullopt,
+                                 0,
+                                 0};
+        return run;
+      }
+      ctx.cursor = std::move(*text);
+    }
+    auto outcome = collector.collect(ctx);
+    run.status = std::move(outcome.status);
+    if (outcome.result) {
+      run.events = std::move(outcome.result->events);
+      for (auto& note : outcome.result->notes) run.notes.push_back(std::move(note));
+      run.cursor = std::move(outcome.result->cursor);
+    }
+    return run;
+  }
+
+  /// Spools the events of one array, then advances its cursor: a crash in between repeats
+  /// events (the home drops repeats by id), it never loses one.
+  Status commit(ArrayRun& run) {
+    for (std::size_t first = 0; first < run.events.size(); first += kEventsPerReport) {
+      auto count = std::min(kEventsPerReport, run.events.size() - first);
+      auto json = payload::report(clock(), run.array, std::span(run.events).subspan(first, count));
+      auto n = enqueue(EnvelopeKind::kReport, json.dump());
+      if (!n) return std::unexpected(n.error());
+    }
+    if (!run.cursor) return {};
+    std::error_code ec;
+    fs::create_directories(cfg.stateDir / kCursorDir, ec);
+    if (ec) {
+      return fail("state.io", fmt::format("cannot create {}: {}",
+                                          (cfg.stateDir / kCursorDir).string(), ec.message()));
+    }
+    return platform::writeFileAtomic(cursorFile(run.array), *run.cursor);
+  }
 
   Result<Bytes> seal(std::uint64_t n, std::string_view payloadJson) {
     EnvelopeHeader h;
@@ -135,6 +242,7 @@ struct Agent::Impl {
     info.droppedHeartbeats = state.droppedHeartbeats;
     info.refusedEnvelopes = state.refusedEnvelopes;
     info.lastDeliveryMs = state.lastDeliveryMs;
+    info.arrays = state.arrays;
     return info;
   }
 };
@@ -172,9 +280,38 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
   auto state = loadState(stateFile);
   if (!state) return std::unexpected(state.error());
 
-  auto impl = std::unique_ptr<Impl>(new Impl{
-      cfg, std::move(clock), std::move(*lock), std::move(*signKey), std::move(*homeKey),
-      std::move(*seq), std::move(*spool), std::move(*transport), std::move(*state), stateFile});
+  auto impl = std::unique_ptr<Impl>(new Impl{cfg,
+                                             std::move(clock),
+                                             std::move(*lock),
+                                             std::move(*signKey),
+                                             std::move(*homeKey),
+                                             std::move(*seq),
+                                             std::move(*spool),
+                                             std::move(*transport),
+                                             std::move(*state),
+                                             stateFile,
+                                             {},
+                                             {}});
+  for (const ArrayConfig& array : cfg.arrays) {
+    auto collector = createCollector(array);
+    if (collector) {
+      impl->collectors.push_back(std::move(*collector));
+      continue;
+    }
+    // One array's bad settings must not silence the others; check-config reports it too.
+    ArrayRun run;
+    run.array = array;
+    run.status = ArrayStatus{array.family,
+                             array.serial,
+                             array.name,
+                             "config",
+                             collector.error().message,
+                             0,
+                             std::nullopt,
+                             0,
+                             0};
+    impl->unbuildable.push_back(std::move(run));
+  }
   return Agent(std::move(impl));
 }
 
@@ -191,9 +328,24 @@ Result<std::uint64_t> Agent::enqueue(EnvelopeKind kind, const std::string& paylo
 Result<RunSummary> Agent::run() {
   auto& s = *impl_;
   RunSummary summary;
-  const auto now = s.clock();
-  s.state.lastRunMs = now;
+  s.state.lastRunMs = s.clock();
 
+  summary.arrays = s.collectAll();
+  s.state.arrays.clear();
+  for (auto& run : summary.arrays) {
+    if (run.status.state == "ok") {
+      if (auto committed = s.commit(run); !committed) {
+        if (committed.error().code != "spool_full") return std::unexpected(committed.error());
+        // The cursor stays put: these events are collected again next run, never lost.
+        summary.spoolRefusal = committed.error();
+        run.status.state = "spool_full";
+        run.status.message = committed.error().message;
+      }
+    }
+    s.state.arrays.push_back(run.status);
+  }
+
+  const auto now = s.clock();
   if (now >= s.state.nextHeartbeatDueMs) {
     auto info = s.heartbeatInfo(now);
     auto n = s.enqueue(EnvelopeKind::kHeartbeat, payload::heartbeat(info).dump());
@@ -239,6 +391,8 @@ Result<RunSummary> Agent::run() {
   if (auto saved = saveState(s.stateFile, s.state); !saved) return std::unexpected(saved.error());
   return summary;
 }
+
+std::vector<ArrayRun> Agent::collectOnly() { return impl_->collectAll(); }
 
 Result<DeliveryResult> Agent::sendTest(const std::string& message) {
   auto& s = *impl_;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 #include <pugixml.hpp>
 
+#include "pass/collector.hpp"
 #include "pass/config.hpp"
 
 namespace pass {
@@ -34,6 +36,7 @@ constexpr std::string_view kKeys = "pass-agent/keys";
 constexpr std::string_view kHeartbeat = "pass-agent/heartbeat";
 constexpr std::string_view kSpool = "pass-agent/spool";
 constexpr std::string_view kState = "pass-agent/state";
+constexpr std::string_view kArrays = "pass-agent/arrays";
 
 constexpr std::uint64_t kSchemaVersion = 1;
 constexpr std::uint64_t kMinTimeoutSeconds = 1;
@@ -71,6 +74,9 @@ constexpr std::array kElements{
                 "oldest heartbeats are dropped; alerts never are."},
     ElementDecl{kState, 0, 1,
                 "Where the agent keeps its durable state (cursors, sequence, spool)."},
+    ElementDecl{kArrays, 0, 1,
+                "The arrays this agent watches: one child element per array, named for its "
+                "family. docs/supported-arrays.md says which models each family covers."},
 };
 
 constexpr std::array kAttributes{
@@ -126,7 +132,48 @@ constexpr std::array kAttributes{
                   "agent.xml."},
 };
 
-constexpr config::Schema kAgentSchema{kElements, kAttributes};
+/// The fixed tables above plus one element per built-in collector under <arrays>, with the
+/// attributes every array has and the collector's own.
+struct AgentSchema {
+  std::deque<std::string> paths;  // stable storage for the composed element paths
+  std::vector<ElementDecl> elements;
+  std::vector<AttributeDecl> attributes;
+  config::Schema schema;
+};
+
+const AgentSchema& agentSchemaTables() {
+  static const AgentSchema kSchema = [] {
+    AgentSchema s;
+    s.elements.assign(kElements.begin(), kElements.end());
+    s.attributes.assign(kAttributes.begin(), kAttributes.end());
+    for (const CollectorInfo& c : builtinCollectors().all()) {
+      const std::string& path = s.paths.emplace_back(fmt::format("{}/{}", kArrays, c.element));
+      s.elements.push_back(ElementDecl{path, 0, 0, c.description});
+      s.attributes.push_back(AttributeDecl{path,
+                                           "serial",
+                                           Type::kString,
+                                           true,
+                                           {},
+                                           "The array's serial number, as the array reports it; "
+                                           "unique per family in this file."});
+      s.attributes.push_back(AttributeDecl{
+          path, "model", Type::kString, false, {}, "The model, as on the new-customer form."});
+      s.attributes.push_back(AttributeDecl{path,
+                                           "name",
+                                           Type::kString,
+                                           false,
+                                           {},
+                                           "A name for people, shown in tickets and messages."});
+      for (AttributeDecl decl : c.settings) {
+        decl.element = path;
+        s.attributes.push_back(decl);
+      }
+    }
+    s.schema = config::Schema{s.elements, s.attributes};
+    return s;
+  }();
+  return kSchema;
+}
 
 /// One semantic finding; the earliest by line is reported, as in config::parse.
 class Findings {
@@ -206,12 +253,12 @@ void checkRange(Findings& findings, const config::Node& node, std::string_view n
 
 }  // namespace
 
-const config::Schema& agentSchema() { return kAgentSchema; }
+const config::Schema& agentSchema() { return agentSchemaTables().schema; }
 
 Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
   auto text = readConfigFile(file);
   if (!text) return std::unexpected(text.error());
-  auto parsed = config::parse(kAgentSchema, *text, file.string());
+  auto parsed = config::parse(agentSchema(), *text, file.string());
   if (!parsed) return std::unexpected(parsed.error());
   const config::Document& doc = *parsed;
 
@@ -279,6 +326,31 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
 
   cfg.stateDir = resolve(base, valueOr(doc.first(kState), kState, "dir"));
 
+  const std::string arrayPrefix = fmt::format("{}/", kArrays);
+  for (const config::Node& node : doc.nodes) {
+    if (!node.path.starts_with(arrayPrefix)) continue;
+    const CollectorInfo* collector =
+        builtinCollectors().findByElement(std::string_view(node.path).substr(arrayPrefix.size()));
+    if (collector == nullptr) continue;  // parse() refuses elements no collector declared
+    ArrayConfig array;
+    array.family = collector->family;
+    array.serial = attribute(node, "serial");
+    array.model = attribute(node, "model");
+    array.name = attribute(node, "name");
+    array.settings = node.attributes;
+    array.configDir = base;
+    array.where = fmt::format("{}:{}", file.string(), node.line);
+    for (const ArrayConfig& earlier : cfg.arrays) {
+      if (earlier.family == array.family && earlier.serial == array.serial) {
+        findings.add(node, "serial",
+                     fmt::format("{} {} is already declared at {}", array.family, array.serial,
+                                 earlier.where));
+      }
+    }
+    if (array.serial.empty()) findings.add(node, "serial", "must not be empty");
+    cfg.arrays.push_back(std::move(array));
+  }
+
   if (auto status = findings.status(); !status) return std::unexpected(status.error());
   return cfg;
 }
@@ -331,6 +403,18 @@ std::string renderAgentConfig(const AgentConfig& cfg) {
   auto spool = root.append_child("spool");
   spool.append_attribute("max-envelopes") = number(cfg.spool.maxEnvelopes).c_str();
   spool.append_attribute("max-bytes") = number(cfg.spool.maxBytes).c_str();
+
+  if (!cfg.arrays.empty()) {
+    auto arrays = root.append_child("arrays");
+    for (const ArrayConfig& array : cfg.arrays) {
+      const CollectorInfo* collector = builtinCollectors().find(array.family);
+      if (collector == nullptr) continue;  // not in this build: nothing could load it either
+      auto element = arrays.append_child(std::string(collector->element).c_str());
+      for (const auto& [name, value] : array.settings) {
+        element.append_attribute(name.c_str()) = value.c_str();
+      }
+    }
+  }
 
   std::ostringstream out;
   doc.save(out, "  ", pugi::format_default, pugi::encoding_utf8);

@@ -37,6 +37,46 @@ nlohmann::json heartbeat(const HeartbeatInfo& info) {
   j["last_delivery_ms"] =
       info.lastDeliveryMs ? nlohmann::json(*info.lastDeliveryMs) : nlohmann::json(nullptr);
   j["arrays"] = nlohmann::json::array();
+  for (const auto& a : info.arrays) j["arrays"].push_back(arrayStatus(a));
+  return j;
+}
+
+nlohmann::json arrayStatus(const ArrayStatus& a) {
+  return {{"family", a.family},
+          {"serial", a.serial},
+          {"name", a.name},
+          {"state", a.state},
+          {"message", a.message},
+          {"last_run_ms", a.lastRunMs},
+          {"last_success_ms",
+           a.lastSuccessMs ? nlohmann::json(*a.lastSuccessMs) : nlohmann::json(nullptr)},
+          {"duration_ms", a.durationMs},
+          {"new_events", a.newEvents}};
+}
+
+nlohmann::json event(const ArrayConfig& array, const CollectedEvent& e) {
+  return {{"family", array.family},
+          {"array", array.serial},
+          {"id", e.id},
+          {"kind", e.kind},
+          {"code", e.code},
+          {"severity", e.severity},
+          {"occurred_ms", e.occurredMs ? nlohmann::json(*e.occurredMs) : nlohmann::json(nullptr)},
+          {"component", e.component},
+          {"text", e.text},
+          {"raw", e.raw}};
+}
+
+nlohmann::json report(std::uint64_t sentMs, const ArrayConfig& array,
+                      std::span<const CollectedEvent> events) {
+  auto j = common("report", sentMs);
+  j["array"] = {{"family", array.family},
+                {"serial", array.serial},
+                {"model", array.model},
+                {"name", array.name}};
+  auto list = nlohmann::json::array();
+  for (const auto& e : events) list.push_back(event(array, e));
+  j["events"] = std::move(list);
   return j;
 }
 

@@ -413,7 +413,7 @@ TEST_CASE("every default in agentSchema() passes its own type check") {
   for (const auto& element : agentSchema().elements) {
     std::string_view path = element.path;
     if (path == "pass-agent" || path.starts_with("pass-agent/home") ||
-        path == "pass-agent/identity") {
+        path == "pass-agent/identity" || path.starts_with("pass-agent/arrays")) {
       continue;
     }
     std::string line = fmt::format("<{}", path.substr(path.rfind('/') + 1));
@@ -424,7 +424,23 @@ TEST_CASE("every default in agentSchema() passes its own type check") {
     }
     text += line + "/>\n";
   }
-  text += "</pass-agent>\n";
+  // Each array element: required attributes get a sample of their type, the others their
+  // default.
+  text += "<arrays>\n";
+  for (const auto& element : agentSchema().elements) {
+    std::string_view path = element.path;
+    if (!path.starts_with("pass-agent/arrays/")) continue;
+    std::string line = fmt::format("<{}", path.substr(path.rfind('/') + 1));
+    for (const auto& attr : agentSchema().attributes) {
+      if (attr.element != path || (!attr.required && attr.defaultValue.empty())) continue;
+      std::string_view sample = attr.type == config::Type::kUint   ? "1"
+                                : attr.type == config::Type::kBool ? "true"
+                                                                   : "x";
+      line += fmt::format(" {}=\"{}\"", attr.name, attr.required ? sample : attr.defaultValue);
+    }
+    text += line + "/>\n";
+  }
+  text += "</arrays>\n</pass-agent>\n";
   auto cfg = loadAgentConfig(writeFile(dir.path(), "agent.xml", text));
   CHECK_MESSAGE(cfg.has_value(), (cfg ? std::string() : cfg.error().message), "\n", text);
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pass/collector.hpp"
 #include "pass/config.hpp"
 #include "pass/crypto.hpp"
 #include "pass/sequence.hpp"
@@ -29,9 +30,20 @@ struct AgentState {
   std::string lastError;  // empty when the last run delivered everything it tried
   std::uint64_t droppedHeartbeats = 0;
   std::uint64_t refusedEnvelopes = 0;
+  std::vector<ArrayStatus> arrays;  // the last collection of each configured array
+};
+
+/// One array's collection in this run.
+struct ArrayRun {
+  ArrayConfig array;
+  ArrayStatus status;
+  std::vector<CollectedEvent> events;
+  std::vector<std::string> notes;
+  std::optional<std::string> cursor;  // saved once the events are in the spool
 };
 
 struct RunSummary {
+  std::vector<ArrayRun> arrays;
   bool heartbeatSpooled = false;
   std::uint64_t delivered = 0;
   std::uint64_t duplicates = 0;
@@ -57,9 +69,13 @@ class Agent {
   Agent& operator=(Agent&&) noexcept;
   ~Agent();
 
-  /// One scheduled cycle: a heartbeat when due, then flush the spool oldest first.
-  /// An unreachable home is not an error (the spool keeps the envelopes for the next run).
+  /// One scheduled cycle: collect every array (new events are spooled, then the array's
+  /// cursor advances), a heartbeat when due, then flush the spool oldest first. An unreachable
+  /// home or array is not an error: the spool keeps the envelopes, the array's status says it.
   Result<RunSummary> run();
+
+  /// Collects every array without spooling anything or advancing any cursor (--dry-run).
+  std::vector<ArrayRun> collectOnly();
 
   /// Seals a test message and sends it now, outside the spool; returns the home's answer.
   Result<DeliveryResult> sendTest(const std::string& message);

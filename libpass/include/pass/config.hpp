@@ -70,6 +70,20 @@ std::string markdownReference(const Schema& schema, std::string_view title);
 
 namespace pass {
 
+/// One array as agent.xml declares it: `<arrays><hitachi-svp serial=... .../></arrays>`.
+struct ArrayConfig {
+  std::string family;  // "hitachi_svp", ...
+  std::string serial;
+  std::string model;
+  std::string name;
+  /// Every attribute of the array's element, validated and with defaults filled in.
+  std::map<std::string, std::string, std::less<>> settings;
+  std::filesystem::path configDir;  // relative paths in settings are relative to it
+  std::string where;                // "agent.xml:12", for messages
+  /// "<family>-<serial>": names the array's cursor file and its status.
+  std::string key() const { return family + "-" + serial; }
+};
+
 /// The agent's site configuration (agent.xml), with relative paths resolved against the
 /// directory of the file.
 struct AgentConfig {
@@ -90,6 +104,7 @@ struct AgentConfig {
   std::chrono::minutes heartbeatInterval{240};
   SpoolLimits spool;
   std::filesystem::path stateDir;
+  std::vector<ArrayConfig> arrays;
 };
 
 /// The schema of agent.xml.

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "pass/collector.hpp"
 #include "pass/spool.hpp"
 
 namespace pass::payload {
@@ -31,9 +33,17 @@ struct HeartbeatInfo {
   std::uint64_t droppedHeartbeats = 0;
   std::uint64_t refusedEnvelopes = 0;
   std::optional<std::uint64_t> lastDeliveryMs;
+  std::vector<ArrayStatus> arrays;
 };
 
 nlohmann::json heartbeat(const HeartbeatInfo& info);
 nlohmann::json test(std::uint64_t sentMs, const std::string& message);
+
+/// One event as it travels in a report and as `pass-agent parse` prints it.
+nlohmann::json event(const ArrayConfig& array, const CollectedEvent& e);
+/// A report of `events` (a slice of one collection run) from one array.
+nlohmann::json report(std::uint64_t sentMs, const ArrayConfig& array,
+                      std::span<const CollectedEvent> events);
+nlohmann::json arrayStatus(const ArrayStatus& status);
 
 }  // namespace pass::payload
