@@ -121,6 +121,9 @@ class Home:
     def agents(self):
         return {a["id"]: a for a in self.json("agents")}
 
+    def events(self, array=None):
+        return self.json("events", *(["--array", array] if array else []))
+
     def log_text(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 
@@ -172,6 +175,19 @@ class Bundle:
         if proxy:
             inner += f'\n    <proxy url="{proxy}"/>'
         self.config.write_text(text[:start] + head + inner + "\n  </home>" + text[end:])
+
+    def add_array(self, element, **attributes):
+        """Adds one array to agent.xml: add_array("hitachi-svp", serial="470849", sim_dir=...);
+        underscores in attribute names become dashes."""
+        from xml.sax.saxutils import quoteattr
+        text = self.config.read_text()
+        attrs = "".join(f" {k.replace('_', '-')}={quoteattr(str(v))}" for k, v in attributes.items())
+        line = f"\n    <{element}{attrs}/>"
+        if "<arrays>" in text:
+            text = text.replace("\n  </arrays>", line + "\n  </arrays>", 1)
+        else:
+            text = text.replace("</pass-agent>", f"  <arrays>{line}\n  </arrays>\n</pass-agent>", 1)
+        self.config.write_text(text)
 
     def tls_context(self):
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.path / "home-ca.crt"))
