@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer harness in tests/fuzz/ with clang and runs each briefly.
+#   scripts/fuzz.sh [SECONDS_PER_HARNESS]   (default 30)
+# clang 16 is the oldest Debian clang that compiles our std::expected code with libstdc++ 12
+# (see the note in tests/fuzz/fuzz_hitachi_svp.cpp); the script installs it when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+out="${PASS_FUZZ_DIR:-build/fuzz}"
+
+missing=()
+for p in clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+mkdir -p "$out"
+# Each harness names the sources it needs on its "// sources:" line.
+for harness in tests/fuzz/fuzz_*.cpp; do
+  name="$(basename "$harness" .cpp)"
+  read -r -a sources <<<"$(sed -n 's|^// sources: ||p' "$harness")"
+  clang++-16 -std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -Wno-builtin-macro-redefined \
+    -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Ilibpass/include -Ilibpass/src "$harness" "${sources[@]}" -lfmt -o "$out/$name"
+  corpus="$out/$name.corpus"
+  mkdir -p "$corpus"
+  echo "fuzz: $name for ${seconds}s" >&2
+  "$out/$name" -max_total_time="$seconds" -print_final_stats=1 "$corpus" 2>"$out/$name.log" || {
+    tail -50 "$out/$name.log" >&2
+    exit 1
+  }
+  grep -E '^stat::number_of_executed_units' "$out/$name.log" >&2 || true
+done
