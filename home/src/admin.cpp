@@ -9,6 +9,7 @@
 #include "pass/envelope.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/vendor_codes.hpp"
 
 namespace pass::home {
 namespace {
@@ -120,6 +121,17 @@ Result<std::string> listMessages(const std::filesystem::path& state,
   return messagesText(*messages);
 }
 
+namespace {
+
+/// The table entry for a stored event's code, if its family has a table that knows it.
+const CodeEntry* decode(const StoredEvent& e) {
+  if (!e.family || !e.code) return nullptr;
+  const CodeTable* table = builtinCodeTable(*e.family);
+  return table ? table->find(*e.code) : nullptr;
+}
+
+}  // namespace
+
 Json eventsJson(const std::vector<StoredEvent>& events) {
   auto opt = [](const auto& v) { return v ? Json(*v) : Json(nullptr); };
   Json out = Json::array();
@@ -135,7 +147,13 @@ Json eventsJson(const std::vector<StoredEvent>& events) {
                        {"code", opt(e.code)},
                        {"severity", opt(e.severity)},
                        {"occurred_ms", opt(e.occurredMs)},
+                       {"decoded", nullptr},
                        {"event", std::move(event)}});
+    if (const CodeEntry* d = decode(e)) {
+      out.back()["decoded"] =
+          Json{{"code", d->code},         {"meaning", d->meaning}, {"component", d->component},
+               {"severity", d->severity}, {"action", d->action},   {"source", d->source}};
+    }
   }
   return out;
 }
@@ -147,14 +165,18 @@ Result<std::string> listEvents(const std::filesystem::path& state,
   auto events = store->events(array);
   if (!events) return std::unexpected(events.error());
   if (json) return dumpJson(eventsJson(*events), 2) + "\n";
-  constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<9}  {}\n";
-  std::string out =
-      fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE", "SEVERITY", "TEXT");
+  constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<9}  {:<40}  {}\n";
+  std::string out = fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE",
+                                "SEVERITY", "MEANING (vendor-codes)", "TEXT (as the array said)");
   for (const auto& e : *events) {
     auto event = Json::parse(e.payload, nullptr, false);
     std::string text = event.is_object() ? event.value("text", std::string()) : e.payload;
+    const CodeEntry* d = decode(e);
+    std::string severity = e.severity.value_or("");
+    if (severity.empty() && d != nullptr) severity = d->severity;
     out += fmt::format(fmt::runtime(kRow), optionalTime(e.occurredMs), e.family.value_or("-"),
-                       e.array.value_or("-"), e.code.value_or("-"), e.severity.value_or("-"), text);
+                       e.array.value_or("-"), e.code.value_or("-"),
+                       severity.empty() ? "-" : severity, d ? d->meaning : "(undecoded)", text);
   }
   return out;
 }

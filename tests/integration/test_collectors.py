@@ -51,6 +51,8 @@ class SvpCollectorTest(HomeTestCase):
         self.assertEqual("Processor failure", e["event"]["text"])
         self.assertEqual("DKC", e["event"]["component"])
         self.assertIsNotNone(e["occurred_ms"])
+        self.assertEqual("307080", e["decoded"]["code"], "decoded with vendor-codes/")
+        self.assertIn("source", e["decoded"])
 
         self.run_agent()
         self.home.stop()
@@ -113,6 +115,7 @@ class SvpCollectorTest(HomeTestCase):
         self.run_agent()
         events = self.home.events(SERIAL)
         self.assertEqual(["unparsed"], [e["code"] for e in events])
+        self.assertIsNone(events[0]["decoded"], "an unknown code flows through undecoded")
         self.assertEqual("this is not a SIM record", events[0]["event"]["raw"])
 
     def test_a_bad_array_setting_fails_check_config_with_its_line(self):

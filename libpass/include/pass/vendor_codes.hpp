@@ -1,0 +1,45 @@
+#pragma once
+/// Vendor code tables (vendor-codes/<family>/*-codes.json): code or code pattern → meaning,
+/// component, severity, suggested action and the public source of the entry. Loaded and
+/// checked at run time; the reviewed copies are built in.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pass/result.hpp"
+
+namespace pass {
+
+struct CodeEntry {
+  std::string code;  // as written: hex digits, 'x' = any hex digit ("2180xx")
+  std::string meaning;
+  std::string component;
+  std::string severity;  // empty when the source gives none
+  std::string action;
+  std::string source;
+};
+
+class CodeTable {
+ public:
+  /// Parses and checks a table: {"schema": 1, "family": ..., "note": ..., "codes": [entries]}.
+  /// Every entry needs code, meaning and source; unknown keys are errors. Errors
+  /// ("codes.bad_table") name `file`, the entry's index and the key.
+  static Result<CodeTable> parse(std::string_view json, std::string_view file);
+
+  const std::string& family() const { return family_; }
+  const std::vector<CodeEntry>& entries() const { return entries_; }
+
+  /// The most specific entry matching `code` (case-insensitive; fewest 'x' wins), or nullptr.
+  const CodeEntry* find(std::string_view code) const;
+
+ private:
+  std::string family_;
+  std::vector<CodeEntry> entries_;
+};
+
+/// The built-in table of `family`, or nullptr when there is none.
+const CodeTable* builtinCodeTable(std::string_view family);
+
+}  // namespace pass

@@ -1,0 +1,98 @@
+// Vendor code tables: the checks at load time, pattern matching, and the built-in tables.
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "pass/vendor_codes.hpp"
+#include "platform/fs.hpp"
+#include "test_support.hpp"
+
+using pass::CodeTable;
+using pass::test::errorText;
+
+namespace {
+
+std::string table(const std::string& codes) {
+  return R"({"schema": 1, "family": "f", "note": "n", "codes": [)" + codes + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("every built-in table in vendor-codes/ parses and names a source per entry") {
+  namespace fs = std::filesystem;
+  int tables = 0;
+  for (const auto& dir : fs::directory_iterator(fs::path(PASS_SOURCE_DIR) / "vendor-codes")) {
+    if (!dir.is_directory()) continue;
+    for (const auto& file : fs::directory_iterator(dir.path())) {
+      if (!file.path().string().ends_with("-codes.json")) continue;
+      ++tables;
+      auto text = pass::platform::readFile(file.path());
+      REQUIRE(text.has_value());
+      auto parsed = CodeTable::parse(*text, file.path().string());
+      REQUIRE_MESSAGE(parsed.has_value(), errorText(parsed));
+      CHECK(pass::builtinCodeTable(parsed->family()) != nullptr);
+      for (const auto& e : parsed->entries()) {
+        CHECK_FALSE(e.source.empty());
+        if (!e.severity.empty()) {
+          CHECK_MESSAGE((e.severity == "acute" || e.severity == "serious" ||
+                         e.severity == "moderate" || e.severity == "service"),
+                        e.code, ": ", e.severity);
+        }
+      }
+    }
+  }
+  CHECK(tables >= 1);
+}
+
+TEST_CASE("the most specific pattern wins; unknown codes are not decoded") {
+  const auto* svp = pass::builtinCodeTable("hitachi_svp");
+  REQUIRE(svp != nullptr);
+  const auto* blocked = svp->find("218012");
+  REQUIRE(blocked != nullptr);
+  CHECK(blocked->code == "2180xx");
+  CHECK(blocked->severity == "moderate");
+  CHECK(svp->find("2181ab")->code == "2181xx");  // lower-case hex in the code
+  CHECK(svp->find("212051")->meaning == "Channel port blocking");
+  CHECK(svp->find("999999") == nullptr);
+  CHECK(svp->find("2180x") == nullptr);   // wrong length
+  CHECK(svp->find("2180zz") == nullptr);  // not hex
+  CHECK(pass::builtinCodeTable("no_such_family") == nullptr);
+
+  auto t = CodeTable::parse(table(R"({"code": "21xxxx", "meaning": "wide", "source": "s"},
+                                     {"code": "2180xx", "meaning": "narrow", "source": "s"},
+                                     {"code": "218001", "meaning": "exact", "source": "s"})"),
+                            "t.json");
+  REQUIRE_MESSAGE(t.has_value(), errorText(t));
+  CHECK(t->find("218001")->meaning == "exact");
+  CHECK(t->find("218002")->meaning == "narrow");
+  CHECK(t->find("219002")->meaning == "wide");
+}
+
+TEST_CASE("a bad table is refused with the file, the entry and the key") {
+  auto refused = [](const std::string& json) {
+    auto t = CodeTable::parse(json, "x-codes.json");
+    REQUIRE_FALSE(t.has_value());
+    CHECK(t.error().code == "codes.bad_table");
+    CHECK(t.error().message.find("x-codes.json") != std::string::npos);
+    return t.error().message;
+  };
+  CHECK(refused("[]").find("not a JSON object") != std::string::npos);
+  CHECK(refused(R"({"schema": 2, "family": "f", "codes": []})").find("schema") !=
+        std::string::npos);
+  CHECK(refused(R"({"schema": 1, "codes": []})").find("family") != std::string::npos);
+  CHECK(refused(R"({"schema": 1, "family": "f", "codes": [], "extra": 1})").find("extra") !=
+        std::string::npos);
+  CHECK(refused(table(R"({"code": "2180xx", "meaning": "m"})")).find("codes[0]: \"source\"") !=
+        std::string::npos);
+  CHECK(refused(table(R"({"code": "21-0xx", "meaning": "m", "source": "s"})"))
+            .find("codes[0].code") != std::string::npos);
+  CHECK(refused(table(R"({"code": "2180xx", "meaning": "m", "source": "s", "sev": "x"})"))
+            .find("unknown key \"sev\"") != std::string::npos);
+  CHECK(refused(table(R"({"code": "2180xx", "meaning": 5, "source": "s"})"))
+            .find("codes[0].meaning must be a string") != std::string::npos);
+  CHECK(refused(table(R"({"code": "2180xx", "meaning": "m", "source": "s"},
+                         {"code": "2180XX", "meaning": "m", "source": "s"})"))
+            .find("codes[1].code \"2180XX\" is listed twice") != std::string::npos);
+}
