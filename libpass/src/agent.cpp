@@ -144,8 +144,8 @@ struct Agent::Impl {
     for (std::size_t t = 1; t < n; ++t) threads.emplace_back(worker);
     worker();
     for (auto& t : threads) t.join();
-    runs.insert(runs.end(), unbuildable.begin(), unbuildable.end());
     for (auto& r : unbuildable) r.status.lastRunMs = clock();
+    runs.insert(runs.end(), unbuildable.begin(), unbuildable.end());
     return runs;
   }
 

@@ -80,6 +80,7 @@ class SvpCollectorTest(HomeTestCase):
     def test_a_missing_array_is_its_status_and_the_others_go_on(self):
         self.add_svp()
         self.add_svp(serial="999999", sim_dir=pathlib.Path(self.tmp) / "no-such-dir")
+        self.add_svp(serial="888888", profile="no-such-profile")  # cannot even be built
         self.run_agent()
         self.log.raise_sim("307080")
         self.bundle.make_heartbeat_due()
@@ -94,8 +95,14 @@ class SvpCollectorTest(HomeTestCase):
         self.assertEqual(1, arrays[SERIAL]["new_events"])
         self.assertEqual("config", arrays["999999"]["state"])
         self.assertIn("no-such-dir", arrays["999999"]["message"])
+        self.assertGreater(arrays["999999"]["last_run_ms"], 0)
+        self.assertIsNone(arrays["999999"]["last_success_ms"])
+        self.assertEqual("config", arrays["888888"]["state"])
+        self.assertIn("no-such-profile", arrays["888888"]["message"])
+        self.assertGreater(arrays["888888"]["last_run_ms"], 0)
         status = self.bundle.status()
         self.assertEqual({"ok", "config"}, {a["state"] for a in status["arrays"]})
+        self.assertEqual(3, len(status["arrays"]))
 
     def test_dry_run_prints_new_events_and_advances_nothing(self):
         self.add_svp()
