@@ -124,7 +124,7 @@ Result<std::string> listMessages(const std::filesystem::path& state,
 namespace {
 
 /// The table entry for a stored event's code, if its family has a table that knows it.
-const CodeEntry* decode(const StoredEvent& e) {
+const CodeEntry* decode(const EventRecord& e) {
   if (!e.family || !e.code) return nullptr;
   const CodeTable* table = builtinCodeTable(*e.family);
   return table ? table->find(*e.code) : nullptr;
@@ -135,12 +135,13 @@ const CodeEntry* decode(const StoredEvent& e) {
 Json eventsJson(const std::vector<StoredEvent>& events) {
   auto opt = [](const auto& v) { return v ? Json(*v) : Json(nullptr); };
   Json out = Json::array();
-  for (const auto& e : events) {
+  for (const auto& stored : events) {
+    const EventRecord& e = stored.event;
     auto event = Json::parse(e.payload, nullptr, false);
     if (event.is_discarded()) event = e.payload;
-    out.push_back(Json{{"agent", e.agentId},
-                       {"seq", e.seq},
-                       {"received_ms", e.receivedMs},
+    out.push_back(Json{{"agent", stored.agentId},
+                       {"seq", stored.seq},
+                       {"received_ms", stored.receivedMs},
                        {"family", opt(e.family)},
                        {"array", opt(e.array)},
                        {"id", opt(e.id)},
@@ -168,7 +169,8 @@ Result<std::string> listEvents(const std::filesystem::path& state,
   constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<9}  {:<40}  {}\n";
   std::string out = fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE",
                                 "SEVERITY", "MEANING (vendor-codes)", "TEXT (as the array said)");
-  for (const auto& e : *events) {
+  for (const auto& stored : *events) {
+    const EventRecord& e = stored.event;
     auto event = Json::parse(e.payload, nullptr, false);
     std::string text = event.is_object() ? event.value("text", std::string()) : e.payload;
     const CodeEntry* d = decode(e);

@@ -308,18 +308,19 @@ Result<std::vector<StoredEvent>> Store::events(const std::optional<std::string>&
     auto row = stmt->step();
     if (!row) return propagate(row);
     if (!*row) break;
-    StoredEvent e;
-    e.agentId = stmt->columnText(0);
-    e.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
+    StoredEvent stored;
+    stored.agentId = stmt->columnText(0);
+    stored.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
+    stored.receivedMs = stmt->columnInt(8);
+    auto& e = stored.event;
     e.family = stmt->columnOptText(2);
     e.array = stmt->columnOptText(3);
     e.id = stmt->columnOptText(4);
     e.code = stmt->columnOptText(5);
     e.severity = stmt->columnOptText(6);
     e.occurredMs = stmt->columnOptInt(7);
-    e.receivedMs = stmt->columnInt(8);
     e.payload = stmt->columnText(9);
-    out.push_back(std::move(e));
+    out.push_back(std::move(stored));
   }
   return out;
 }

@@ -93,14 +93,8 @@ struct StoredEnvelope {
 struct StoredEvent {
   std::string agentId;
   std::uint64_t seq = 0;
-  std::optional<std::string> family;
-  std::optional<std::string> array;
-  std::optional<std::string> id;
-  std::optional<std::string> code;
-  std::optional<std::string> severity;
-  std::optional<std::int64_t> occurredMs;
   std::int64_t receivedMs = 0;
-  std::string payload;  // the event's JSON object as the agent sent it
+  EventRecord event;  // as stored; payload is the event's JSON object as the agent sent it
 };
 
 enum class CommitResult { kAccepted, kDuplicate };
