@@ -2,7 +2,9 @@
 // Exit codes are an interface (cron and systemd act on them); docs/agent.md lists them.
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -145,9 +147,13 @@ int parseCommand(const po::variables_map& vm) {
   }
   const auto file = vm["file"].as<std::string>();
   std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::cerr << fmt::format("pass-agent: cannot open {}: {}\n", file, std::strerror(errno));
+    return kFailure;
+  }
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.good() && !in.eof()) {
-    std::cerr << fmt::format("pass-agent: cannot read {}\n", file);
+  if (in.bad()) {
+    std::cerr << fmt::format("pass-agent: cannot read {}: {}\n", file, std::strerror(errno));
     return kFailure;
   }
   pass::ArrayConfig array;
