@@ -144,11 +144,9 @@ Result<std::unique_ptr<Collector>> create(const ArrayConfig& array) {
   return std::make_unique<SvpCollector>(array, *profile, options);
 }
 
-/// `pass-agent parse --family hitachi_svp --source sim-log FILE`: the first profile that reads
-/// the file's first record line reads the whole file (or the one named by --profile).
-Result<std::vector<CollectedEvent>> parseSimLog(std::string_view text, const ArrayConfig& array) {
-  auto profiles = loadProfiles(array);
-  if (!profiles) return std::unexpected(profiles.error());
+/// A captured file's lines: the offset where each starts (for its id) and the line without
+/// its '\n'.
+std::vector<std::pair<std::uint64_t, std::string_view>> splitLines(std::string_view text) {
   std::vector<std::pair<std::uint64_t, std::string_view>> lines;
   for (std::size_t start = 0; start < text.size();) {
     auto end = text.find('\n', start);
@@ -156,6 +154,15 @@ Result<std::vector<CollectedEvent>> parseSimLog(std::string_view text, const Arr
     lines.emplace_back(start, text.substr(start, end - start));
     start = end + 1;
   }
+  return lines;
+}
+
+/// `pass-agent parse --family hitachi_svp --source sim-log FILE`: the first profile that reads
+/// the file's first record line reads the whole file (or the one named by --profile).
+Result<std::vector<CollectedEvent>> parseSimLog(std::string_view text, const ArrayConfig& array) {
+  auto profiles = loadProfiles(array);
+  if (!profiles) return std::unexpected(profiles.error());
+  const auto lines = splitLines(text);
   const LineProfile* chosen = nullptr;
   if (const std::string& wanted = setting(array, "profile"); !wanted.empty()) {
     chosen = findProfile(*profiles, wanted);
@@ -195,27 +202,20 @@ Result<std::vector<CollectedEvent>> parseSimLog(std::string_view text, const Arr
 /// `--source ssb`: one 32-byte SSB in hex per line.
 Result<std::vector<CollectedEvent>> parseSsbLines(std::string_view text, const ArrayConfig&) {
   std::vector<CollectedEvent> events;
-  std::size_t number = 0;
-  for (std::size_t start = 0; start < text.size();) {
-    auto end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    auto line = text.substr(start, end - start);
-    ++number;
-    if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-      if (line.ends_with('\r')) line.remove_suffix(1);
-      auto ssb = decodeSsb(line);
-      if (!ssb) {
-        return fail(ssb.error().code, fmt::format("line {}: {}", number, ssb.error().message));
-      }
-      CollectedEvent e;
-      e.id = lineId(start, line);
-      e.code = ssb->referenceCode;
-      e.component = ssb->simTypeName;
-      e.text = fmt::format("SIM type {} ({})", ssb->simType, ssb->simTypeName);
-      e.raw = std::string(line);
-      events.push_back(std::move(e));
-    }
-    start = end + 1;
+  const auto lines = splitLines(text);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    auto [offset, line] = lines[i];
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    auto ssb = decodeSsb(line);
+    if (!ssb) return fail(ssb.error().code, fmt::format("line {}: {}", i + 1, ssb.error().message));
+    CollectedEvent e;
+    e.id = lineId(offset, line);
+    e.code = ssb->referenceCode;
+    e.component = ssb->simTypeName;
+    e.text = fmt::format("SIM type {} ({})", ssb->simType, ssb->simTypeName);
+    e.raw = std::string(line);
+    events.push_back(std::move(e));
   }
   return events;
 }
