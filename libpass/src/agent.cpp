@@ -158,23 +158,21 @@ struct Agent::Impl {
     ctx.log = [&run](std::string_view, std::string_view message) {
       run.notes.emplace_back(message);
     };
-    const auto file = cursorFile(run.array);
-    std::error_code ec;
-    if (fs::exists(file, ec)) {
-      auto text = platform::readFile(file);
-      if (!text) {
-        run.status = ArrayStatus{run.array.family,
-                                 run.array.serial,
-                                 run.array.name,
-                                 "error",
-                                 text.error().message,
-                                 clock(),
-                                 std::nullopt,
-                                 0,
-                                 0};
-        return run;
-      }
+    // No cursor file: the array's first run.
+    auto text = platform::readFile(cursorFile(run.array));
+    if (text) {
       ctx.cursor = std::move(*text);
+    } else if (text.error().code != "not_found") {
+      run.status = ArrayStatus{run.array.family,
+                               run.array.serial,
+                               run.array.name,
+                               "error",
+                               text.error().message,
+                               clock(),
+                               std::nullopt,
+                               0,
+                               0};
+      return run;
     }
     auto outcome = collector.collect(ctx);
     run.status = std::move(outcome.status);
