@@ -55,6 +55,7 @@ void usage(std::ostream& out) {
          "  test              seal a test message, send it now, print the home's answer\n"
          "  check-config      validate the configuration and the key files it names\n"
          "  status            spool depth, last delivery, next heartbeat\n"
+         "  forget-pin        forget an array's pinned SSH/TLS keys (after a replacement)\n"
          "  config-reference  print the agent.xml reference (markdown)\n\n"
          "options:\n"
          "  --config FILE     agent configuration (default /etc/pass/agent.xml)\n"
@@ -62,6 +63,7 @@ void usage(std::ostream& out) {
          "  --json            status: machine-readable output\n"
          "  --dry-run         run: collect and print new events as JSON lines; send nothing,\n"
          "                    advance no cursor\n"
+         "  --array SERIAL    forget-pin: the array's serial number\n"
          "  --family F        parse: the array family (hitachi_svp, ...)\n"
          "  --source S        parse: what the file is (pass-agent parse --family F lists them)\n"
          "  FILE              parse: the captured output\n\n"
@@ -289,6 +291,30 @@ int statusCommand(const pass::AgentConfig& cfg, bool json) {
   return kOk;
 }
 
+int forgetPinCommand(const pass::AgentConfig& cfg, const po::variables_map& vm) {
+  if (!vm.count("array")) {
+    std::cerr << "pass-agent: forget-pin needs --array SERIAL\n";
+    return kConfigError;
+  }
+  auto forgotten = pass::forgetPins(cfg, vm["array"].as<std::string>());
+  if (!forgotten) return reportError(forgotten.error());
+  if (forgotten->empty()) {
+    std::cout << fmt::format(
+        "forget-pin: array {} has no pinned keys; the next run pins what "
+        "it meets\n",
+        vm["array"].as<std::string>());
+  }
+  for (const auto& f : *forgotten) {
+    for (const auto& [name, value] : f.pins) {
+      std::cout << fmt::format("forget-pin: {} {}: forgot {} {}\n", f.array.family, f.array.serial,
+                               name, value);
+    }
+    std::cout << fmt::format("forget-pin: {} {}: the next run pins the keys it meets\n",
+                             f.array.family, f.array.serial);
+  }
+  return kOk;
+}
+
 int dispatch(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "show help")("command", po::value<std::string>(), "command")(
@@ -299,6 +325,7 @@ int dispatch(int argc, char** argv) {
       "family", po::value<std::string>(), "parse: array family")("source", po::value<std::string>(),
                                                                  "parse: source kind")(
       "serial", po::value<std::string>(), "parse: the array's serial for the output")(
+      "array", po::value<std::string>(), "forget-pin: the array's serial")(
       "file", po::value<std::string>(), "parse: captured output");
   po::positional_options_description pos;
   pos.add("command", 1);
@@ -322,7 +349,8 @@ int dispatch(int argc, char** argv) {
     return kOk;
   }
   if (command == "parse") return parseCommand(vm);
-  if (command != "run" && command != "test" && command != "check-config" && command != "status") {
+  if (command != "run" && command != "test" && command != "check-config" && command != "status" &&
+      command != "forget-pin") {
     std::cerr << "pass-agent: unknown command '" << command << "'\n";
     usage(std::cerr);
     return kConfigError;
@@ -335,6 +363,7 @@ int dispatch(int argc, char** argv) {
   if (command == "run") return vm["dry-run"].as<bool>() ? dryRunCommand(*cfg) : runCommand(*cfg);
   if (command == "test") return testCommand(*cfg, vm["message"].as<std::string>());
   if (command == "check-config") return checkConfigCommand(*cfg);
+  if (command == "forget-pin") return forgetPinCommand(*cfg, vm);
   return statusCommand(*cfg, vm["json"].as<bool>());
 }
 

@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libboost-filesystem1.81-dev libboost-program-options1.81-dev
   libssl-dev openssl libsodium-dev libcurl4-openssl-dev libpugixml-dev libfmt-dev doctest-dev
   nlohmann-json3-dev libsqlite3-dev sqlite3 python3 clang-format
+  libssh-dev openssh-server openssh-client
 )
 
 missing=()

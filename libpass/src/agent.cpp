@@ -13,6 +13,7 @@
 
 #include "pass/envelope.hpp"
 #include "pass/payload.hpp"
+#include "pass/pin_store.hpp"
 #include "platform/fs.hpp"
 #include "platform/lock.hpp"
 
@@ -130,13 +131,14 @@ struct Agent::Impl {
     return cfg.stateDir / kCursorDir / (array.key() + ".json");
   }
 
-  /// Runs every collector, a few at a time; each array's result stands alone.
-  std::vector<ArrayRun> collectAll() {
+  /// Runs every collector, a few at a time; each array's result stands alone. A dry run
+  /// learns no pins.
+  std::vector<ArrayRun> collectAll(bool dryRun) {
     std::vector<ArrayRun> runs(collectors.size());
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
       for (std::size_t i = next++; i < collectors.size(); i = next++) {
-        runs[i] = collectOne(*collectors[i]);
+        runs[i] = collectOne(*collectors[i], dryRun);
       }
     };
     std::vector<std::thread> threads;
@@ -149,10 +151,25 @@ struct Agent::Impl {
     return runs;
   }
 
-  ArrayRun collectOne(Collector& collector) {
+  ArrayRun collectOne(Collector& collector, bool dryRun) {
     ArrayRun run;
     run.array = collector.array();
+    auto failed = [&](const Error& e) {
+      run.status = ArrayStatus{run.array.family,
+                               run.array.serial,
+                               run.array.name,
+                               "error",
+                               e.message,
+                               clock(),
+                               std::nullopt,
+                               0,
+                               0};
+      return run;
+    };
+    auto pins = FilePinStore::open(pinFile(cfg.stateDir, run.array), clock, dryRun);
+    if (!pins) return failed(pins.error());
     CollectContext ctx;
+    ctx.pins = &*pins;
     ctx.clock = clock;
     ctx.fs = &realFileSystem();
     ctx.log = [&run](std::string_view, std::string_view message) {
@@ -163,16 +180,7 @@ struct Agent::Impl {
     if (text) {
       ctx.cursor = std::move(*text);
     } else if (text.error().code != "not_found") {
-      run.status = ArrayStatus{run.array.family,
-                               run.array.serial,
-                               run.array.name,
-                               "error",
-                               text.error().message,
-                               clock(),
-                               std::nullopt,
-                               0,
-                               0};
-      return run;
+      return failed(text.error());
     }
     auto outcome = collector.collect(ctx);
     run.status = std::move(outcome.status);
@@ -328,7 +336,7 @@ Result<RunSummary> Agent::run() {
   RunSummary summary;
   s.state.lastRunMs = s.clock();
 
-  summary.arrays = s.collectAll();
+  summary.arrays = s.collectAll(false);
   s.state.arrays.clear();
   for (auto& run : summary.arrays) {
     if (run.status.state == "ok") {
@@ -390,7 +398,7 @@ Result<RunSummary> Agent::run() {
   return summary;
 }
 
-std::vector<ArrayRun> Agent::collectOnly() { return impl_->collectAll(); }
+std::vector<ArrayRun> Agent::collectOnly() { return impl_->collectAll(true); }
 
 Result<DeliveryResult> Agent::sendTest(const std::string& message) {
   auto& s = *impl_;
@@ -429,6 +437,45 @@ Status countEnvelopes(const fs::path& dir, std::uint64_t& count, std::uint64_t* 
 }
 
 }  // namespace
+
+Result<std::vector<ForgottenPins>> forgetPins(const AgentConfig& cfg, std::string_view serial) {
+  std::vector<ForgottenPins> forgotten;
+  bool configured = false;
+  std::optional<platform::FileLock> lock;
+  for (const ArrayConfig& array : cfg.arrays) {
+    if (array.serial != serial) continue;
+    configured = true;
+    const auto file = pinFile(cfg.stateDir, array);
+    auto store = FilePinStore::open(file, systemNowMs);
+    // A damaged pin file is exactly what one may want to forget.
+    if (!store && store.error().code != "state.corrupt") return std::unexpected(store.error());
+    std::error_code ec;
+    if (!fs::exists(file, ec)) continue;
+    if (!lock) {
+      auto acquired = platform::FileLock::tryAcquire(cfg.stateDir / "run.lock");
+      if (!acquired) return std::unexpected(acquired.error());
+      lock.emplace(std::move(*acquired));
+    }
+    ForgottenPins entry{array, {}};
+    if (store) {
+      for (const auto& [name, pin] : store->pins()) entry.pins[name] = pin.value;
+    }
+    fs::remove(file, ec);
+    if (ec) {
+      return fail("state.io",
+                  fmt::format("cannot delete {}: {}", platform::displayPath(file), ec.message()));
+    }
+    if (auto synced = platform::syncDirectory(file.parent_path()); !synced) {
+      return std::unexpected(synced.error());
+    }
+    forgotten.push_back(std::move(entry));
+  }
+  if (!configured) {
+    return fail("config.array",
+                fmt::format("{} configures no array with serial {}", cfg.file.string(), serial));
+  }
+  return forgotten;
+}
 
 Result<StatusReport> readStatus(const AgentConfig& cfg) {
   StatusReport r;

@@ -1,24 +1,43 @@
 #include "pass/collector.hpp"
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <exception>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "platform/fs.hpp"
+
 namespace pass {
 
+// Each collector's folder defines <family>::registerCollector.
 #ifdef PASS_COLLECTOR_HITACHI_SVP
 namespace hitachi_svp {
+void registerCollector(CollectorRegistry& registry);
+}
+#endif
+#ifdef PASS_COLLECTOR_HITACHI_DF
+namespace hitachi_df {
+void registerCollector(CollectorRegistry& registry);
+}
+#endif
+#ifdef PASS_COLLECTOR_HPE_3PAR
+namespace hpe_3par {
+void registerCollector(CollectorRegistry& registry);
+}
+#endif
+#ifdef PASS_COLLECTOR_NIMBLE
+namespace nimble {
 void registerCollector(CollectorRegistry& registry);
 }
 #endif
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kStates = {"unreachable", "login_failed", "bad_output",
-                                                     "timeout", "config"};
+constexpr std::array<std::string_view, 6> kStates = {"unreachable", "login_failed", "bad_output",
+                                                     "timeout",     "config",       "pin_mismatch"};
 
 std::uint64_t steadyMs() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -66,6 +85,64 @@ Collector::Outcome Collector::collect(CollectContext& ctx) {
   return Outcome{std::move(result), std::move(status)};
 }
 
+Error pinMismatch(const ArrayConfig& array, std::string_view what, std::string_view pinned,
+                  std::string_view seen) {
+  return Error{"collector.pin_mismatch",
+               fmt::format("{} {}: the array's {} is not the one pinned on first contact (pinned "
+                           "{}, now {}); if it was replaced on purpose, run `pass-agent "
+                           "forget-pin --array {}`, otherwise someone may be in between",
+                           array.family, array.serial, what, pinned, seen, array.serial)};
+}
+
+const std::string& setting(const ArrayConfig& array, std::string_view name) {
+  static const std::string kEmpty;
+  auto it = array.settings.find(name);
+  return it == array.settings.end() ? kEmpty : it->second;
+}
+
+std::filesystem::path settingPath(const ArrayConfig& array, std::string_view name) {
+  const std::string& value = setting(array, name);
+  if (value.empty()) return {};
+  std::filesystem::path p = std::filesystem::u8path(value);
+  return p.is_absolute() ? p : (array.configDir / p).lexically_normal();
+}
+
+Result<std::uint64_t> uintSetting(const ArrayConfig& array, std::string_view name,
+                                  std::uint64_t min, std::uint64_t max) {
+  const std::string& text = setting(array, name);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return fail("config", fmt::format("{}: {} must be a number from {} to {}, got \"{}\"",
+                                      array.where, name, min, max, text));
+  }
+  return value;
+}
+
+Error damagedCursor(const ArrayConfig& array, const Error& why) {
+  return Error{"error", fmt::format("the cursor of {} {} is damaged ({}); move "
+                                    "state/cursors/{}.json aside to start over",
+                                    array.family, array.serial, why.message, array.key())};
+}
+
+Result<std::string> readSecret(const ArrayConfig& array, std::string_view name) {
+  auto path = settingPath(array, name);
+  if (path.empty()) return fail("config", fmt::format("{}: {} is not set", array.where, name));
+  auto text = platform::readFile(path);
+  if (!text) {
+    return fail("config", fmt::format("{}: {}: {}", array.where, name, text.error().message));
+  }
+  std::string_view first = *text;
+  first = first.substr(0, first.find('\n'));
+  if (first.ends_with('\r')) first.remove_suffix(1);
+  if (first.empty()) {
+    return fail("config", fmt::format("{}: {}: the first line of {} is empty", array.where, name,
+                                      platform::displayPath(path)));
+  }
+  return std::string(first);
+}
+
 void CollectorRegistry::add(CollectorInfo info) { collectors_.push_back(std::move(info)); }
 
 const CollectorInfo* CollectorRegistry::find(std::string_view family) const {
@@ -85,6 +162,15 @@ const CollectorInfo* CollectorRegistry::findByElement(std::string_view element) 
 void registerBuiltinCollectors([[maybe_unused]] CollectorRegistry& registry) {
 #ifdef PASS_COLLECTOR_HITACHI_SVP
   hitachi_svp::registerCollector(registry);
+#endif
+#ifdef PASS_COLLECTOR_HITACHI_DF
+  hitachi_df::registerCollector(registry);
+#endif
+#ifdef PASS_COLLECTOR_HPE_3PAR
+  hpe_3par::registerCollector(registry);
+#endif
+#ifdef PASS_COLLECTOR_NIMBLE
+  nimble::registerCollector(registry);
 #endif
 }
 

@@ -25,7 +25,25 @@ bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
 char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
+bool hasHexPrefix(std::string_view s) { return s.size() >= 2 && s[0] == '0' && lower(s[1]) == 'x'; }
+
+bool isNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == ':' ||
+         c == '-';
+}
+
+bool equalNoCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](char x, char y) { return lower(x) == lower(y); });
+}
+
+/// Hex syntax: a "0x" that starts the pattern is literal and must start the code too.
 bool matches(std::string_view pattern, std::string_view code) {
+  if (hasHexPrefix(pattern)) {
+    if (!hasHexPrefix(code)) return false;
+    pattern.remove_prefix(2);
+    code.remove_prefix(2);
+  }
   if (pattern.size() != code.size()) return false;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     char p = lower(pattern[i]);
@@ -43,9 +61,31 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
   auto doc = nlohmann::json::parse(json, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return bad("not a JSON object");
   for (const auto& [key, value] : doc.items()) {
-    if (key != "schema" && key != "family" && key != "note" && key != "codes") {
-      return bad(fmt::format("unknown key \"{}\" (expected schema, family, note, codes)", key));
+    if (key != "schema" && key != "family" && key != "note" && key != "code_syntax" &&
+        key != "severities" && key != "codes") {
+      return bad(fmt::format(
+          "unknown key \"{}\" (expected schema, family, note, code_syntax, severities, codes)",
+          key));
     }
+  }
+  std::vector<std::string> severities;
+  if (doc.contains("severities")) {
+    const auto& list = doc["severities"];
+    if (!list.is_array() || list.empty()) return bad("\"severities\" must be a non-empty array");
+    for (const auto& s : list) {
+      if (!s.is_string() || s.get<std::string>().empty()) {
+        return bad("\"severities\" must hold non-empty strings");
+      }
+      severities.push_back(s.get<std::string>());
+    }
+  }
+  bool names = false;
+  if (doc.contains("code_syntax")) {
+    const auto& syntax = doc["code_syntax"];
+    if (syntax != "hex" && syntax != "name") {
+      return bad("\"code_syntax\" must be \"hex\" or \"name\"");
+    }
+    names = syntax == "name";
   }
   if (!doc.contains("schema") || doc["schema"] != 1) return bad("\"schema\" must be 1");
   if (!doc.contains("family") || !doc["family"].is_string() ||
@@ -55,6 +95,8 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
   if (!doc.contains("codes") || !doc["codes"].is_array()) return bad("\"codes\" must be an array");
   CodeTable table;
   table.family_ = doc["family"].get<std::string>();
+  table.names_ = names;
+  table.severities_ = severities;
   std::size_t index = 0;
   for (const auto& item : doc["codes"]) {
     auto where = fmt::format("codes[{}]", index++);
@@ -75,13 +117,26 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
     }
     CodeEntry e{fields["code"],     fields["meaning"], fields["component"],
                 fields["severity"], fields["action"],  fields["source"]};
-    if (!std::all_of(e.code.begin(), e.code.end(),
-                     [](char c) { return isHex(c) || c == 'x' || c == 'X'; })) {
-      return bad(fmt::format("{}.code \"{}\": hex digits and x only", where, e.code));
+    if (names) {
+      if (!std::all_of(e.code.begin(), e.code.end(), isNameChar)) {
+        return bad(fmt::format("{}.code \"{}\": letters, digits and _ . : - only", where, e.code));
+      }
+    } else {
+      std::string_view digits = e.code;
+      if (hasHexPrefix(digits)) digits.remove_prefix(2);
+      if (digits.empty() || !std::all_of(digits.begin(), digits.end(),
+                                         [](char c) { return isHex(c) || c == 'x' || c == 'X'; })) {
+        return bad(fmt::format("{}.code \"{}\": hex digits and x only, after an optional 0x", where,
+                               e.code));
+      }
+    }
+    if (!e.severity.empty() && !severities.empty() &&
+        std::find(severities.begin(), severities.end(), e.severity) == severities.end()) {
+      return bad(fmt::format("{}.severity \"{}\" is not one of the table's severities", where,
+                             e.severity));
     }
     for (const auto& earlier : table.entries_) {
-      if (std::equal(earlier.code.begin(), earlier.code.end(), e.code.begin(), e.code.end(),
-                     [](char a, char b) { return lower(a) == lower(b); })) {
+      if (equalNoCase(earlier.code, e.code)) {
         return bad(fmt::format("{}.code \"{}\" is listed twice", where, e.code));
       }
     }
@@ -91,12 +146,20 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
 }
 
 const CodeEntry* CodeTable::find(std::string_view code) const {
+  if (names_) {
+    for (const auto& e : entries_) {
+      if (equalNoCase(e.code, code)) return &e;
+    }
+    return nullptr;
+  }
   const CodeEntry* best = nullptr;
   std::size_t bestWild = 0;
   for (const auto& e : entries_) {
     if (!matches(e.code, code)) continue;
+    std::string_view digits = e.code;
+    if (hasHexPrefix(digits)) digits.remove_prefix(2);
     auto wild = static_cast<std::size_t>(
-        std::count_if(e.code.begin(), e.code.end(), [](char c) { return c == 'x' || c == 'X'; }));
+        std::count_if(digits.begin(), digits.end(), [](char c) { return c == 'x' || c == 'X'; }));
     if (best == nullptr || wild < bestWild) {
       best = &e;
       bestWild = wild;

@@ -5,6 +5,9 @@
 #include <stdexcept>
 
 #include "pass/collector.hpp"
+#include "pass/pin_store.hpp"
+#include "platform/fs.hpp"
+#include "test_support.hpp"
 
 using pass::ArrayConfig;
 using pass::CollectContext;
@@ -102,6 +105,7 @@ TEST_CASE("statusState keeps the known classes and calls the rest error") {
   CHECK(pass::statusState("svp.bad_output") == "bad_output");
   CHECK(pass::statusState("timeout") == "timeout");
   CHECK(pass::statusState("config") == "config");
+  CHECK(pass::statusState("collector.pin_mismatch") == "pin_mismatch");
   CHECK(pass::statusState("io_error") == "error");
   CHECK(pass::statusState("") == "error");
 }
@@ -122,4 +126,61 @@ TEST_CASE("the built-in registry knows each collector by family and by element")
   REQUIRE_FALSE(created.has_value());
   CHECK(created.error().code == "config");
   CHECK(created.error().message.find("agent.xml:9") != std::string::npos);
+}
+
+TEST_CASE("pins survive a reopen, a dry run learns none, a damaged file is refused") {
+  pass::test::TempDir dir;
+  const auto file = pass::pinFile(dir.path(), ScriptedCollector::array());
+  std::uint64_t now = 1000;
+  auto clock = [&now] { return now; };
+  {
+    auto store = pass::FilePinStore::open(file, clock);
+    REQUIRE_MESSAGE(store.has_value(), pass::test::errorText(store));
+    CHECK_FALSE(store->find("ssh").has_value());
+    REQUIRE(store->remember("ssh", "SHA256:abc").has_value());
+  }
+  now = 2000;
+  auto reopened = pass::FilePinStore::open(file, clock);
+  REQUIRE(reopened.has_value());
+  CHECK(reopened->find("ssh") == "SHA256:abc");
+  CHECK(reopened->pins().at("ssh").pinnedMs == 1000);
+
+  auto dry = pass::FilePinStore::open(file, clock, /*readOnly=*/true);
+  REQUIRE(dry.has_value());
+  REQUIRE(dry->remember("rest", "sha256//xyz").has_value());
+  CHECK(dry->find("rest") == "sha256//xyz");
+  auto again = pass::FilePinStore::open(file, clock);
+  CHECK_FALSE(again->find("rest").has_value());
+
+  REQUIRE(pass::platform::writeFileAtomic(file, R"({"pins": {"ssh": {"value": ""}}})").has_value());
+  auto damaged = pass::FilePinStore::open(file, clock);
+  REQUIRE_FALSE(damaged.has_value());
+  CHECK(damaged.error().code == "state.corrupt");
+  CHECK(damaged.error().message.find(pass::platform::displayPath(file)) != std::string::npos);
+}
+
+TEST_CASE("a changed key names both keys and the way to accept it") {
+  auto e =
+      pass::pinMismatch(ScriptedCollector::array(), "SSH host key", "SHA256:old", "SHA256:new");
+  CHECK(pass::statusState(e.code) == "pin_mismatch");
+  CHECK(e.message.find("SHA256:old") != std::string::npos);
+  CHECK(e.message.find("SHA256:new") != std::string::npos);
+  CHECK(e.message.find("forget-pin --array 12345") != std::string::npos);
+}
+
+TEST_CASE("readSecret takes the first line of the file a setting names") {
+  pass::test::TempDir dir;
+  auto array = ScriptedCollector::array();
+  array.configDir = dir.path();
+  array.where = "agent.xml:7";
+  array.settings["password-file"] = "secret.txt";
+  auto missing = pass::readSecret(array, "password-file");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == "config");
+  CHECK(missing.error().message.find("agent.xml:7") != std::string::npos);
+  REQUIRE(pass::platform::writeFileAtomic(dir.path() / "secret.txt", "s3cret\r\nignored\n")
+              .has_value());
+  CHECK(pass::readSecret(array, "password-file").value() == "s3cret");
+  REQUIRE(pass::platform::writeFileAtomic(dir.path() / "secret.txt", "\n").has_value());
+  CHECK_FALSE(pass::readSecret(array, "password-file").has_value());
 }

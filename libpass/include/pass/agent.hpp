@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +91,17 @@ class Agent {
   explicit Agent(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// What forgetPins() removed: the array and the pins it held.
+struct ForgottenPins {
+  ArrayConfig array;
+  std::map<std::string, std::string, std::less<>> pins;  // name → value
+};
+
+/// `pass-agent forget-pin --array SERIAL`: deletes the pins of every configured array with
+/// that serial, under the run lock, so that the next run pins the keys it meets. "config"
+/// when no configured array has the serial; "locked" while a run holds the lock.
+Result<std::vector<ForgottenPins>> forgetPins(const AgentConfig& cfg, std::string_view serial);
 
 /// Reads the state directory without locking or changing anything (safe during a run).
 Result<StatusReport> readStatus(const AgentConfig& cfg);

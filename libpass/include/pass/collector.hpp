@@ -70,13 +70,63 @@ struct Collection {
 
 using LogFunction = std::function<void(std::string_view level, std::string_view message)>;
 
+/// The identities an array proved on first contact (an SSH host key, a TLS public key), kept
+/// in the agent's state so that a changed one is refused instead of trusted (trust on first
+/// use). One store per array; names are the collector's own ("ssh", "wsapi", "rest").
+class PinStore {
+ public:
+  virtual ~PinStore() = default;
+  /// The pinned value, if the array was pinned under `name` before.
+  virtual std::optional<std::string> find(std::string_view name) const = 0;
+  /// Pins `value` under `name` durably (written before it returns).
+  virtual Status remember(std::string_view name, std::string_view value) = 0;
+};
+
+/// Pins held in memory: `pass-agent parse`, dry runs without state, tests.
+class MemoryPinStore final : public PinStore {
+ public:
+  std::optional<std::string> find(std::string_view name) const override {
+    auto it = pins_.find(name);
+    if (it == pins_.end()) return std::nullopt;
+    return it->second;
+  }
+  Status remember(std::string_view name, std::string_view value) override {
+    pins_.insert_or_assign(std::string(name), std::string(value));
+    return {};
+  }
+
+ private:
+  std::map<std::string, std::string, std::less<>> pins_;
+};
+
 /// Everything a collector may touch.
 struct CollectContext {
   std::function<std::uint64_t()> clock;  // ms since the epoch
   FileSystem* fs = nullptr;
   std::optional<std::string> cursor;  // what the last successful run left, if any
+  PinStore* pins = nullptr;           // never null when the agent runs a collector
   LogFunction log;
 };
+
+/// The error for a pinned identity that changed, shared by all collectors so that the
+/// message always says how to accept a key that was replaced on purpose. Code
+/// "collector.pin_mismatch" (status state "error").
+Error pinMismatch(const ArrayConfig& array, std::string_view what, std::string_view pinned,
+                  std::string_view seen);
+
+/// A secret named by a `*-file` setting (e.g. password-file): the file's first line, without
+/// its line end. "config" errors name the array's line, the setting and the file.
+Result<std::string> readSecret(const ArrayConfig& array, std::string_view setting);
+
+/// A setting's value ("" when absent) and a path setting resolved against agent.xml's folder.
+const std::string& setting(const ArrayConfig& array, std::string_view name);
+std::filesystem::path settingPath(const ArrayConfig& array, std::string_view name);
+/// A number setting within [min, max]; "config" errors name the array's line and the range.
+Result<std::uint64_t> uintSetting(const ArrayConfig& array, std::string_view name,
+                                  std::uint64_t min, std::uint64_t max);
+
+/// The error for a cursor that does not parse: it names the file and how to start over.
+Error damagedCursor(const ArrayConfig& array, const Error& why);
 
 /// How the last collection of one array went; carried in every heartbeat.
 struct ArrayStatus {
@@ -84,7 +134,7 @@ struct ArrayStatus {
   std::string serial;
   std::string name;
   /// "ok", or the error class: "unreachable", "login_failed", "bad_output", "timeout",
-  /// "config", "error".
+  /// "config", "pin_mismatch", "error".
   std::string state;
   std::string message;  // the error's sentence; empty when ok
   std::uint64_t lastRunMs = 0;

@@ -13,7 +13,9 @@
 namespace pass {
 
 struct CodeEntry {
-  std::string code;  // as written: hex digits, 'x' = any hex digit ("2180xx")
+  /// As written. Syntax "hex": hex digits, 'x' = any hex digit ("2180xx"), after an optional
+  /// literal "0x" ("0x02700xx"). Syntax "name": a word matched whole ("drive.alarm").
+  std::string code;
   std::string meaning;
   std::string component;
   std::string severity;  // empty when the source gives none
@@ -23,19 +25,25 @@ struct CodeEntry {
 
 class CodeTable {
  public:
-  /// Parses and checks a table: {"schema": 1, "family": ..., "note": ..., "codes": [entries]}.
+  /// Parses and checks a table: {"schema": 1, "family": ..., "note": ..., "code_syntax":
+  /// "hex" (the default) or "name", "severities": [the family's scale, most urgent first],
+  /// "codes": [entries]}. An entry's severity must be on the table's scale.
   /// Every entry needs code, meaning and source; unknown keys are errors. Errors
   /// ("codes.bad_table") name `file`, the entry's index and the key.
   static Result<CodeTable> parse(std::string_view json, std::string_view file);
 
   const std::string& family() const { return family_; }
   const std::vector<CodeEntry>& entries() const { return entries_; }
+  /// The family's severity scale, most urgent first (empty when the table declares none).
+  const std::vector<std::string>& severities() const { return severities_; }
 
   /// The most specific entry matching `code` (case-insensitive; fewest 'x' wins), or nullptr.
   const CodeEntry* find(std::string_view code) const;
 
  private:
   std::string family_;
+  bool names_ = false;  // code_syntax "name"
+  std::vector<std::string> severities_;
   std::vector<CodeEntry> entries_;
 };
 

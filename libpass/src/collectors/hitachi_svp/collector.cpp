@@ -26,21 +26,9 @@ constexpr std::string_view kFamily = "hitachi_svp";
 constexpr std::string_view kDefaultProfile = "pass-csv";
 constexpr std::string_view kUnparsedCode = "unparsed";
 
-const std::string& setting(const ArrayConfig& array, std::string_view name) {
-  static const std::string kEmpty;
-  auto it = array.settings.find(name);
-  return it == array.settings.end() ? kEmpty : it->second;
-}
-
-std::filesystem::path resolve(const ArrayConfig& array, const std::string& value) {
-  std::filesystem::path p = std::filesystem::u8path(value);
-  return p.is_absolute() ? p : (array.configDir / p).lexically_normal();
-}
-
 Result<std::vector<LineProfile>> loadProfiles(const ArrayConfig& array) {
-  const std::string& file = setting(array, "profiles");
-  if (file.empty()) return parseProfiles(kDefaultProfilesJson, "built-in sim-log-profiles.json");
-  auto path = resolve(array, file);
+  auto path = settingPath(array, "profiles");
+  if (path.empty()) return parseProfiles(kDefaultProfilesJson, "built-in sim-log-profiles.json");
   auto text = platform::readFile(path);
   if (!text) {
     return fail("config", fmt::format("{}: profiles: {}", array.where, text.error().message));
@@ -64,7 +52,7 @@ class SvpCollector final : public Collector {
  public:
   SvpCollector(ArrayConfig array, LineProfile profile, TailOptions options)
       : Collector(std::move(array)), profile_(std::move(profile)), options_(options) {
-    simDir_ = resolve(this->array(), setting(this->array(), "sim-dir"));
+    simDir_ = settingPath(this->array(), "sim-dir");
     pattern_ = setting(this->array(), "pattern");
   }
 
@@ -73,12 +61,7 @@ class SvpCollector final : public Collector {
     TailState state;
     if (ctx.cursor) {
       auto parsed = parseTailState(*ctx.cursor);
-      if (!parsed) {
-        return fail("error",
-                    fmt::format("the cursor of {} {} is damaged ({}); move "
-                                "state/cursors/{}.json aside to start over",
-                                kFamily, array().serial, parsed.error().message, array().key()));
-      }
+      if (!parsed) return std::unexpected(damagedCursor(array(), parsed.error()));
       state = std::move(*parsed);
     }
     auto batch = readNew(*ctx.fs, simDir_, pattern_, state, options_);
@@ -133,14 +116,9 @@ Result<std::unique_ptr<Collector>> create(const ArrayConfig& array) {
   }
   TailOptions options;
   options.fromHead = setting(array, "from-head") == "true";
-  const std::string& maxBytes = setting(array, "max-bytes-per-run");
-  std::uint64_t value = 0;
-  std::from_chars(maxBytes.data(), maxBytes.data() + maxBytes.size(), value);
-  if (value < 4096) {
-    return fail("config", fmt::format("{}: max-bytes-per-run must be at least 4096, got {}",
-                                      array.where, maxBytes));
-  }
-  options.maxBytes = static_cast<std::size_t>(value);
+  auto maxBytes = uintSetting(array, "max-bytes-per-run", 4096, std::uint64_t{1} << 40);
+  if (!maxBytes) return std::unexpected(maxBytes.error());
+  options.maxBytes = static_cast<std::size_t>(*maxBytes);
   return std::make_unique<SvpCollector>(array, *profile, options);
 }
 
