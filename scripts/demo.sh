@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on embedded defaults: a home on 127.0.0.1 and two enrolled agents
-# that send a test message and their heartbeats over mutual TLS, sealed and signed; the SVP
-# agent follows a simulated Hitachi SVP's SIM log, and the SIMs raised arrive at the home.
+# that send a test message and their heartbeats over mutual TLS, sealed and signed. The SVP
+# agent follows a simulated Hitachi SVP's SIM log; the appliance agent watches a simulated
+# Hitachi HUS110 (a fake SNM2 CLI), an HPE 3PAR (Debian's sshd with a forced command) and an HPE
+# Nimble (REST over TLS). Faults raised on all four arrive at the home, decoded, once each.
 # Leaves everything in ./demo-state (removed at the start of each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +15,23 @@ bin=build/dev
 state=demo-state
 rm -rf "$state"
 mkdir -p "$state"
-home_pid=""
-cleanup() { [ -n "$home_pid" ] && kill "$home_pid" 2>/dev/null && wait "$home_pid" 2>/dev/null; true; }
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
 trap cleanup EXIT
+# Polls for a file a background process writes once it is ready.
+wait_for_file() {
+  for _ in $(seq 1 200); do
+    [ -s "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || { echo "$3 exited"; cat "$4"; exit 1; }
+    sleep 0.1
+  done
+  echo "$3 did not start"; cat "$4"; exit 1
+}
 
 echo "== pass-home init"
 $bin/home/pass-home init --state "$state/home"
@@ -23,15 +39,29 @@ $bin/home/pass-home init --state "$state/home"
 echo "== pass-home serve (127.0.0.1, ephemeral port)"
 $bin/home/pass-home serve --state "$state/home" --listen 127.0.0.1:0 \
   --port-file "$state/home.port" 2>"$state/home.log" &
-home_pid=$!
-for _ in $(seq 1 100); do
-  [ -s "$state/home.port" ] && break
-  kill -0 "$home_pid" 2>/dev/null || { cat "$state/home.log"; exit 1; }
-  sleep 0.1
-done
-[ -s "$state/home.port" ] || { echo "home did not start"; cat "$state/home.log"; exit 1; }
+pids+=($!)
+wait_for_file "$state/home.port" $! "pass-home" "$state/home.log"
 port=$(cat "$state/home.port")
 echo "home listening on 127.0.0.1:$port"
+
+echo "== simulated arrays for the appliance (tools/pass-sim/): HUS110, 3PAR, Nimble"
+sims="$PWD/$state/sims"
+mkdir -p "$sims/3par" "$sims/nimble"
+tools/pass-sim/snm2.py --dir "$sims/hus110" init --unit HUS110_91110206 --serial 91110206
+tools/pass-sim/threepar.py --state "$sims/3par/state.json" serve --dir "$sims/3par" \
+  >"$sims/3par/ports.json" 2>"$sims/3par/log" &
+pids+=($!)
+wait_for_file "$sims/3par/ports.json" $! "3PAR simulator" "$sims/3par/log"
+tools/pass-sim/nimble.py --dir "$sims/nimble" serve --port-file "$sims/nimble/port" \
+  2>"$sims/nimble/log" &
+pids+=($!)
+wait_for_file "$sims/nimble/port" $! "Nimble simulator" "$sims/nimble/log"
+echo "admin-secret" >"$sims/nimble/password"
+threepar() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" \
+  "$sims/3par/ports.json" "$1"; }
+appliance_arrays="    <hitachi-df serial=\"91110206\" model=\"HUS110\" name=\"HUS-1\" snm2-dir=\"$sims/hus110\" unit=\"HUS110_91110206\"/>
+    <hpe-3par serial=\"1400123\" model=\"8200\" name=\"3PAR-1\" address=\"127.0.0.1\" ssh-port=\"$(threepar ssh_port)\" user=\"$(threepar ssh_user)\" key-file=\"$(threepar key_file)\"/>
+    <nimble serial=\"AF-109084\" model=\"AF40\" name=\"Nimble-1\" address=\"127.0.0.1\" rest-port=\"$(cat "$sims/nimble/port")\" user=\"admin\" password-file=\"$sims/nimble/password\"/>"
 
 for agent in svp-berlin-01 appliance-munich-01; do
   echo "== pass-home enroll $agent"
@@ -44,6 +74,14 @@ for agent in svp-berlin-01 appliance-munich-01; do
       --text "old SIM, before PASS was installed" >/dev/null
     sed -i "s|</pass-agent>|  <arrays>\n    <hitachi-svp serial=\"470849\" model=\"DKC710\" name=\"VSP-1\" sim-dir=\"$PWD/$sim\" pattern=\"sim*.log\"/>\n  </arrays>\n</pass-agent>|" \
       "$state/$agent/agent.xml"
+  else
+    # The appliance watches the other three families over the (here: loopback) network.
+    python3 - "$state/$agent/agent.xml" "$appliance_arrays" <<'PY'
+import sys
+path, arrays = sys.argv[1], sys.argv[2]
+text = open(path).read()
+open(path, "w").write(text.replace("</pass-agent>", f"  <arrays>\n{arrays}\n  </arrays>\n</pass-agent>"))
+PY
   fi
   echo "== pass-agent check-config / test / run ($agent)"
   $bin/linux-appliance/pass-agent check-config --config "$state/$agent/agent.xml"
@@ -60,6 +98,23 @@ tools/pass-sim/svp_log.py --dir "$state/svp-berlin-01-sim" raise --rc 212051 \
   --severity Serious --part CHA-1E --text "Channel port blocking"
 $bin/linux-appliance/pass-agent run --config "$state/svp-berlin-01/agent.xml"
 $bin/linux-appliance/pass-agent run --config "$state/svp-berlin-01/agent.xml"
+
+echo "== faults on the HUS110, the 3PAR and the Nimble; the appliance's next run finds them"
+tools/pass-sim/snm2.py --dir "$sims/hus110" raise --unit HUS110_91110206 --section Fan --id 0/1
+tools/pass-sim/threepar.py --state "$sims/3par/state.json" raise --code 0x2200de \
+  --severity Degraded --message "Node 0, Power Supply 1, Battery 0 Degraded" >/dev/null
+tools/pass-sim/nimble.py --dir "$sims/nimble" event --type 2002 --severity warning \
+  --summary "Controller takeover" --target-type controller --target B >/dev/null
+tools/pass-sim/nimble.py --dir "$sims/nimble" alarm open --type 2004 --severity critical \
+  --object-type controller --object-name A --activity "Standby controller unavailable" >/dev/null
+appliance="$state/appliance-munich-01/agent.xml"
+$bin/linux-appliance/pass-agent run --config "$appliance"
+echo "== the HUS110's fan is replaced and the 3PAR alert fixed: recoveries; then nothing new"
+tools/pass-sim/snm2.py --dir "$sims/hus110" clear --unit HUS110_91110206 --section Fan --id 0/1
+tools/pass-sim/threepar.py --state "$sims/3par/state.json" fix 1
+$bin/linux-appliance/pass-agent run --config "$appliance"
+$bin/linux-appliance/pass-agent run --config "$appliance"
+$bin/linux-appliance/pass-agent status --config "$appliance"
 
 echo "== pass-home agents"
 $bin/home/pass-home agents --state "$state/home"

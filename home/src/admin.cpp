@@ -166,18 +166,19 @@ Result<std::string> listEvents(const std::filesystem::path& state,
   auto events = store->events(array);
   if (!events) return std::unexpected(events.error());
   if (json) return dumpJson(eventsJson(*events), 2) + "\n";
-  constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<9}  {:<40}  {}\n";
-  std::string out = fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE",
+  constexpr std::string_view kRow = "{:<24}  {:<12}  {:<12}  {:<10}  {:<8}  {:<13}  {:<40}  {}\n";
+  std::string out = fmt::format(fmt::runtime(kRow), "OCCURRED", "FAMILY", "ARRAY", "CODE", "KIND",
                                 "SEVERITY", "MEANING (vendor-codes)", "TEXT (as the array said)");
   for (const auto& stored : *events) {
     const EventRecord& e = stored.event;
     auto event = Json::parse(e.payload, nullptr, false);
     std::string text = event.is_object() ? event.value("text", std::string()) : e.payload;
+    std::string kind = event.is_object() ? event.value("kind", std::string("alert")) : "-";
     const CodeEntry* d = decode(e);
     std::string severity = e.severity.value_or("");
     if (severity.empty() && d != nullptr) severity = d->severity;
     out += fmt::format(fmt::runtime(kRow), optionalTime(e.occurredMs), e.family.value_or("-"),
-                       e.array.value_or("-"), e.code.value_or("-"),
+                       e.array.value_or("-"), e.code.value_or("-"), kind,
                        severity.empty() ? "-" : severity, d ? d->meaning : "(undecoded)", text);
   }
   return out;

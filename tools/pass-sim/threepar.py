@@ -25,6 +25,7 @@ import pathlib
 import pwd
 import secrets
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
@@ -456,6 +457,8 @@ def main(argv):
     elif args.command == "slow":
         array.slow(args.seconds)
     elif args.command == "serve":
+        # A plain kill must stop sshd too, not orphan it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         ssh = SshServer(array, pathlib.Path(args.dir) / "ssh").start()
         wsapi = WsapiServer(array, pathlib.Path(args.dir) / "wsapi", args.user,
                             args.password).start()
