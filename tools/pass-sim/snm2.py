@@ -127,7 +127,8 @@ class Snm2:
         me = pathlib.Path(__file__).resolve()
         for command in COMMANDS:
             path = self.dir / command
-            path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{me}" --dir "{self.dir}" '
+            # -S: no site initialisation; this stdlib-only program starts in a fifth of the time.
+            path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{me}" --dir "{self.dir}" '
                             f'cli {command} "$@"\n')
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 

@@ -222,7 +222,9 @@ class SshServer:
 
     def _write_config(self):
         script = pathlib.Path(__file__).resolve()
-        command = " ".join(shlex.quote(p) for p in (sys.executable, str(script), "--state",
+        # -S: no site initialisation (stdlib only), so a login costs less of the CPU the
+        # agent-run benchmark shares with the simulators.
+        command = " ".join(shlex.quote(p) for p in (sys.executable, "-S", str(script), "--state",
                                                     str(self.array.path.resolve()), "serve-cli"))
         self.config.write_text("\n".join([
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.host_key}",
