@@ -44,6 +44,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// A view of a temporary string would dangle at the end of the statement.
+std::string_view trim(std::string&&) = delete;
+
 bool isNormal(std::string_view status) { return equalNoCase(status, kNormal); }
 
 /// Valid UTF-8 kept, every other byte and control character (but tab) as '?': keys must survive
@@ -282,10 +285,12 @@ Result<Parts> parseAuparts(std::string_view text) {
 
 Result<std::string> parseUnitSerial(std::string_view text) {
   for (const auto& line : splitLines(text)) {
-    auto colon = line.text.find(':');
+    // A view, so that the pieces below point into the line, not into temporaries.
+    const std::string_view l = line.text;
+    auto colon = l.find(':');
     if (colon == std::string_view::npos) continue;
-    if (!equalNoCase(trim(line.text.substr(0, colon)), "Serial Number")) continue;
-    auto value = trim(line.text.substr(colon + 1));
+    if (!equalNoCase(trim(l.substr(0, colon)), "Serial Number")) continue;
+    auto value = trim(l.substr(colon + 1));
     if (value.empty()) {
       return fail("df.bad_output",
                   fmt::format("auunitinfo line {}: the Serial Number is empty", line.number));
