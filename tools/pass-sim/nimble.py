@@ -168,11 +168,11 @@ class NimbleSim:
         self._change(lambda state: state.__setitem__("sort_ok", bool(ok)))
 
     def rotate_cert(self):
-        """A new key pair: a client that pinned the old key must refuse the new one."""
-        generation = self._change(
-            lambda state: state.__setitem__("cert_generation", state["cert_generation"] + 1)
-            or state["cert_generation"])
+        """A new key pair: a client that pinned the old key must refuse the new one. The pair
+        is on disk before the state names it, so the server never loads half of it."""
+        generation = self.load()["cert_generation"] + 1
         self.ensure_cert(generation)
+        self._change(lambda state: state.__setitem__("cert_generation", generation))
         return generation
 
     def cert_paths(self, generation=None):
@@ -181,13 +181,19 @@ class NimbleSim:
         return self.dir / f"cert-{generation}.pem", self.dir / f"key-{generation}.pem"
 
     def ensure_cert(self, generation=None):
+        """Makes the pair once: written under temporary names, then the key and last the
+        certificate renamed into place, so that an existing certificate means a whole pair."""
         cert, key = self.cert_paths(generation)
         if not cert.exists():
+            tag = f".{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp_cert, tmp_key = (p.with_name(p.name + tag) for p in (cert, key))
             subprocess.run(
                 ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                  "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30", "-subj",
-                 "/CN=nimble-sim", "-keyout", str(key), "-out", str(cert)],
+                 "/CN=nimble-sim", "-keyout", str(tmp_key), "-out", str(tmp_cert)],
                 check=True, capture_output=True)
+            os.replace(tmp_key, key)
+            os.replace(tmp_cert, cert)
         return cert, key
 
     def tokens(self):
