@@ -3,10 +3,8 @@
 
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>  // setenv, unsetenv
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,7 +12,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -23,6 +20,7 @@
 
 #include "array_https.hpp"
 #include "pass/collector.hpp"
+#include "test_child_server.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -120,42 +118,26 @@ struct KeyPair {
 /// The Python server as a child process; killed and reaped when it goes.
 class Server {
  public:
-  Server(const TempDir& dir, const KeyPair& keys, const std::string& mode = "tls") {
-    static int counter = 0;
-    auto script = dir / "server.py";
-    if (!std::filesystem::exists(script)) std::ofstream(script) << kServerPy;
-    auto portFile = dir / fmt::format("port-{}", ++counter);
-    std::vector<std::string> args = {"python3",         script.string(),   keys.cert.string(),
-                                     keys.key.string(), portFile.string(), mode};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawnp(&pid_, "python3", nullptr, nullptr, argv.data(), environ) == 0);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    int status = 0;
-    while (!std::filesystem::exists(portFile) && waitpid(pid_, &status, WNOHANG) == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    REQUIRE_MESSAGE(std::filesystem::exists(portFile), "the test server did not listen");
-    port_ = static_cast<std::uint16_t>(std::stoi(readText(portFile)));
-  }
-  ~Server() { stop(); }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = 0;
-  }
-  std::uint16_t port() const { return port_; }
+  Server(const TempDir& dir, const KeyPair& keys, const std::string& mode = "tls")
+      : portFile_(nextPortFile(dir)),
+        child_({"python3", script(dir).string(), keys.cert.string(), keys.key.string(),
+                portFile_.string(), mode},
+               portFile_) {}
+  void stop() { child_.stop(); }
+  std::uint16_t port() const { return child_.port(); }
 
  private:
-  pid_t pid_ = 0;
-  std::uint16_t port_ = 0;
+  static std::filesystem::path nextPortFile(const TempDir& dir) {
+    static int counter = 0;
+    return dir / fmt::format("port-{}", ++counter);
+  }
+  static std::filesystem::path script(const TempDir& dir) {
+    auto path = dir / "server.py";
+    if (!std::filesystem::exists(path)) std::ofstream(path) << kServerPy;
+    return path;
+  }
+  std::filesystem::path portFile_;  // before child_: the child is started with it
+  pass::test::ChildServer child_;
 };
 
 /// A port on 127.0.0.1 where nothing listens: bound, read back, closed.

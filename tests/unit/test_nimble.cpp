@@ -2,9 +2,7 @@
 // (tools/pass-sim/nimble.py, a real TLS server in a child process).
 
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>  // popen
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +19,7 @@
 #include "collectors/nimble/parse.hpp"
 #include "pass/collector.hpp"
 #include "pass/vendor_codes.hpp"
+#include "test_child_server.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -76,37 +75,21 @@ std::string sim(const std::filesystem::path& dir, const std::string& args) {
 /// The simulator serving `dir` in a child process; killed when it goes.
 class SimServer {
  public:
-  explicit SimServer(const std::filesystem::path& dir) {
-    sim(dir, "tokens");  // creates the state and the first certificate
-    auto portFile = dir / "port";
-    std::vector<std::string> args = {"python3", kSimScript,    "--dir",          dir.string(),
-                                     "serve",   "--port-file", portFile.string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawnp(&pid_, "python3", nullptr, nullptr, argv.data(), environ) == 0);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    int status = 0;
-    while (!std::filesystem::exists(portFile) && waitpid(pid_, &status, WNOHANG) == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    REQUIRE_MESSAGE(std::filesystem::exists(portFile), "the simulator did not listen");
-    std::ifstream in(portFile);
-    in >> port_;
-  }
-  ~SimServer() {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-  SimServer(const SimServer&) = delete;
-  SimServer& operator=(const SimServer&) = delete;
-  int port() const { return port_; }
+  explicit SimServer(const std::filesystem::path& dir) : child_(serveArgs(dir), dir / "port") {}
+  int port() const { return child_.port(); }
 
  private:
-  pid_t pid_ = 0;
-  int port_ = 0;
+  static std::vector<std::string> serveArgs(const std::filesystem::path& dir) {
+    sim(dir, "tokens");  // creates the state and the first certificate
+    return {"python3",
+            kSimScript,
+            "--dir",
+            dir.string(),
+            "serve",
+            "--port-file",
+            (dir / "port").string()};
+  }
+  pass::test::ChildServer child_;
 };
 
 /// One simulated array and the collector state an agent would keep for it.
