@@ -2,6 +2,7 @@
 // Exit codes: 0 ok, 1 runtime failure, 2 usage or bad input.
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -10,10 +11,14 @@
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
 
+#include "pass/config.hpp"
 #include "pass/home/admin.hpp"
+#include "pass/home/home_config.hpp"
 #include "pass/home/log.hpp"
+#include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/home/server.hpp"
+#include "pass/home/ticket_admin.hpp"
 
 namespace po = boost::program_options;
 using namespace pass;
@@ -34,6 +39,12 @@ commands:
   revoke    refuse an agent from now on
   messages  list stored envelopes
   events    list stored events (the alerts the agents collected)
+  tickets   list|show|ack|resolve|reopen service tickets
+  silence   add|list|remove maintenance windows (silenced alerts notify nobody)
+  notify-test  send a test message through a channel of home.xml
+  watchdog  run one watchdog pass (missing heartbeats, escalations) and exit
+  check-config  validate STATE/home.xml (rules, contacts, channels, schedules)
+  config-reference  print the home.xml reference (docs/home-configuration.md)
 
 'pass-home COMMAND --help' describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or bad input
@@ -136,7 +147,10 @@ int cmdServe(const std::vector<std::string>& args) {
       "commit-linger-us", po::value(&lingerUs)->default_value(lingerUs),
       "microseconds a commit may wait for more envelopes while many arrive at once; 0 = never")(
       "log-level", po::value(&logLevel)->default_value(logLevel),
-      "debug, info, warning or error; debug logs every accepted envelope");
+      "debug, info, warning or error; debug logs every accepted envelope")(
+      "no-tickets",
+      "store envelopes only: no tickets, notifications or watchdog (for "
+      "measuring ingest alone)");
   auto vm = parse("serve", args, desc);
   if (!vm) return kOk;
   auto level = parseLogLevel(logLevel);
@@ -154,6 +168,15 @@ int cmdServe(const std::vector<std::string>& args) {
   options.idleTimeout = std::chrono::seconds(idleTimeout);
   options.commitLinger = std::chrono::microseconds(lingerUs);
   Logger log(*level);
+  if (!vm->count("no-tickets")) {
+    auto policy = loadPolicy(state);
+    if (!policy) {
+      log.error("startup_failed",
+                {{"code", policy.error().code}, {"message", policy.error().message}});
+      return report("serve", policy.error());
+    }
+    options.policy = std::move(*policy);
+  }
   auto server = Server::create(options, log);
   if (!server) {
     log.error("startup_failed",
@@ -224,6 +247,188 @@ int cmdEvents(const std::vector<std::string>& args) {
   return kOk;
 }
 
+std::string defaultWho() {
+  const char* user = std::getenv("USER");
+  return user && *user ? fmt::format("{} (cli)", user) : std::string("operator (cli)");
+}
+
+/// --now for the commands that act at a time: tests and replays give it, people do not.
+Result<std::int64_t> nowFrom(const po::variables_map& vm, const std::string& text) {
+  if (!vm.count("now")) return wallClockMs();
+  return parseTime(text, wallClockMs());
+}
+
+int printOr(const std::string& command, const Result<std::string>& text) {
+  if (!text) return report(command, text.error());
+  std::cout << *text;
+  return kOk;
+}
+
+int cmdTickets(std::vector<std::string> args) {
+  const char* usage =
+      "usage: pass-home tickets list [--all] [--customer C] [--array SERIAL] [--json]\n"
+      "       pass-home tickets show ID [--json]\n"
+      "       pass-home tickets ack|resolve|reopen ID [--by NAME] [--note TEXT]\n"
+      "all take --state DIR\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return args.empty() ? kUsage : kOk;
+  }
+  std::string verb = args[0];
+  args.erase(args.begin());
+  std::string command = "tickets " + verb;
+  std::string state, customer, array, by = defaultWho(), note, now;
+  std::int64_t id = 0;
+  po::options_description desc("pass-home " + command);
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "json", "print JSON")("now", po::value(&now), "act as if it were this time (UTC)");
+  po::positional_options_description positional;
+  if (verb == "list") {
+    desc.add_options()("all", "also resolved tickets")("customer", po::value(&customer),
+                                                       "only this customer's tickets")(
+        "array", po::value(&array), "only this array's tickets (serial)");
+  } else if (verb == "show" || verb == "ack" || verb == "resolve" || verb == "reopen") {
+    desc.add_options()("id", po::value(&id)->required(), "ticket number");
+    positional.add("id", 1);
+    if (verb != "show") {
+      desc.add_options()("by", po::value(&by)->default_value(by), "who does it (audit trail)")(
+          "note", po::value(&note), "why, for the audit trail");
+    }
+  } else {
+    std::cerr << "pass-home tickets: unknown action '" << verb << "'\n" << usage;
+    return kUsage;
+  }
+  desc.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << usage << desc;
+      return kOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError{e.what()};
+  }
+  bool json = vm.count("json") > 0;
+  if (verb == "list") {
+    TicketFilter filter;
+    filter.liveOnly = vm.count("all") == 0;
+    if (vm.count("customer")) filter.customer = customer;
+    if (vm.count("array")) filter.array = array;
+    return printOr(command, listTickets(state, filter, json));
+  }
+  if (verb == "show") return printOr(command, showTicket(state, id, json));
+  auto at = nowFrom(vm, now);
+  if (!at) return report(command, at.error());
+  TicketAction action = verb == "ack"       ? TicketAction::kAcknowledge
+                        : verb == "resolve" ? TicketAction::kResolve
+                                            : TicketAction::kReopen;
+  return printOr(command, changeTicket(state, id, action, by, note, *at));
+}
+
+int cmdSilence(std::vector<std::string> args) {
+  const char* usage =
+      "usage: pass-home silence add [--customer C] [--site S] [--array SERIAL] [--code CODE]\n"
+      "                             --until TIME [--from TIME] --reason TEXT [--by NAME]\n"
+      "       pass-home silence list [--all] [--json]\n"
+      "       pass-home silence remove ID [--by NAME]\n"
+      "all take --state DIR; TIME is 2026-11-28T22:00:00Z, \"2026-11-28 22:00\" (UTC), now,\n"
+      "or +30m, +2h, +1d\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return args.empty() ? kUsage : kOk;
+  }
+  std::string verb = args[0];
+  args.erase(args.begin());
+  std::string command = "silence " + verb;
+  std::string state, now, by = defaultWho();
+  SilenceRow silence;
+  std::string from = "now", until;
+  std::int64_t id = 0;
+  po::options_description desc("pass-home " + command);
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "now", po::value(&now), "act as if it were this time (UTC)");
+  po::positional_options_description positional;
+  if (verb == "add") {
+    desc.add_options()("customer", po::value(&silence.customer), "only this customer")(
+        "site", po::value(&silence.site), "only this site")("array", po::value(&silence.array),
+                                                            "only this array (serial)")(
+        "code", po::value(&silence.code), "only this vendor code")(
+        "from", po::value(&from)->default_value(from), "start")(
+        "until", po::value(&until)->required(), "end")(
+        "reason", po::value(&silence.reason)->required(), "why (shown on the tickets)")(
+        "by", po::value(&by)->default_value(by), "who");
+  } else if (verb == "list") {
+    desc.add_options()("all", "also ended and removed silences")("json", "print JSON");
+  } else if (verb == "remove") {
+    desc.add_options()("id", po::value(&id)->required(), "silence number")(
+        "by", po::value(&by)->default_value(by), "who");
+    positional.add("id", 1);
+  } else {
+    std::cerr << "pass-home silence: unknown action '" << verb << "'\n" << usage;
+    return kUsage;
+  }
+  desc.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << usage << desc;
+      return kOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError{e.what()};
+  }
+  auto at = nowFrom(vm, now);
+  if (!at) return report(command, at.error());
+  if (verb == "list")
+    return printOr(command, listSilences(state, *at, vm.count("all") > 0, vm.count("json") > 0));
+  if (verb == "remove") return printOr(command, removeSilence(state, id, by, *at));
+  auto starts = parseTime(from, *at);
+  if (!starts) return report(command, starts.error());
+  auto ends = parseTime(until, *at);
+  if (!ends) return report(command, ends.error());
+  silence.startsMs = *starts;
+  silence.endsMs = *ends;
+  silence.author = by;
+  silence.createdMs = *at;
+  return printOr(command, addSilence(state, silence));
+}
+
+int cmdNotifyTest(const std::vector<std::string>& args) {
+  std::string state, to;
+  po::options_description desc("pass-home notify-test");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "to", po::value(&to)->required(),
+      "you@example.com, sms:+4915112345678, email-sms:ADDR or webhook:NAME");
+  auto vm = parse("notify-test", args, desc);
+  if (!vm) return kOk;
+  return printOr("notify-test", notifyTest(state, to, wallClockMs()));
+}
+
+int cmdWatchdog(const std::vector<std::string>& args) {
+  std::string state, now;
+  po::options_description desc("pass-home watchdog");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "now", po::value(&now), "act as if it were this time (UTC)");
+  auto vm = parse("watchdog", args, desc);
+  if (!vm) return kOk;
+  auto at = nowFrom(*vm, now);
+  if (!at) return report("watchdog", at.error());
+  return printOr("watchdog", runWatchdog(state, *at));
+}
+
+int cmdCheckConfig(const std::vector<std::string>& args) {
+  std::string state;
+  po::options_description desc("pass-home check-config");
+  desc.add_options()("state", po::value(&state)->required(), "state directory");
+  auto vm = parse("check-config", args, desc);
+  if (!vm) return kOk;
+  return printOr("check-config", checkHomeConfig(state));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -242,6 +447,15 @@ int main(int argc, char** argv) {
     if (command == "revoke") return cmdRevoke(args);
     if (command == "messages") return cmdMessages(args);
     if (command == "events") return cmdEvents(args);
+    if (command == "tickets") return cmdTickets(args);
+    if (command == "silence") return cmdSilence(args);
+    if (command == "notify-test") return cmdNotifyTest(args);
+    if (command == "watchdog") return cmdWatchdog(args);
+    if (command == "check-config") return cmdCheckConfig(args);
+    if (command == "config-reference") {
+      std::cout << config::markdownReference(homeSchema(), "home.xml");
+      return kOk;
+    }
     std::cerr << "pass-home: unknown command '" << command << "'\n\n" << kUsageText;
     return kUsage;
   } catch (const UsageError& e) {

@@ -14,11 +14,12 @@ constexpr std::size_t kFullLingerBatch = 5;
 }  // namespace
 
 GroupCommitter::GroupCommitter(Store writer, std::size_t maxBatch, Logger& log,
-                               std::chrono::microseconds linger)
+                               std::chrono::microseconds linger, std::function<void()> enqueued)
     : store_(std::move(writer)),
       maxBatch_(std::max<std::size_t>(1, maxBatch)),
       log_(log),
-      linger_(linger) {
+      linger_(linger),
+      enqueued_(std::move(enqueued)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -85,6 +86,7 @@ void GroupCommitter::run() {
       continue;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done((*results)[i]);
+    if (store_.takeEnqueued() > 0 && enqueued_) enqueued_();
   }
 }
 

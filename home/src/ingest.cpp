@@ -64,6 +64,7 @@ class PayloadHandler {
 
   bool key(std::string& k) {
     if (depth_ == 1) topKey_ = std::move(k);
+    if (depth_ == 2 && topKey_ == "array" && !inEventsArray_) arrayKey_ = std::move(k);
     if (inEvent() && depth_ == 3) eventKey_ = std::move(k);
     return true;
   }
@@ -134,6 +135,8 @@ class PayloadHandler {
       if (!sawEventsArray_) return std::unexpected("a report needs an \"events\" array");
       if (!eventsError_.empty()) return std::unexpected(std::move(eventsError_));
       out.events = std::move(events_);
+      out.arrayModel = std::move(arrayModel_);
+      out.arrayName = std::move(arrayName_);
     }
     return out;
   }
@@ -167,7 +170,8 @@ class PayloadHandler {
     if (eventKey_ == "occurred_ms") {
       noteEventsError(msError(fmt::format("events[{}].occurred_ms", events_.size() - 1)));
     } else if (eventKey_ == "array" || eventKey_ == "code" || eventKey_ == "severity" ||
-               eventKey_ == "id" || eventKey_ == "family") {
+               eventKey_ == "id" || eventKey_ == "family" || eventKey_ == "kind" ||
+               eventKey_ == "component" || eventKey_ == "text") {
       noteEventsError(fmt::format("events[{}].{} must be a string", events_.size() - 1, eventKey_));
     }
   }
@@ -184,6 +188,11 @@ class PayloadHandler {
     }
     if (depth_ == 2 && inEventsArray_) {
       noteEventsError(notObject());
+      return true;
+    }
+    if (depth_ == 2 && topKey_ == "array" && kind == Scalar::kString) {
+      if (arrayKey_ == "model") arrayModel_ = std::move(text);
+      if (arrayKey_ == "name") arrayName_ = std::move(text);
       return true;
     }
     if (depth_ == 3 && inEventsArray_) eventField(kind, unsignedValue, std::move(text));
@@ -211,12 +220,15 @@ class PayloadHandler {
   void eventField(Scalar kind, std::uint64_t unsignedValue, std::string text) {
     auto& e = events_.back();
     std::size_t index = events_.size() - 1;
-    std::optional<std::string>* field = eventKey_ == "array"      ? &e.array
-                                        : eventKey_ == "code"     ? &e.code
-                                        : eventKey_ == "severity" ? &e.severity
-                                        : eventKey_ == "id"       ? &e.id
-                                        : eventKey_ == "family"   ? &e.family
-                                                                  : nullptr;
+    std::optional<std::string>* field = eventKey_ == "array"       ? &e.array
+                                        : eventKey_ == "code"      ? &e.code
+                                        : eventKey_ == "severity"  ? &e.severity
+                                        : eventKey_ == "id"        ? &e.id
+                                        : eventKey_ == "family"    ? &e.family
+                                        : eventKey_ == "kind"      ? &e.kind
+                                        : eventKey_ == "component" ? &e.component
+                                        : eventKey_ == "text"      ? &e.text
+                                                                   : nullptr;
     if (field) {
       // Numbers are kept as their text (some arrays number their alert codes).
       if (kind == Scalar::kString || kind == Scalar::kUnsigned || kind == Scalar::kInteger ||
@@ -242,6 +254,9 @@ class PayloadHandler {
   int depth_ = 0;
   std::string topKey_;
   std::string eventKey_;
+  std::string arrayKey_;
+  std::optional<std::string> arrayModel_;
+  std::optional<std::string> arrayName_;
   bool schemaOk_ = false;
   std::string type_;
   std::optional<std::int64_t> nextDueMs_;
@@ -416,6 +431,8 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, Conne
   r.payload = std::move(opened->payload);
   r.nextDueMs = payload->nextDueMs;
   r.events = std::move(payload->events);
+  r.arrayModel = std::move(payload->arrayModel);
+  r.arrayName = std::move(payload->arrayName);
   out.result = std::move(checked);
   return out;
 }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
@@ -20,8 +21,10 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include "pass/crypto.hpp"
 #include "pass/home/group_commit.hpp"
 #include "pass/home/log.hpp"
+#include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
 #include "platform/fs.hpp"
 
@@ -106,6 +109,8 @@ struct ServerCore {
   std::unique_ptr<AgentDirectory> directory;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<GroupCommitter> committer;
+  std::unique_ptr<OutboxWorker> outbox;
+  std::unique_ptr<WatchdogLoop> watchdog;
   std::uint16_t port = 0;
   std::size_t nextLoop = 0;
 
@@ -608,6 +613,8 @@ struct Server::Impl : ServerCore {
     stopLoops();
     loopsDone.store(true);
     if (committer) committer->stop();
+    if (watchdog) watchdog->stop();
+    if (outbox) outbox->stop();
     destroyHandlers();
   }
 };
@@ -645,8 +652,20 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
     return fail("listen", fmt::format("cannot listen on {}: {}", where, ec.message()));
   impl->port = acceptor.local_endpoint(ec).port();
 
+  std::function<void()> enqueued;
+  if (options.policy) {
+    writer->setPolicy(options.policy);
+    // Names this process in outbox claims: host plus a random tag, as several homes may
+    // share one database.
+    beast::error_code hostError;
+    auto id = fmt::format("{}:{}", net::ip::host_name(hostError), toHex(randomBytes(4)));
+    impl->outbox = std::make_unique<OutboxWorker>(paths.database(), options.policy, log, id);
+    impl->watchdog = std::make_unique<WatchdogLoop>(
+        paths.database(), options.policy, log, [outbox = impl->outbox.get()] { outbox->wake(); });
+    enqueued = [outbox = impl->outbox.get()] { outbox->wake(); };
+  }
   impl->committer = std::make_unique<GroupCommitter>(std::move(*writer), options.maxBatch, log,
-                                                     options.commitLinger);
+                                                     options.commitLinger, std::move(enqueued));
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -678,6 +697,12 @@ Status Server::run(bool handleSignals) {
     core.accept();
     core.scheduleStats();
   });
+  if (core.outbox) {
+    if (auto started = core.outbox->start(); !started) return started;
+  }
+  if (core.watchdog) {
+    if (auto started = core.watchdog->start(); !started) return started;
+  }
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < core.loops.size(); ++i) {
     threads.emplace_back([&core, i] { core.runLoop(*core.loops[i]); });
@@ -686,6 +711,8 @@ Status Server::run(bool handleSignals) {
   for (auto& t : threads) t.join();
   core.loopsDone.store(true);
   core.committer->stop();
+  if (core.watchdog) core.watchdog->stop();
+  if (core.outbox) core.outbox->stop();
   core.logStats("stopped");
   return {};
 }

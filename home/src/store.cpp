@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "sqlite.hpp"
+#include "store_impl.hpp"
 
 namespace pass::home {
 namespace {
@@ -21,7 +21,7 @@ using sqlite::Transaction;
 // whose (agent_id, seq) the envelopes key keeps unique. Without a key their rows are appended
 // in arrival order; a key clustered by agent would dirty one page per agent in every commit,
 // which on a busy home multiplies what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     R"sql(
 CREATE TABLE agents (
   id TEXT PRIMARY KEY NOT NULL,
@@ -73,104 +73,189 @@ ALTER TABLE events ADD COLUMN family TEXT;
 ALTER TABLE events ADD COLUMN event_id TEXT;
 CREATE UNIQUE INDEX events_by_id ON events (family, array, event_id) WHERE event_id IS NOT NULL;
 )sql",
+    // Tickets (docs/tickets.md). At most one live (not resolved) ticket per dedup_key is the
+    // store's constraint, so concurrent envelopes and several homes on one database cannot
+    // open a second. ticket_log is append-only, enforced by triggers.
+    R"sql(
+ALTER TABLE events ADD COLUMN kind TEXT;
+ALTER TABLE agents ADD COLUMN heartbeat_received_ms INTEGER;
+ALTER TABLE agents ADD COLUMN heartbeat_due_home_ms INTEGER;
+ALTER TABLE agents ADD COLUMN heartbeat_interval_ms INTEGER;
+ALTER TABLE agents ADD COLUMN clock_skew_ms INTEGER;
+ALTER TABLE agents ADD COLUMN clock_warning TEXT;
+CREATE TABLE tickets (
+  id INTEGER PRIMARY KEY,
+  dedup_key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  customer TEXT NOT NULL,
+  site TEXT NOT NULL,
+  family TEXT NOT NULL DEFAULT '',
+  array TEXT NOT NULL DEFAULT '',
+  agent_id TEXT NOT NULL DEFAULT '',
+  problem TEXT NOT NULL,
+  title TEXT NOT NULL,
+  code TEXT NOT NULL DEFAULT '',
+  severity TEXT NOT NULL DEFAULT '',
+  component TEXT NOT NULL DEFAULT '',
+  urgent INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+  count INTEGER NOT NULL DEFAULT 1,
+  first_seen_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  opened_ms INTEGER NOT NULL,
+  acked_ms INTEGER,
+  acked_by TEXT NOT NULL DEFAULT '',
+  resolved_ms INTEGER,
+  resolved_by TEXT NOT NULL DEFAULT '',
+  escalation_level INTEGER NOT NULL DEFAULT 1,
+  escalate_at_ms INTEGER,
+  parent_id INTEGER REFERENCES tickets (id),
+  silenced_by INTEGER,
+  detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX tickets_one_live ON tickets (dedup_key) WHERE state <> 'resolved';
+CREATE INDEX tickets_by_key ON tickets (dedup_key, resolved_ms);
+CREATE INDEX tickets_by_site ON tickets (customer, site, opened_ms);
+CREATE INDEX tickets_to_escalate ON tickets (escalate_at_ms) WHERE state = 'open';
+CREATE TABLE ticket_log (
+  id INTEGER PRIMARY KEY,
+  ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+  at_ms INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ticket_log_by_ticket ON ticket_log (ticket_id, id);
+CREATE TRIGGER ticket_log_no_update BEFORE UPDATE ON ticket_log
+BEGIN SELECT RAISE(ABORT, 'ticket_log is append-only'); END;
+CREATE TRIGGER ticket_log_no_delete BEFORE DELETE ON ticket_log
+BEGIN SELECT RAISE(ABORT, 'ticket_log is append-only'); END;
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  ticket_id INTEGER REFERENCES tickets (id),
+  created_ms INTEGER NOT NULL,
+  channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'email_sms', 'webhook')),
+  target TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  notice TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
+  not_before_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  claimed_by TEXT,
+  claim_until_ms INTEGER,
+  sent_ms INTEGER,
+  last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_due ON outbox (not_before_ms) WHERE state = 'pending';
+CREATE INDEX outbox_by_target ON outbox (channel, target, created_ms);
+CREATE INDEX outbox_by_ticket ON outbox (ticket_id);
+CREATE TABLE silences (
+  id INTEGER PRIMARY KEY,
+  customer TEXT NOT NULL DEFAULT '',
+  site TEXT NOT NULL DEFAULT '',
+  array TEXT NOT NULL DEFAULT '',
+  code TEXT NOT NULL DEFAULT '',
+  starts_ms INTEGER NOT NULL,
+  ends_ms INTEGER NOT NULL,
+  author TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  removed_ms INTEGER,
+  removed_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE storms (
+  customer TEXT NOT NULL,
+  site TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  last_ms INTEGER NOT NULL,
+  tickets INTEGER NOT NULL,
+  PRIMARY KEY (customer, site)
+);
+)sql",
 };
-
-template <typename T>
-std::unexpected<Error> propagate(const Result<T>& r) {
-  return std::unexpected(r.error());
-}
 
 }  // namespace
 
-struct Store::Impl {
-  Database db;
-  std::optional<Statement> insertEnvelope;
-  std::optional<Statement> insertHeartbeat;
-  std::optional<Statement> insertEvent;
-  std::optional<Statement> updateAgentSeq;
-  std::optional<Statement> updateAgentHeartbeat;
-  std::optional<Statement> selectAuth;
-  std::optional<Statement> begin;
-  std::optional<Statement> commit;
-  std::optional<Statement> rollback;
-
-  // Prepared once per connection: preparing costs more than running these statements.
-  Result<Statement*> statement(std::optional<Statement>& slot, std::string_view sql) {
-    if (!slot) {
-      auto prepared = db.prepare(sql);
-      if (!prepared) return propagate(prepared);
-      slot = std::move(*prepared);
-    }
-    return &*slot;
+Status Store::Impl::migrate() {
+  auto version = db.queryInt("PRAGMA user_version");
+  if (!version) return propagate(version);
+  if (*version > kSchemaVersion) {
+    return fail("store.version",
+                fmt::format("{}: schema version {} is newer than this pass-home knows ({}); "
+                            "run a newer pass-home",
+                            db.file(), *version, kSchemaVersion));
   }
-
-  Status migrate() {
-    auto version = db.queryInt("PRAGMA user_version");
-    if (!version) return propagate(version);
-    if (*version > kSchemaVersion) {
-      return fail("store.version",
-                  fmt::format("{}: schema version {} is newer than this pass-home knows ({}); "
-                              "run a newer pass-home",
-                              db.file(), *version, kSchemaVersion));
+  for (auto v = *version; v < kSchemaVersion; ++v) {
+    auto tx = Transaction::beginImmediate(db);
+    if (!tx) return propagate(tx);
+    // Re-check inside the write lock: another process may have migrated meanwhile.
+    auto current = db.queryInt("PRAGMA user_version");
+    if (!current) return propagate(current);
+    if (*current > v) continue;
+    if (auto done = db.exec(kMigrations[static_cast<std::size_t>(v)]); !done) {
+      return fail("store", fmt::format("migration {}: {}", v + 1, done.error().message));
     }
-    for (auto v = *version; v < kSchemaVersion; ++v) {
-      auto tx = Transaction::beginImmediate(db);
-      if (!tx) return propagate(tx);
-      // Re-check inside the write lock: another process may have migrated meanwhile.
-      auto current = db.queryInt("PRAGMA user_version");
-      if (!current) return propagate(current);
-      if (*current > v) continue;
-      if (auto done = db.exec(kMigrations[static_cast<std::size_t>(v)]); !done) {
-        return fail("store", fmt::format("migration {}: {}", v + 1, done.error().message));
-      }
-      if (auto done = db.exec(fmt::format("PRAGMA user_version = {}", v + 1)); !done) return done;
-      if (auto done = tx->commit(); !done) return done;
-    }
-    return {};
+    if (auto done = db.exec(fmt::format("PRAGMA user_version = {}", v + 1)); !done) return done;
+    if (auto done = tx->commit(); !done) return done;
   }
+  return {};
+}
 
-  Status storeNew(const EnvelopeRecord& r) {
-    auto seq = static_cast<std::int64_t>(r.seq);
-    if (r.type == "heartbeat") {
-      auto hb = statement(insertHeartbeat,
-                          "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
-                          "next_due_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-      if (!hb) return propagate(hb);
-      (*hb)->bind(1, r.agentId).bind(2, seq).bind(3, r.createdMs).bind(4, r.receivedMs);
-      (*hb)->bind(5, r.nextDueMs).bind(6, r.payload);
-      if (auto done = (*hb)->run(); !done) return done;
-      // Only a newer heartbeat moves the due time: spooled ones may arrive late.
-      auto upd = statement(updateAgentHeartbeat,
-                           "UPDATE agents SET last_heartbeat_ms = ?1, next_heartbeat_due_ms = ?2 "
-                           "WHERE id = ?3 AND (last_heartbeat_ms IS NULL OR "
-                           "last_heartbeat_ms <= ?1)");
-      if (!upd) return propagate(upd);
-      (*upd)->bind(1, r.createdMs).bind(2, r.nextDueMs).bind(3, r.agentId);
-      if (auto done = (*upd)->run(); !done) return done;
-    }
-    if (!r.events.empty()) {
-      auto ev = statement(insertEvent,
-                          "INSERT OR IGNORE INTO events (agent_id, seq, idx, array, code, "
-                          "severity, occurred_ms, payload, family, event_id) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-      if (!ev) return propagate(ev);
-      std::int64_t idx = 0;
-      for (const auto& e : r.events) {
-        (*ev)->bind(1, r.agentId).bind(2, seq).bind(3, idx++).bind(4, e.array).bind(5, e.code);
-        (*ev)->bind(6, e.severity).bind(7, e.occurredMs).bind(8, e.payload);
-        (*ev)->bind(9, e.family).bind(10, e.id);
-        if (auto done = (*ev)->run(); !done) return done;
-      }
-    }
-    auto upd = statement(updateAgentSeq,
-                         "UPDATE agents SET last_seq = max(coalesce(last_seq, ?1), ?1), "
-                         "last_envelope_ms = max(coalesce(last_envelope_ms, ?2), ?2) "
-                         "WHERE id = ?3");
+Status Store::Impl::storeNew(const EnvelopeRecord& r) {
+  auto seq = static_cast<std::int64_t>(r.seq);
+  if (r.type == "heartbeat") {
+    auto hb = statement(insertHeartbeat,
+                        "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
+                        "next_due_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!hb) return propagate(hb);
+    (*hb)->bind(1, r.agentId).bind(2, seq).bind(3, r.createdMs).bind(4, r.receivedMs);
+    (*hb)->bind(5, r.nextDueMs).bind(6, r.payload);
+    if (auto done = (*hb)->run(); !done) return done;
+    // Only a newer heartbeat moves the due time: spooled ones may arrive late. The due time
+    // on the home's clock is the agent's interval added to the arrival, so that a skewed
+    // agent clock never makes a heartbeat look missing.
+    auto upd = statement(updateAgentHeartbeat,
+                         "UPDATE agents SET last_heartbeat_ms = ?1, next_heartbeat_due_ms = ?2, "
+                         "heartbeat_received_ms = ?4, "
+                         "heartbeat_due_home_ms = CASE WHEN ?2 IS NULL THEN NULL "
+                         "ELSE ?4 + max(?2 - ?1, 0) END, "
+                         "heartbeat_interval_ms = CASE WHEN ?2 IS NULL THEN NULL "
+                         "ELSE max(?2 - ?1, 0) END "
+                         "WHERE id = ?3 AND (last_heartbeat_ms IS NULL OR "
+                         "last_heartbeat_ms <= ?1)");
     if (!upd) return propagate(upd);
-    (*upd)->bind(1, seq).bind(2, r.receivedMs).bind(3, r.agentId);
-    return (*upd)->run();
+    (*upd)->bind(1, r.createdMs).bind(2, r.nextDueMs).bind(3, r.agentId).bind(4, r.receivedMs);
+    if (auto done = (*upd)->run(); !done) return done;
+    if (policy && db.changes() > 0) {
+      if (auto done = onHeartbeat(r); !done) return done;
+    }
   }
-};
+  if (!r.events.empty()) {
+    auto ev = statement(insertEvent,
+                        "INSERT OR IGNORE INTO events (agent_id, seq, idx, array, code, "
+                        "severity, occurred_ms, payload, family, event_id, kind) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!ev) return propagate(ev);
+    std::int64_t idx = 0;
+    for (const auto& e : r.events) {
+      (*ev)->bind(1, r.agentId).bind(2, seq).bind(3, idx++).bind(4, e.array).bind(5, e.code);
+      (*ev)->bind(6, e.severity).bind(7, e.occurredMs).bind(8, e.payload);
+      (*ev)->bind(9, e.family).bind(10, e.id).bind(11, e.kind);
+      if (auto done = (*ev)->run(); !done) return done;
+      // A repeat (same family, array and id) changes no ticket.
+      if (policy && db.changes() > 0) {
+        if (auto done = onNewEvent(r, e); !done) return done;
+      }
+    }
+  }
+  auto upd = statement(updateAgentSeq,
+                       "UPDATE agents SET last_seq = max(coalesce(last_seq, ?1), ?1), "
+                       "last_envelope_ms = max(coalesce(last_envelope_ms, ?2), ?2) "
+                       "WHERE id = ?3");
+  if (!upd) return propagate(upd);
+  (*upd)->bind(1, seq).bind(2, r.receivedMs).bind(3, r.agentId);
+  return (*upd)->run();
+}
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::Store(Store&&) noexcept = default;

@@ -23,9 +23,14 @@ namespace pass {
 namespace {
 
 namespace fs = std::filesystem;
+using config::attribute;
 using config::AttributeDecl;
 using config::ElementDecl;
+using config::Findings;
+using config::readConfigFile;
+using config::resolvePath;
 using config::Type;
+using config::uintAttribute;
 
 constexpr std::string_view kRoot = "pass-agent";
 constexpr std::string_view kIdentity = "pass-agent/identity";
@@ -175,45 +180,6 @@ const AgentSchema& agentSchemaTables() {
   return kSchema;
 }
 
-/// One semantic finding; the earliest by line is reported, as in config::parse.
-class Findings {
- public:
-  explicit Findings(std::string file) : file_(std::move(file)) {}
-
-  void add(const config::Node& node, std::string_view attribute, std::string what) {
-    if (first_ && first_->line <= node.line) return;
-    first_ = Finding{
-        node.line, fmt::format("{}:{}: {}/@{}: {}", file_, node.line, node.path, attribute, what)};
-  }
-
-  Status status() const {
-    if (first_) return fail("config.value", first_->message);
-    return {};
-  }
-
- private:
-  struct Finding {
-    unsigned line = 0;
-    std::string message;
-  };
-  std::string file_;
-  std::optional<Finding> first_;
-};
-
-const std::string& attribute(const config::Node& node, std::string_view name) {
-  // parse() guarantees required attributes and fills defaults, so a miss is a schema bug.
-  static const std::string kEmpty;
-  auto it = node.attributes.find(name);
-  return it == node.attributes.end() ? kEmpty : it->second;
-}
-
-std::uint64_t uintAttribute(const config::Node& node, std::string_view name) {
-  const std::string& text = attribute(node, name);
-  std::uint64_t value = 0;
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
-}
-
 /// The attribute's value, or the schema default when the element is absent.
 std::string_view valueOr(const config::Node* node, std::string_view element,
                          std::string_view name) {
@@ -222,25 +188,6 @@ std::string_view valueOr(const config::Node* node, std::string_view element,
     if (decl.element == element && decl.name == name) return decl.defaultValue;
   }
   return {};
-}
-
-fs::path resolve(const fs::path& base, std::string_view value) {
-  fs::path p(value);
-  if (p.is_absolute()) return p;
-  return (base / p).lexically_normal();
-}
-
-Result<std::string> readConfigFile(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return fail("config.io", fmt::format("{}: cannot open the configuration file: {}",
-                                         file.string(), std::strerror(errno)));
-  }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) {
-    return fail("config.io", fmt::format("{}: cannot read the configuration file", file.string()));
-  }
-  return text;
 }
 
 void checkRange(Findings& findings, const config::Node& node, std::string_view name,
@@ -303,11 +250,11 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
   if (const config::Node* proxy = doc.first(kProxy)) cfg.proxy = attribute(*proxy, "url");
 
   const config::Node* keys = doc.first(kKeys);
-  cfg.signKey = resolve(base, valueOr(keys, kKeys, "sign"));
-  cfg.tlsKey = resolve(base, valueOr(keys, kKeys, "tls-key"));
-  cfg.tlsCert = resolve(base, valueOr(keys, kKeys, "tls-cert"));
-  cfg.homeCa = resolve(base, valueOr(keys, kKeys, "home-ca"));
-  cfg.homeHpke = resolve(base, valueOr(keys, kKeys, "home-hpke"));
+  cfg.signKey = resolvePath(base, valueOr(keys, kKeys, "sign"));
+  cfg.tlsKey = resolvePath(base, valueOr(keys, kKeys, "tls-key"));
+  cfg.tlsCert = resolvePath(base, valueOr(keys, kKeys, "tls-cert"));
+  cfg.homeCa = resolvePath(base, valueOr(keys, kKeys, "home-ca"));
+  cfg.homeHpke = resolvePath(base, valueOr(keys, kKeys, "home-hpke"));
 
   if (const config::Node* heartbeat = doc.first(kHeartbeat)) {
     checkRange(findings, *heartbeat, "interval-minutes", kMinHeartbeatMinutes,
@@ -324,7 +271,7 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
     cfg.spool.maxBytes = uintAttribute(*spool, "max-bytes");
   }
 
-  cfg.stateDir = resolve(base, valueOr(doc.first(kState), kState, "dir"));
+  cfg.stateDir = resolvePath(base, valueOr(doc.first(kState), kState, "dir"));
 
   const std::string arrayPrefix = fmt::format("{}/", kArrays);
   for (const config::Node& node : doc.nodes) {

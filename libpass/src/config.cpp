@@ -4,7 +4,11 @@
 #include "pass/config.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -405,6 +409,49 @@ std::string markdownReference(const Schema& schema, std::string_view title) {
     if (!any) out += "No attributes.\n";
   }
   return out;
+}
+
+void Findings::add(const Node& node, std::string_view attribute, std::string what) {
+  if (first_ && first_->line <= node.line) return;
+  first_ = Finding{node.line,
+                   fmt::format("{}:{}: {}/@{}: {}", file_, node.line, node.path, attribute, what)};
+}
+
+Status Findings::status() const {
+  if (first_) return fail("config.value", first_->message);
+  return {};
+}
+
+const std::string& attribute(const Node& node, std::string_view name) {
+  static const std::string kEmpty;
+  auto it = node.attributes.find(name);
+  return it == node.attributes.end() ? kEmpty : it->second;
+}
+
+std::uint64_t uintAttribute(const Node& node, std::string_view name) {
+  const std::string& text = attribute(node, name);
+  std::uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+std::filesystem::path resolvePath(const std::filesystem::path& base, std::string_view value) {
+  std::filesystem::path p(value);
+  if (p.is_absolute()) return p;
+  return (base / p).lexically_normal();
+}
+
+Result<std::string> readConfigFile(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return fail("config.io", fmt::format("{}: cannot open the configuration file: {}",
+                                         file.string(), std::strerror(errno)));
+  }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) {
+    return fail("config.io", fmt::format("{}: cannot read the configuration file", file.string()));
+  }
+  return text;
 }
 
 }  // namespace pass::config

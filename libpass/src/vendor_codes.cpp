@@ -9,6 +9,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace pass {
@@ -54,6 +55,15 @@ bool matches(std::string_view pattern, std::string_view code) {
 
 }  // namespace
 
+SeverityClass CodeTable::classify(std::string_view severity) const {
+  for (std::size_t i = 0; i < severities_.size(); ++i) {
+    if (!equalNoCase(severities_[i], severity)) continue;
+    if (i <= urgentFrom_) return SeverityClass::kUrgent;
+    return i <= ticketFrom_ ? SeverityClass::kTicket : SeverityClass::kRecord;
+  }
+  return SeverityClass::kUnknown;
+}
+
 Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file) {
   auto bad = [&](const std::string& what) {
     return fail("codes.bad_table", fmt::format("{}: {}", file, what));
@@ -62,10 +72,11 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
   if (doc.is_discarded() || !doc.is_object()) return bad("not a JSON object");
   for (const auto& [key, value] : doc.items()) {
     if (key != "schema" && key != "family" && key != "note" && key != "code_syntax" &&
-        key != "severities" && key != "codes") {
-      return bad(fmt::format(
-          "unknown key \"{}\" (expected schema, family, note, code_syntax, severities, codes)",
-          key));
+        key != "severities" && key != "ticket_from" && key != "urgent_from" && key != "codes") {
+      return bad(
+          fmt::format("unknown key \"{}\" (expected schema, family, note, code_syntax, "
+                      "severities, ticket_from, urgent_from, codes)",
+                      key));
     }
   }
   std::vector<std::string> severities;
@@ -78,6 +89,31 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
       }
       severities.push_back(s.get<std::string>());
     }
+  }
+  // The home's default rules: how far down the scale an alert opens a ticket, and is urgent.
+  auto threshold = [&](std::string_view key) -> Result<std::size_t> {
+    if (severities.empty()) {
+      if (doc.contains(key)) return bad(fmt::format("\"{}\" needs \"severities\"", key));
+      return std::size_t{0};
+    }
+    if (!doc.contains(key) || !doc[key].is_string()) {
+      return bad(fmt::format("\"{}\" must name one of the severities ({})", key,
+                             fmt::join(severities, ", ")));
+    }
+    auto name = doc[key].get<std::string>();
+    auto at = std::find(severities.begin(), severities.end(), name);
+    if (at == severities.end()) {
+      return bad(fmt::format("\"{}\": \"{}\" is not one of the severities ({})", key, name,
+                             fmt::join(severities, ", ")));
+    }
+    return static_cast<std::size_t>(at - severities.begin());
+  };
+  auto ticketFrom = threshold("ticket_from");
+  if (!ticketFrom) return std::unexpected(ticketFrom.error());
+  auto urgentFrom = threshold("urgent_from");
+  if (!urgentFrom) return std::unexpected(urgentFrom.error());
+  if (*urgentFrom > *ticketFrom) {
+    return bad("\"urgent_from\" must not be below \"ticket_from\" on the scale");
   }
   bool names = false;
   if (doc.contains("code_syntax")) {
@@ -97,6 +133,8 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
   table.family_ = doc["family"].get<std::string>();
   table.names_ = names;
   table.severities_ = severities;
+  table.ticketFrom_ = *ticketFrom;
+  table.urgentFrom_ = *urgentFrom;
   std::size_t index = 0;
   for (const auto& item : doc["codes"]) {
     auto where = fmt::format("codes[{}]", index++);

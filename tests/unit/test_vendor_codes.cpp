@@ -86,6 +86,22 @@ TEST_CASE("a 0x prefix is literal in hex tables, and name tables match whole wor
   CHECK(names->find("drive.alarm2") == nullptr);
 }
 
+TEST_CASE("the built-in tables classify their scales for the home's default rules") {
+  const pass::CodeTable* svp = pass::builtinCodeTable("hitachi_svp");
+  REQUIRE(svp != nullptr);
+  CHECK(svp->classify("acute") == pass::SeverityClass::kUrgent);
+  CHECK(svp->classify("Serious") == pass::SeverityClass::kUrgent);
+  CHECK(svp->classify("moderate") == pass::SeverityClass::kTicket);
+  CHECK(svp->classify("service") == pass::SeverityClass::kRecord);
+  CHECK(svp->classify("bogus") == pass::SeverityClass::kUnknown);
+  const pass::CodeTable* threepar = pass::builtinCodeTable("hpe_3par");
+  REQUIRE(threepar != nullptr);
+  CHECK(threepar->classify("Major") == pass::SeverityClass::kUrgent);
+  CHECK(threepar->classify("Minor") == pass::SeverityClass::kTicket);
+  CHECK(threepar->classify("Degraded") == pass::SeverityClass::kTicket);
+  CHECK(threepar->classify("Informational") == pass::SeverityClass::kRecord);
+}
+
 TEST_CASE("a bad table is refused with the file, the entry and the key") {
   auto refused = [](const std::string& json) {
     auto t = CodeTable::parse(json, "x-codes.json");
@@ -106,9 +122,22 @@ TEST_CASE("a bad table is refused with the file, the entry and the key") {
             .find("codes[0].code") != std::string::npos);
   CHECK(refused(table(R"({"code": "0x", "meaning": "m", "source": "s"})")).find("codes[0].code") !=
         std::string::npos);
-  CHECK(refused(R"({"schema": 1, "family": "f", "severities": ["high", "low"], "codes": [
+  CHECK(refused(R"({"schema": 1, "family": "f", "severities": ["high", "low"],
+                     "ticket_from": "low", "urgent_from": "high", "codes": [
                      {"code": "01", "meaning": "m", "source": "s", "severity": "mid"}]})")
             .find("codes[0].severity \"mid\"") != std::string::npos);
+  // The default rules must name severities of the scale, urgent above ticket.
+  CHECK(refused(R"({"schema": 1, "family": "f", "severities": ["high", "low"], "codes": []})")
+            .find("\"ticket_from\" must name one of the severities (high, low)") !=
+        std::string::npos);
+  CHECK(refused(R"({"schema": 1, "family": "f", "severities": ["high", "low"],
+                     "ticket_from": "mid", "urgent_from": "high", "codes": []})")
+            .find("\"ticket_from\": \"mid\" is not one of the severities") != std::string::npos);
+  CHECK(refused(R"({"schema": 1, "family": "f", "severities": ["high", "low"],
+                     "ticket_from": "high", "urgent_from": "low", "codes": []})")
+            .find("\"urgent_from\" must not be below") != std::string::npos);
+  CHECK(refused(R"({"schema": 1, "family": "f", "ticket_from": "high", "codes": []})")
+            .find("\"ticket_from\" needs \"severities\"") != std::string::npos);
   CHECK(refused(R"({"schema": 1, "family": "f", "severities": [], "codes": []})")
             .find("severities") != std::string::npos);
   CHECK(refused(R"({"schema": 1, "family": "f", "code_syntax": "words", "codes": []})")

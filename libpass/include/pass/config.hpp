@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,6 +66,32 @@ Result<Document> parse(const Schema& schema, std::string_view text, std::string_
 
 /// Markdown reference of a schema (one table row per attribute).
 std::string markdownReference(const Schema& schema, std::string_view title);
+
+/// Semantic checks after parse(): the earliest finding by line is reported, as parse() does,
+/// as "FILE:LINE: PATH/@ATTRIBUTE: what" with code "config.value".
+class Findings {
+ public:
+  explicit Findings(std::string file) : file_(std::move(file)) {}
+  void add(const Node& node, std::string_view attribute, std::string what);
+  Status status() const;
+
+ private:
+  struct Finding {
+    unsigned line = 0;
+    std::string message;
+  };
+  std::string file_;
+  std::optional<Finding> first_;
+};
+
+/// A validated node's attribute (parse() filled in defaults); empty when it has none.
+const std::string& attribute(const Node& node, std::string_view name);
+/// A kUint attribute's value (parse() checked the syntax).
+std::uint64_t uintAttribute(const Node& node, std::string_view name);
+/// `value` as a path: absolute as is, relative against `base`.
+std::filesystem::path resolvePath(const std::filesystem::path& base, std::string_view value);
+/// The whole file; "config.io" errors name the file and the reason.
+Result<std::string> readConfigFile(const std::filesystem::path& file);
 
 }  // namespace pass::config
 

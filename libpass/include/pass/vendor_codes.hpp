@@ -23,11 +23,20 @@ struct CodeEntry {
   std::string source;
 };
 
+/// Where a severity stands on its family's scale, for the home's default rules.
+enum class SeverityClass {
+  kUrgent,   // at or above the table's urgent_from: a ticket, notified at any hour
+  kTicket,   // at or above ticket_from: a ticket, held back during quiet hours
+  kRecord,   // below ticket_from: stored, no ticket
+  kUnknown,  // not on the scale (or the table has none)
+};
+
 class CodeTable {
  public:
   /// Parses and checks a table: {"schema": 1, "family": ..., "note": ..., "code_syntax":
   /// "hex" (the default) or "name", "severities": [the family's scale, most urgent first],
-  /// "codes": [entries]}. An entry's severity must be on the table's scale.
+  /// "ticket_from" and "urgent_from": severities on that scale (required with it), "codes":
+  /// [entries]}. An entry's severity must be on the table's scale.
   /// Every entry needs code, meaning and source; unknown keys are errors. Errors
   /// ("codes.bad_table") name `file`, the entry's index and the key.
   static Result<CodeTable> parse(std::string_view json, std::string_view file);
@@ -36,6 +45,8 @@ class CodeTable {
   const std::vector<CodeEntry>& entries() const { return entries_; }
   /// The family's severity scale, most urgent first (empty when the table declares none).
   const std::vector<std::string>& severities() const { return severities_; }
+  /// The default rule for an alert of `severity` (case-insensitive).
+  SeverityClass classify(std::string_view severity) const;
 
   /// The most specific entry matching `code` (case-insensitive; fewest 'x' wins), or nullptr.
   const CodeEntry* find(std::string_view code) const;
@@ -44,6 +55,8 @@ class CodeTable {
   std::string family_;
   bool names_ = false;  // code_syntax "name"
   std::vector<std::string> severities_;
+  std::size_t ticketFrom_ = 0;  // index into severities_
+  std::size_t urgentFrom_ = 0;
   std::vector<CodeEntry> entries_;
 };
 

@@ -32,8 +32,10 @@ class GroupCommitter {
   /// (the previous batch held more than one), a batch waits up to `linger` after its first job
   /// for more to join: fewer, larger commits leave more CPU for the requests. The wait grows
   /// with the previous batch (full from five on); a lone agent's envelopes never wait.
+  /// `enqueued` is called on the writer thread after a commit that queued notifications.
   GroupCommitter(Store writer, std::size_t maxBatch, Logger& log,
-                 std::chrono::microseconds linger = std::chrono::microseconds(0));
+                 std::chrono::microseconds linger = std::chrono::microseconds(0),
+                 std::function<void()> enqueued = {});
   /// Stops and joins (see stop()).
   ~GroupCommitter();
   GroupCommitter(const GroupCommitter&) = delete;
@@ -54,6 +56,7 @@ class GroupCommitter {
   std::size_t maxBatch_;
   Logger& log_;
   std::chrono::microseconds linger_;
+  std::function<void()> enqueued_;
   std::chrono::steady_clock::time_point firstQueued_;
   std::size_t lastBatch_ = 0;
   std::mutex mutex_;

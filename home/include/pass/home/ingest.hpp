@@ -32,6 +32,8 @@ struct ParsedPayload {
   std::string type;
   std::optional<std::int64_t> nextDueMs;  // heartbeat
   std::vector<EventRecord> events;        // report
+  std::optional<std::string> arrayModel;  // report: "array"."model"
+  std::optional<std::string> arrayName;   // report: "array"."name"
 };
 
 /// Validates a decrypted payload; the error is the "detail" of a 422 bad_payload.

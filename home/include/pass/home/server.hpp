@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pass/home/ingest.hpp"
+#include "pass/home/tickets.hpp"
 #include "pass/result.hpp"
 
 namespace pass::home {
@@ -37,6 +38,9 @@ struct ServerOptions {
   /// After a stop request, how long open connections may take to finish.
   std::chrono::milliseconds drainTimeout{std::chrono::seconds(10)};
   WindowOptions window;
+  /// home.xml and what it needs; null: no tickets, no notifications (benchmarks of ingest
+  /// alone, tests of the pipeline).
+  std::shared_ptr<const Policy> policy;
 };
 
 /// Parses "HOST:PORT" ("[::1]:9455" for IPv6) into options; fails with "usage.listen".

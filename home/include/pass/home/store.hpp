@@ -12,12 +12,13 @@
 #include <vector>
 
 #include "pass/bytes.hpp"
+#include "pass/home/tickets.hpp"
 #include "pass/result.hpp"
 
 namespace pass::home {
 
 /// The schema version this build migrates to.
-inline constexpr std::int64_t kSchemaVersion = 2;
+inline constexpr std::int64_t kSchemaVersion = 3;
 
 /// An agent as enrolled.
 struct NewAgent {
@@ -62,6 +63,9 @@ struct EventRecord {
   std::optional<std::string> code;
   std::optional<std::string> severity;
   std::optional<std::int64_t> occurredMs;
+  std::optional<std::string> kind{};  // alert | recovery
+  std::optional<std::string> component{};
+  std::optional<std::string> text{};
   std::string payload;  // the event's JSON object
 };
 
@@ -76,6 +80,8 @@ struct EnvelopeRecord {
   std::string payload;                    // the decrypted JSON payload
   std::optional<std::int64_t> nextDueMs;  // heartbeat only
   std::vector<EventRecord> events;        // report only
+  std::optional<std::string> arrayModel;  // report only: the report's "array" object
+  std::optional<std::string> arrayName;
 };
 
 /// One stored envelope, as `pass-home messages` shows it.
@@ -132,8 +138,53 @@ class Store {
   /// changes nothing. Results are in batch order. On error nothing of the batch is stored.
   Result<std::vector<CommitResult>> commit(std::span<const EnvelopeRecord* const> batch);
 
- private:
+  // --- tickets, notifications, silences (docs/tickets.md) ----------------------------------
+
+  /// From now on commit() runs every new event and heartbeat through `policy`: tickets, their
+  /// audit trail and outbox rows are written in the same transaction as the envelope.
+  void setPolicy(std::shared_ptr<const Policy> policy);
+  /// Outbox rows this connection wrote since the last call (the outbox worker's wake-up).
+  std::int64_t takeEnqueued();
+
+  Result<std::vector<TicketRow>> tickets(const TicketFilter& filter);
+  Result<std::optional<TicketRow>> ticket(std::int64_t id);
+  Result<std::vector<TicketLogRow>> ticketLog(std::int64_t id);
+  /// Outbox rows, of one ticket or all, oldest first.
+  Result<std::vector<OutboxRow>> outbox(std::optional<std::int64_t> ticketId);
+  /// A person acknowledges, resolves or reopens a ticket (needs a policy). Fails with
+  /// "ticket.unknown" or "ticket.state" (e.g. acknowledging a resolved ticket).
+  Result<TicketRow> changeTicket(std::int64_t id, TicketAction action, std::string_view who,
+                                 std::string_view note, std::int64_t nowMs);
+  /// One watchdog pass at `nowMs` (needs a policy): missing heartbeats, silent sites,
+  /// escalations, storm summaries.
+  Result<WatchdogReport> watchdog(std::int64_t nowMs);
+
+  /// Fails with "silence.invalid" when ends <= starts or no field narrows it.
+  Result<std::int64_t> addSilence(const SilenceRow& silence);
+  /// Silences not removed and not yet ended at `nowMs` (all when `all`).
+  Result<std::vector<SilenceRow>> silences(std::int64_t nowMs, bool all);
+  /// Fails with "silence.unknown".
+  Status removeSilence(std::int64_t id, std::string_view who, std::int64_t nowMs);
+
+  /// Queues a test message to one recipient; returns its outbox id.
+  Result<std::int64_t> enqueueTest(const Recipient& to, std::string_view detail,
+                                   std::int64_t nowMs);
+  /// Takes the oldest due pending row for `worker` for `leaseMs` (another worker may take it
+  /// when the lease ran out, e.g. after a crash), or nullopt.
+  Result<std::optional<OutboxRow>> claimNotification(std::string_view worker, std::int64_t nowMs,
+                                                     std::int64_t leaseMs);
+  /// Records a send's outcome: sent, failed for good, or pending again from `retryAtMs`. Only
+  /// the worker holding the claim can finish it.
+  Status finishNotification(std::int64_t id, std::string_view worker, notify::Outcome outcome,
+                            std::string_view detail, std::int64_t nowMs, std::int64_t retryAtMs);
+  /// The earliest not_before_ms of the pending rows, or nullopt when none is pending.
+  Result<std::optional<std::int64_t>> nextNotificationDue();
+
+  /// The implementation (home/src/store_impl.hpp), named here so that the files that
+  /// implement Store can share it.
   struct Impl;
+
+ private:
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

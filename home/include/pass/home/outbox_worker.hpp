@@ -1,0 +1,97 @@
+#pragma once
+/// The home's background work besides ingest: the outbox worker, which sends queued
+/// notifications with retry and backoff, and the watchdog loop (missing heartbeats, silent
+/// sites, escalation, storm summaries). Both use their own Store connection, so several homes
+/// on one database share the work: a row is claimed by one worker at a time.
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "pass/home/notify.hpp"
+#include "pass/home/store.hpp"
+#include "pass/home/tickets.hpp"
+
+namespace pass::home {
+
+class Logger;
+
+using NowMs = std::function<std::int64_t()>;
+std::int64_t wallClockMs();
+
+/// Sends one outbox row on its channel with the channels of `config`.
+notify::SendResult sendOutboxRow(const HomeConfig& config, const OutboxRow& row);
+
+/// When a row that failed `attempts` times (at least 1) is tried next.
+std::int64_t retryAt(const HomeConfig& config, std::int64_t attempts, std::int64_t nowMs);
+
+class OutboxWorker {
+ public:
+  /// `database` is home.db; `id` names this worker in claims (host, process).
+  OutboxWorker(std::filesystem::path database, std::shared_ptr<const Policy> policy, Logger& log,
+               std::string id, NowMs now = wallClockMs);
+  ~OutboxWorker();
+  OutboxWorker(const OutboxWorker&) = delete;
+  OutboxWorker& operator=(const OutboxWorker&) = delete;
+
+  /// Opens its store connection and starts the thread.
+  Status start();
+  /// Thread-safe: a commit queued rows; look now instead of at the next timer.
+  void wake();
+  /// Finishes the send in progress, then joins. Idempotent.
+  void stop();
+
+  /// Sends every row that is due now, one at a time, on the caller's thread (tests and
+  /// `pass-home notify --once`). Returns how many rows it handled.
+  Result<int> drainOnce();
+
+ private:
+  void run();
+  Result<bool> sendOne();
+
+  std::filesystem::path database_;
+  std::shared_ptr<const Policy> policy_;
+  Logger& log_;
+  std::string id_;
+  NowMs now_;
+  std::unique_ptr<Store> store_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+class WatchdogLoop {
+ public:
+  /// Runs Store::watchdog every interval of the policy; calls `enqueued` when a pass queued
+  /// notifications.
+  WatchdogLoop(std::filesystem::path database, std::shared_ptr<const Policy> policy, Logger& log,
+               std::function<void()> enqueued, NowMs now = wallClockMs);
+  ~WatchdogLoop();
+  WatchdogLoop(const WatchdogLoop&) = delete;
+  WatchdogLoop& operator=(const WatchdogLoop&) = delete;
+  Status start();
+  void stop();
+
+ private:
+  void run();
+
+  std::filesystem::path database_;
+  std::shared_ptr<const Policy> policy_;
+  Logger& log_;
+  std::function<void()> enqueued_;
+  NowMs now_;
+  std::unique_ptr<Store> store_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace pass::home

@@ -1,0 +1,240 @@
+#include "pass/home/outbox_worker.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "pass/home/log.hpp"
+
+namespace pass::home {
+
+namespace {
+
+/// How long a claimed row belongs to its worker: longer than any one send may take
+/// (the channels' total timeout is 30 s), so that only a crashed worker's rows are taken over.
+constexpr std::int64_t kLeaseMs = 120'000;
+/// Rows another home queued are not announced to this one; it looks at least this often.
+constexpr std::int64_t kLookAtLeastEveryMs = 30'000;
+
+std::string messageId(const OutboxRow& row) { return fmt::format("pass-outbox-{}", row.id); }
+
+}  // namespace
+
+std::int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t retryAt(const HomeConfig& config, std::int64_t attempts, std::int64_t nowMs) {
+  std::int64_t wait = config.retryInitialMs;
+  for (std::int64_t i = 1; i < attempts && wait < config.retryMaxMs; ++i) wait *= 2;
+  return nowMs + std::min(wait, config.retryMaxMs);
+}
+
+notify::SendResult sendOutboxRow(const HomeConfig& config, const OutboxRow& row) {
+  using notify::Outcome;
+  auto json = nlohmann::json::parse(row.notice, nullptr, false);
+  if (!json.is_object()) {
+    return {Outcome::kPermanent, fmt::format("outbox #{}: the stored notice is not JSON", row.id)};
+  }
+  notify::Notice notice = noticeFromJson(json);
+  notify::Rendered rendered = notify::render(notice);
+  auto missing = [&](std::string_view what) {
+    return notify::SendResult{Outcome::kPermanent,
+                              fmt::format("outbox #{}: {} is not configured in home.xml (any "
+                                          "more)",
+                                          row.id, what)};
+  };
+  if (row.channel == "email" || row.channel == "email_sms") {
+    if (!config.smtp) return missing("<smtp>");
+    if (row.channel == "email") {
+      return notify::sendEmail(*config.smtp, {row.target}, rendered, messageId(row));
+    }
+    return notify::sendEmailToSms(*config.smtp, row.target, rendered, messageId(row));
+  }
+  if (row.channel == "sms") {
+    const notify::HttpSmsSettings* gateway = nullptr;
+    const Customer* customer = config.customer(notice.customer);
+    if (customer != nullptr && !customer->smsGateway.empty()) {
+      auto it = config.smsGateways.find(customer->smsGateway);
+      if (it != config.smsGateways.end()) gateway = &it->second;
+    } else if (config.smsGateways.size() == 1) {
+      gateway = &config.smsGateways.begin()->second;
+    }
+    if (gateway == nullptr) return missing("the customer's <sms-gateway>");
+    return notify::sendSms(*gateway, row.target, rendered, notice.ticket, messageId(row));
+  }
+  if (row.channel == "webhook") {
+    auto it = config.webhooks.find(row.target);
+    if (it == config.webhooks.end())
+      return missing(fmt::format("<webhook name=\"{}\">", row.target));
+    return notify::sendWebhook(it->second, notice, messageId(row));
+  }
+  return {Outcome::kPermanent, fmt::format("outbox #{}: unknown channel {}", row.id, row.channel)};
+}
+
+// --- OutboxWorker ----------------------------------------------------------------------------
+
+OutboxWorker::OutboxWorker(std::filesystem::path database, std::shared_ptr<const Policy> policy,
+                           Logger& log, std::string id, NowMs now)
+    : database_(std::move(database)),
+      policy_(std::move(policy)),
+      log_(log),
+      id_(std::move(id)),
+      now_(std::move(now)) {}
+
+OutboxWorker::~OutboxWorker() { stop(); }
+
+Status OutboxWorker::start() {
+  if (!store_) {
+    auto store = Store::open(database_, Store::Mode::kOpenExisting);
+    if (!store) return std::unexpected(store.error());
+    store_ = std::make_unique<Store>(std::move(*store));
+  }
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void OutboxWorker::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void OutboxWorker::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<bool> OutboxWorker::sendOne() {
+  const std::int64_t now = now_();
+  auto claimed = store_->claimNotification(id_, now, kLeaseMs);
+  if (!claimed) return std::unexpected(claimed.error());
+  if (!*claimed) return false;
+  const OutboxRow& row = **claimed;
+  notify::SendResult result = sendOutboxRow(policy_->config(), row);
+  const std::int64_t done = now_();
+  std::int64_t next = retryAt(policy_->config(), row.attempts, done);
+  nlohmann::ordered_json fields = {{"outbox", row.id},
+                                   {"channel", row.channel},
+                                   {"to", row.target},
+                                   {"attempt", row.attempts},
+                                   {"detail", result.detail}};
+  if (row.ticketId) fields["ticket"] = *row.ticketId;
+  switch (result.outcome) {
+    case notify::Outcome::kSent:
+      log_.info("notified", fields);
+      break;
+    case notify::Outcome::kRetry:
+      fields["retry_in_s"] = (next - done) / 1000;
+      log_.warning("notify_retry", fields);
+      break;
+    case notify::Outcome::kPermanent:
+      log_.error("notify_failed", fields);
+      break;
+  }
+  if (auto finished =
+          store_->finishNotification(row.id, id_, result.outcome, result.detail, done, next);
+      !finished) {
+    return std::unexpected(finished.error());
+  }
+  return true;
+}
+
+Result<int> OutboxWorker::drainOnce() {
+  if (!store_) {
+    auto store = Store::open(database_, Store::Mode::kOpenExisting);
+    if (!store) return std::unexpected(store.error());
+    store_ = std::make_unique<Store>(std::move(*store));
+  }
+  int handled = 0;
+  while (true) {
+    auto sent = sendOne();
+    if (!sent) return std::unexpected(sent.error());
+    if (!*sent) return handled;
+    ++handled;
+  }
+}
+
+void OutboxWorker::run() {
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      woken_ = false;
+    }
+    auto handled = drainOnce();
+    if (!handled) log_.error("outbox_error", {{"message", handled.error().message}});
+    std::int64_t now = now_();
+    std::int64_t wait = kLookAtLeastEveryMs;
+    if (auto due = store_->nextNotificationDue(); due && *due) {
+      wait = std::clamp<std::int64_t>(**due - now, 0, kLookAtLeastEveryMs);
+    }
+    if (!handled) wait = std::max<std::int64_t>(wait, 1000);  // a store error: do not spin
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, std::chrono::milliseconds(wait), [this] { return stopping_ || woken_; });
+  }
+}
+
+// --- WatchdogLoop ----------------------------------------------------------------------------
+
+WatchdogLoop::WatchdogLoop(std::filesystem::path database, std::shared_ptr<const Policy> policy,
+                           Logger& log, std::function<void()> enqueued, NowMs now)
+    : database_(std::move(database)),
+      policy_(std::move(policy)),
+      log_(log),
+      enqueued_(std::move(enqueued)),
+      now_(std::move(now)) {}
+
+WatchdogLoop::~WatchdogLoop() { stop(); }
+
+Status WatchdogLoop::start() {
+  auto store = Store::open(database_, Store::Mode::kOpenExisting);
+  if (!store) return std::unexpected(store.error());
+  store_ = std::make_unique<Store>(std::move(*store));
+  store_->setPolicy(policy_);
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void WatchdogLoop::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WatchdogLoop::run() {
+  while (true) {
+    auto report = store_->watchdog(now_());
+    if (!report) {
+      log_.error("watchdog_error", {{"message", report.error().message}});
+    } else if (report->missingOpened + report->siteOpened + report->escalated +
+                   report->stormSummaries >
+               0) {
+      log_.info("watchdog", {{"missing_heartbeat", report->missingOpened},
+                             {"site_silent", report->siteOpened},
+                             {"escalated", report->escalated},
+                             {"storm_summaries", report->stormSummaries}});
+    }
+    if (store_->takeEnqueued() > 0 && enqueued_) enqueued_();
+    std::unique_lock lock(mutex_);
+    if (cv_.wait_for(lock, std::chrono::milliseconds(policy_->config().watchdogIntervalMs),
+                     [this] { return stopping_; })) {
+      return;
+    }
+  }
+}
+
+}  // namespace pass::home
