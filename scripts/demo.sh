@@ -3,7 +3,9 @@
 # that send a test message and their heartbeats over mutual TLS, sealed and signed. The SVP
 # agent follows a simulated Hitachi SVP's SIM log; the appliance agent watches a simulated
 # Hitachi HUS110 (a fake SNM2 CLI), an HPE 3PAR (Debian's sshd with a forced command) and an HPE
-# Nimble (REST over TLS). Faults raised on all four arrive at the home, decoded, once each.
+# Nimble (REST over TLS). Faults raised on all four arrive at the home, decoded, once each, and
+# open service tickets; the home mails the customer's engineer and manager through a local SMTP
+# server (STARTTLS + AUTH) and texts the engineer through a local stand-in for an SMS gateway.
 # Leaves everything in ./demo-state (removed at the start of each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,34 @@ wait_for_file() {
 
 echo "== pass-home init"
 $bin/home/pass-home init --state "$state/home"
+
+echo "== a local mail server (tools/smtpd: aiosmtpd, STARTTLS, AUTH) and SMS gateway stand-in"
+/usr/bin/python3 tools/smtpd/pass-smtpd.py --port 0 --port-file "$state/smtp.port" \
+  --maildir "$state/mail" --self-signed "$state/smtp-tls" --require-starttls \
+  --auth-user pass --auth-password demo-smtp-password 2>"$state/smtp.log" &
+pids+=($!)
+wait_for_file "$state/smtp.port" $! "pass-smtpd" "$state/smtp.log"
+python3 tools/http-receiver/http-receiver.py --port 0 --port-file "$state/sms.port" \
+  --log "$state/sms.jsonl" --status 201 2>"$state/sms.log" &
+pids+=($!)
+wait_for_file "$state/sms.port" $! "SMS gateway stand-in" "$state/sms.log"
+echo "demo-smtp-password" >"$state/home/smtp-password"
+echo "demo-twilio-token" >"$state/home/twilio-token"
+cat >"$state/home/home.xml" <<XML
+<pass-home schema="1">
+  <notifications ack-url="https://127.0.0.1:9456"/>
+  <smtp url="smtp://127.0.0.1:$(cat "$state/smtp.port")" from="PASS &lt;pass@home.example&gt;"
+        user="pass" password-file="smtp-password" ca-file="$PWD/$state/smtp-tls/cert.pem"/>
+  <sms-gateway name="sms" preset="twilio"
+               url="http://127.0.0.1:$(cat "$state/sms.port")/2010-04-01/Accounts/AC0001/Messages.json"
+               from="+15005550006" user="AC0001" password-file="twilio-token"/>
+  <customer name="ACME Corp" time-zone="Europe/Berlin">
+    <contact name="Mia Manager" role="management" email="mia@acme.example"/>
+    <contact name="Eli Engineer" role="engineer" email="eli@acme.example" sms="+4915112345678"/>
+  </customer>
+</pass-home>
+XML
+$bin/home/pass-home check-config --state "$state/home"
 
 echo "== pass-home serve (127.0.0.1, ephemeral port)"
 $bin/home/pass-home serve --state "$state/home" --listen 127.0.0.1:0 \
@@ -122,4 +152,44 @@ echo "== pass-home messages"
 $bin/home/pass-home messages --state "$state/home"
 echo "== pass-home events"
 $bin/home/pass-home events --state "$state/home"
-echo "== done: state in $state/, home log in $state/home.log"
+
+echo "== the home's outbox drains: every message sent (polling with a deadline)"
+python3 - "$bin/home/pass-home" "$state/home" <<'PY'
+import json, subprocess, sys, time
+home, state = sys.argv[1], sys.argv[2]
+def show(args):
+    return json.loads(subprocess.run([home, *args, "--state", state, "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+deadline = time.monotonic() + 60
+while True:
+    tickets = show(["tickets", "list", "--all"])
+    messages = [m for t in tickets for m in show(["tickets", "show", str(t["id"])])["messages"]]
+    pending = [m for m in messages if m["state"] == "pending"]
+    if not pending:
+        break
+    if time.monotonic() > deadline:
+        sys.exit(f"{len(pending)} messages still pending: {pending}")
+    time.sleep(0.2)
+print(f"{len(tickets)} tickets, {len(messages)} messages: "
+      + ", ".join(f"{n} {s}" for s, n in sorted(
+          {m['state']: sum(1 for x in messages if x['state'] == m['state'])
+           for m in messages}.items())))
+PY
+echo "== pass-home tickets list --all"
+$bin/home/pass-home tickets list --all --state "$state/home"
+first=$($bin/home/pass-home tickets list --all --json --state "$state/home" |
+  python3 -c "import json,sys; print(json.load(sys.stdin)[0]['id'])")
+echo "== pass-home tickets show $first"
+$bin/home/pass-home tickets show "$first" --state "$state/home"
+echo "== the mailbox of the local SMTP server ($state/mail/new): subjects"
+grep -h '^Subject:' "$state"/mail/new/* | sort
+echo "== one of the e-mails, as delivered"
+cat "$(grep -l "^Subject: \[PASS #$first\]" "$state"/mail/new/* | head -1)"
+echo "== the SMS gateway stand-in received"
+python3 -c "
+import json, sys, urllib.parse
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    form = urllib.parse.parse_qs(r['body'])
+    print(form['To'][0], '<-', form['Body'][0])" "$state/sms.jsonl"
+echo "== done: state in $state/, home log in $state/home.log, mail in $state/mail/new/"

@@ -113,7 +113,7 @@ constexpr std::array kAttributes{
                   "or refused for good."},
     AttributeDecl{kSmtp,
                   "url",
-                  Type::kUrl,
+                  Type::kString,
                   true,
                   {},
                   "smtp://host:port (STARTTLS as tls says) or smtps://host:port."},

@@ -693,6 +693,14 @@ std::string eventTitle(const EventRecord& e, const CodeEntry* decoded) {
   return title;
 }
 
+/// What makes two alerts of one array the same problem. Hitachi DF codes name a component's
+/// state ("fan.alarm", and "fan.normal" when it recovers), so there the component alone is the
+/// problem; elsewhere the code and the component together (two failed disks are two tickets).
+std::string problemOf(std::string_view family, std::string_view code, std::string_view component) {
+  if (family == "hitachi_df" && !component.empty()) return fmt::format("component:{}", component);
+  return fmt::format("event:{}|{}", code, component);
+}
+
 constexpr std::array<std::string_view, 4> kUnreachableStates = {"unreachable", "timeout",
                                                                 "login_failed", "pin_mismatch"};
 
@@ -707,7 +715,7 @@ Status Store::Impl::onNewEvent(const EnvelopeRecord& r, const EventRecord& e) {
   const std::string array = e.array.value_or("");
   const std::string code = e.code.value_or("");
   const std::string component = e.component.value_or("");
-  const std::string problem = fmt::format("event:{}|{}", code, component);
+  const std::string problem = problemOf(family, code, component);
   const std::int64_t now = r.receivedMs;
   const std::int64_t seen = e.occurredMs.value_or(now);
   const std::string who = fmt::format("array {} (agent {})", array, (*agent)->name);

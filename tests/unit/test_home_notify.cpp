@@ -23,6 +23,7 @@
 
 #include "pass/home/notify.hpp"
 #include "test_child_server.hpp"
+#include "test_smtpd.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -33,6 +34,7 @@ namespace fs = std::filesystem;
 namespace notify = pass::home::notify;
 using nlohmann::json;
 using notify::Outcome;
+using pass::test::Smtpd;
 using pass::test::TempDir;
 using namespace std::chrono_literals;
 
@@ -257,37 +259,6 @@ notify::Notice sampleNotice() {
 }
 
 // --- servers --------------------------------------------------------------------------------
-
-/// tools/smtpd/pass-smtpd.py with a Maildir and an events file in `dir`.
-class Smtpd {
- public:
-  Smtpd(const TempDir& dir, std::vector<std::string> options)
-      : dir_(dir.path()), portFile_(nextPortFile(dir)), child_(argv(options), portFile_) {}
-  void stop() { child_.stop(); }
-  std::string url() const { return fmt::format("smtp://127.0.0.1:{}", child_.port()); }
-  fs::path maildir() const { return dir_ / "mail"; }
-  fs::path events() const { return dir_ / "events.jsonl"; }
-  fs::path cert() const { return dir_ / "tls/cert.pem"; }
-
- private:
-  static fs::path nextPortFile(const TempDir& dir) {
-    static int counter = 0;
-    return dir / fmt::format("smtp-port-{}", ++counter);
-  }
-  std::vector<std::string> argv(const std::vector<std::string>& options) const {
-    std::vector<std::string> args{
-        "/usr/bin/python3", (kSource / "tools/smtpd/pass-smtpd.py").string(),
-        "--port",           "0",
-        "--port-file",      portFile_.string(),
-        "--maildir",        maildir().string(),
-        "--events",         events().string()};
-    for (const auto& o : options) args.push_back(o == "TLS" ? (dir_ / "tls").string() : o);
-    return args;
-  }
-  fs::path dir_;
-  fs::path portFile_;  // before child_: the child is started with it
-  pass::test::ChildServer child_;
-};
 
 /// tools/http-receiver/http-receiver.py logging to `dir`/requests.jsonl.
 class Receiver {

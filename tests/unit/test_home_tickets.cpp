@@ -593,3 +593,21 @@ TEST_CASE(
   CHECK(other.nextNotificationDue().value() == kT0);
   REQUIRE(other.claimNotification("w2", kT0 + 122'000, 60'000).value().has_value());
 }
+
+TEST_CASE("a Hitachi DF component's recovery resolves its ticket although its code differs") {
+  Home home;
+  auto fan = alert("fan-0/1", "fan.alarm", "serious", "Fan/Unit 0/Fan 1");
+  fan.family = "hitachi_df";
+  home.commit(report(kAgentA, 1, kT0, {fan}));
+  auto other = alert("fan-0/2", "fan.alarm", "serious", "Fan/Unit 0/Fan 2");
+  other.family = "hitachi_df";
+  home.commit(report(kAgentA, 2, kT0, {other}));
+  REQUIRE(home.tickets(true).size() == 2);
+  auto normal = alert("fan-0/1:normal", "fan.normal", "service", "Fan/Unit 0/Fan 1");
+  normal.family = "hitachi_df";
+  normal.kind = "recovery";
+  home.commit(report(kAgentA, 3, kT0 + kMinute, {normal}));
+  auto live = home.tickets(true);
+  REQUIRE(live.size() == 1);
+  CHECK(live[0].component == "Fan/Unit 0/Fan 2");
+}

@@ -1,0 +1,154 @@
+// The outbox worker against a real SMTP server (tools/smtpd/pass-smtpd.py) with an injected
+// clock: a mail server down for an hour of simulated time loses nothing and sends nothing
+// twice.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "pass/home/log.hpp"
+#include "pass/home/outbox_worker.hpp"
+#include "pass/home/store.hpp"
+#include "test_home_support.hpp"
+#include "test_smtpd.hpp"
+
+using namespace pass;
+using namespace pass::home;
+using pass::home::test::sampleAgent;
+using pass::test::Smtpd;
+using pass::test::TempDir;
+
+namespace {
+
+constexpr const char* kAgent = "11111111-2222-4333-8444-555555555555";
+constexpr std::int64_t kT0 = 1'800'000'000'000;
+constexpr std::int64_t kMinute = 60'000;
+
+std::string readText(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string header(const std::string& message, const std::string& name) {
+  auto at = message.find("\n" + name + ": ");
+  if (at == std::string::npos) return {};
+  at += name.size() + 3;
+  return message.substr(at, message.find_first_of("\r\n", at) - at);
+}
+
+EnvelopeRecord alertReport(std::uint64_t seq, std::int64_t at, const std::string& code) {
+  EnvelopeRecord r;
+  r.agentId = kAgent;
+  r.seq = seq;
+  r.createdMs = at;
+  r.receivedMs = at;
+  r.type = "report";
+  r.size = 300;
+  r.payload = R"({"schema":1,"type":"report"})";
+  EventRecord e;
+  e.family = "hitachi_svp";
+  e.array = "410123";
+  e.id = "sim-" + code;
+  e.code = code;
+  e.severity = "acute";
+  e.kind = "alert";
+  e.occurredMs = at;
+  e.payload = "{}";
+  r.events.push_back(e);
+  return r;
+}
+
+std::shared_ptr<const Policy> policyFor(std::uint16_t smtpPort) {
+  HomeConfig cfg;
+  notify::SmtpSettings smtp;
+  smtp.url = fmt::format("smtp://127.0.0.1:{}", smtpPort);
+  smtp.from = "PASS <pass@home.example>";
+  smtp.tls = notify::SmtpSettings::Tls::kNone;
+  smtp.connectTimeout = std::chrono::milliseconds(2000);
+  smtp.totalTimeout = std::chrono::milliseconds(5000);
+  cfg.smtp = smtp;
+  Customer c;
+  c.name = "Acme";
+  c.contacts.push_back(Contact{.name = "Mia", .role = "management", .email = "mia@acme.example"});
+  cfg.customers.push_back(c);
+  auto policy = Policy::make(std::move(cfg), Bytes(32, 1));
+  REQUIRE(policy.has_value());
+  return *policy;
+}
+
+}  // namespace
+
+TEST_CASE("a mail server down for an hour: every message arrives once when it is back") {
+  TempDir dir;
+  // Find a free port for the mail server, then leave it down.
+  std::uint16_t port = 0;
+  {
+    Smtpd probe(dir, {});
+    port = probe.port();
+  }
+  auto policy = policyFor(port);
+  {
+    auto store = Store::open(dir / "home.db", Store::Mode::kCreate);
+    REQUIRE(store.has_value());
+    REQUIRE(store->addAgent(sampleAgent(kAgent)).has_value());
+    store->setPolicy(policy);
+    for (int i = 0; i < 3; ++i) {
+      EnvelopeRecord r =
+          alertReport(static_cast<std::uint64_t>(i + 1), kT0, fmt::format("3a000{}", i));
+      const EnvelopeRecord* batch[] = {&r};
+      REQUIRE(store->commit(batch).has_value());
+    }
+    REQUIRE(store->outbox(std::nullopt)->size() == 3);
+  }
+
+  std::int64_t now = kT0;
+  Logger log(LogLevel::kError, [](std::string_view) {});
+  OutboxWorker worker(dir / "home.db", policy, log, "test-worker", [&now] { return now; });
+  auto store = Store::open(dir / "home.db");
+  REQUIRE(store.has_value());
+
+  // An hour without a mail server, the worker looking every minute.
+  for (; now <= kT0 + 60 * kMinute; now += kMinute) {
+    auto handled = worker.drainOnce();
+    REQUIRE(handled.has_value());
+  }
+  auto rows = store->outbox(std::nullopt).value();
+  for (const auto& row : rows) {
+    CHECK(row.state == "pending");
+    // Backoff 30 s doubling: about 7 attempts in an hour, not 60.
+    CHECK(row.attempts >= 5);
+    CHECK(row.attempts <= 8);
+    CHECK_FALSE(row.lastError.empty());
+  }
+
+  Smtpd server(dir, {}, port);
+  for (; now <= kT0 + 120 * kMinute; now += kMinute) {
+    REQUIRE(worker.drainOnce().has_value());
+  }
+  rows = store->outbox(std::nullopt).value();
+  std::set<std::string> expected;
+  for (const auto& row : rows) {
+    CHECK(row.state == "sent");
+    expected.insert(fmt::format("<pass-outbox-{}@pass>", row.id));
+  }
+  auto messages = server.messages();
+  REQUIRE(messages.size() == 3);
+  std::set<std::string> ids;
+  for (const auto& m : messages) ids.insert(header(readText(m), "Message-ID"));
+  CHECK(ids == expected);
+  // Nothing is sent again later.
+  now += 24 * 60 * kMinute;
+  CHECK(worker.drainOnce().value() == 0);
+  CHECK(server.messages().size() == 3);
+  // Each ticket's history says its message went out.
+  auto tickets = store->tickets(TicketFilter{}).value();
+  REQUIRE(tickets.size() == 3);
+  for (const auto& t : tickets) {
+    auto history = store->ticketLog(t.id).value();
+    CHECK(history.back().action == "notified");
+  }
+}
