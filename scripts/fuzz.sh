@@ -9,7 +9,8 @@ seconds="${1:-30}"
 out="${PASS_FUZZ_DIR:-build/fuzz}"
 
 missing=()
-for p in clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev; do
+for p in clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev libical-dev \
+  libhowardhinnant-date-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,9 +26,12 @@ mkdir -p "$out"
 for harness in tests/fuzz/fuzz_*.cpp; do
   name="$(basename "$harness" .cpp)"
   read -r -a sources <<<"$(sed -n 's|^// sources: ||p' "$harness")"
+  # and, on an optional "// flags:" line, more include directories, defines and libraries.
+  read -r -a flags <<<"$(sed -n 's|^// flags: ||p' "$harness")"
   clang++-16 -std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -Wno-builtin-macro-redefined \
     -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Ilibpass/include -Ilibpass/src "$harness" "${sources[@]}" -lfmt -o "$out/$name"
+    -Ilibpass/include -Ilibpass/src "$harness" "${sources[@]}" ${flags[@]+"${flags[@]}"} -lfmt \
+    -o "$out/$name"
   corpus="$out/$name.corpus"
   mkdir -p "$corpus"
   echo "fuzz: $name for ${seconds}s" >&2
