@@ -13,6 +13,7 @@
 
 #include "pass/config.hpp"
 #include "pass/home/admin.hpp"
+#include "pass/home/admin_api.hpp"
 #include "pass/home/home_config.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
@@ -129,6 +130,8 @@ int cmdServe(const std::vector<std::string>& args) {
   unsigned readTimeout = 30;
   unsigned idleTimeout = 60;
   unsigned lingerUs = static_cast<unsigned>(options.commitLinger.count());
+  std::string adminListen(kDefaultAdminListen);
+  std::string adminPortFile;
   po::options_description desc("pass-home serve");
   desc.add_options()("state", po::value(&state)->required(), "state directory")(
       "listen", po::value(&listen)->default_value(listen), "HOST:PORT to listen on; port 0 = any")(
@@ -150,12 +153,24 @@ int cmdServe(const std::vector<std::string>& args) {
       "debug, info, warning or error; debug logs every accepted envelope")(
       "no-tickets",
       "store envelopes only: no tickets, notifications or watchdog (for "
-      "measuring ingest alone)");
+      "measuring ingest alone)")(
+      "admin-listen", po::value(&adminListen)->default_value(adminListen),
+      "HOST:PORT of the JSON admin API and the acknowledgement links (docs/admin-api.md); "
+      "off = none. Any address but loopback is served with TLS (STATE/server.crt)")(
+      "admin-port-file", po::value(&adminPortFile),
+      "write the admin API's bound port to this file once listening");
   auto vm = parse("serve", args, desc);
   if (!vm) return kOk;
   auto level = parseLogLevel(logLevel);
   if (!level) return report("serve", level.error());
   if (auto parsed = parseListen(listen, options); !parsed) return report("serve", parsed.error());
+  AdminApiOptions adminOptions;
+  bool adminOn = adminListen != "off";
+  if (adminOn) {
+    if (auto parsed = parseAdminListen(adminListen, adminOptions); !parsed) {
+      return report("serve", parsed.error());
+    }
+  }
   if (options.threads == 0 || options.maxConnections == 0 || options.maxBody == 0 ||
       options.maxBatch == 0 || readTimeout == 0 || idleTimeout == 0) {
     return report("serve", Error{"usage",
@@ -183,7 +198,31 @@ int cmdServe(const std::vector<std::string>& args) {
               {{"code", server.error().code}, {"message", server.error().message}});
     return report("serve", server.error());
   }
-  if (auto ran = (*server)->run(/*handleSignals=*/true); !ran) return report("serve", ran.error());
+  std::unique_ptr<AdminApi> admin;
+  if (adminOn) {
+    adminOptions.state = state;
+    adminOptions.portFile = adminPortFile;
+    adminOptions.policy = options.policy;
+    auto created = AdminApi::create(adminOptions, log);
+    if (created) admin = std::move(*created);
+    // The default port is busy when several homes share a machine (tests, benchmarks): the
+    // home then serves without the admin API. An explicit --admin-listen must work.
+    if (!created && !(*vm)["admin-listen"].defaulted()) {
+      log.error("startup_failed",
+                {{"code", created.error().code}, {"message", created.error().message}});
+      return report("serve", created.error());
+    }
+    if (!created) {
+      log.warning("admin_api_off",
+                  {{"code", created.error().code}, {"message", created.error().message}});
+    }
+  }
+  if (admin) {
+    if (auto started = admin->start(); !started) return report("serve", started.error());
+  }
+  auto ran = (*server)->run(/*handleSignals=*/true);
+  if (admin) admin->stop();
+  if (!ran) return report("serve", ran.error());
   return kOk;
 }
 

@@ -52,7 +52,7 @@ echo "demo-smtp-password" >"$state/home/smtp-password"
 echo "demo-twilio-token" >"$state/home/twilio-token"
 cat >"$state/home/home.xml" <<XML
 <pass-home schema="1">
-  <notifications ack-url="https://127.0.0.1:9456"/>
+  <notifications ack-url="http://127.0.0.1:9456"/>
   <smtp url="smtp://127.0.0.1:$(cat "$state/smtp.port")" from="PASS &lt;pass@home.example&gt;"
         user="pass" password-file="smtp-password" ca-file="$PWD/$state/smtp-tls/cert.pem"/>
   <sms-gateway name="sms" preset="twilio"

@@ -9,7 +9,7 @@ packages=(
   libssl-dev openssl libsodium-dev libcurl4-openssl-dev libpugixml-dev libfmt-dev doctest-dev
   nlohmann-json3-dev libsqlite3-dev sqlite3 python3 clang-format
   libssh-dev openssh-server openssh-client
-  libical-dev libhowardhinnant-date-dev tzdata python3-aiosmtpd
+  libical-dev libhowardhinnant-date-dev tzdata python3-aiosmtpd faketime
 )
 
 missing=()

@@ -52,6 +52,9 @@ Json agentsJson(const std::vector<AgentSummary>& agents) {
                        {"last_seq", optionalJson(a.lastSeq)},
                        {"last_heartbeat_ms", optionalJson(a.lastHeartbeatMs)},
                        {"next_heartbeat_due_ms", optionalJson(a.nextHeartbeatDueMs)},
+                       {"heartbeat_due_home_ms", optionalJson(a.heartbeatDueHomeMs)},
+                       {"clock_skew_ms", optionalJson(a.clockSkewMs)},
+                       {"clock_warning", a.clockWarning},
                        {"envelopes", a.envelopes}});
   }
   return out;
@@ -59,14 +62,15 @@ Json agentsJson(const std::vector<AgentSummary>& agents) {
 
 std::string agentsTable(const std::vector<AgentSummary>& agents) {
   constexpr std::string_view kRow =
-      "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}\n";
-  std::string out = fmt::format(fmt::runtime(kRow), "ID", "CUSTOMER", "SITE", "NAME", "REVOKED",
-                                "LAST_SEQ", "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES");
+      "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}  {}\n";
+  std::string out =
+      fmt::format(fmt::runtime(kRow), "ID", "CUSTOMER", "SITE", "NAME", "REVOKED", "LAST_SEQ",
+                  "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES", "WARNING");
   for (const auto& a : agents) {
     out += fmt::format(
         fmt::runtime(kRow), a.id, a.customer, a.site, a.name, a.revokedMs ? "yes" : "no",
         a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"), optionalTime(a.lastHeartbeatMs),
-        optionalTime(a.nextHeartbeatDueMs), a.envelopes);
+        optionalTime(a.nextHeartbeatDueMs), a.envelopes, a.clockWarning);
   }
   return out;
 }

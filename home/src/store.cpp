@@ -329,7 +329,8 @@ Result<std::vector<AgentSummary>> Store::agents() {
   auto stmt = impl_->db.prepare(
       "SELECT id, customer, site, name, enrolled_ms, revoked_ms, last_seq, last_envelope_ms, "
       "last_heartbeat_ms, next_heartbeat_due_ms, "
-      "(SELECT count(*) FROM envelopes e WHERE e.agent_id = a.id) "
+      "(SELECT count(*) FROM envelopes e WHERE e.agent_id = a.id), heartbeat_due_home_ms, "
+      "clock_skew_ms, coalesce(clock_warning, '') "
       "FROM agents a ORDER BY customer, site, name, id");
   if (!stmt) return propagate(stmt);
   std::vector<AgentSummary> out;
@@ -349,6 +350,9 @@ Result<std::vector<AgentSummary>> Store::agents() {
     a.lastHeartbeatMs = stmt->columnOptInt(8);
     a.nextHeartbeatDueMs = stmt->columnOptInt(9);
     a.envelopes = stmt->columnInt(10);
+    a.heartbeatDueHomeMs = stmt->columnOptInt(11);
+    a.clockSkewMs = stmt->columnOptInt(12);
+    a.clockWarning = stmt->columnText(13);
     out.push_back(std::move(a));
   }
   return out;

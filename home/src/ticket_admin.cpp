@@ -329,6 +329,26 @@ Result<std::string> checkHomeConfig(const std::filesystem::path& state) {
       config->webhooks.size());
 }
 
+Result<Json> changeTicketJson(const std::filesystem::path& state, std::int64_t id,
+                              TicketAction action, std::string_view who, std::string_view note,
+                              std::int64_t nowMs) {
+  auto store = openStoreWithPolicy(state);
+  if (!store) return std::unexpected(store.error());
+  auto row = store->changeTicket(id, action, who, note, nowMs);
+  if (!row) return std::unexpected(row.error());
+  return ticketJson(*row);
+}
+
+Result<Json> addSilenceJson(const std::filesystem::path& state, const SilenceRow& silence) {
+  auto store = openStore(state);
+  if (!store) return std::unexpected(store.error());
+  auto id = store->addSilence(silence);
+  if (!id) return std::unexpected(id.error());
+  SilenceRow stored = silence;
+  stored.id = *id;
+  return silenceJson(stored);
+}
+
 Result<std::int64_t> parseTime(std::string_view text, std::int64_t nowMs) {
   if (text == "now") return nowMs;
   if (text.size() >= 3 && text[0] == '+') {

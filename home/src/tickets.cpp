@@ -769,7 +769,8 @@ Status Store::Impl::onHeartbeat(const EnvelopeRecord& r) {
   auto missing = book.live(dedupKey(a.customer, a.site, "", r.agentId, "missing_heartbeat"));
   if (!missing) return std::unexpected(missing.error());
   if (*missing) {
-    auto down = now - (*missing)->openedMs;
+    // max: a ticket opened by `pass-home watchdog --now` in the future.
+    auto down = std::max<std::int64_t>(0, now - (*missing)->openedMs);
     if (auto done =
             book.resolve(**missing, who,
                          fmt::format("heartbeats are back (ticket open {})", duration(down)), now);

@@ -50,6 +50,11 @@ struct AgentSummary {
   std::optional<std::int64_t> lastEnvelopeMs;
   std::optional<std::int64_t> lastHeartbeatMs;
   std::optional<std::int64_t> nextHeartbeatDueMs;
+  /// When the watchdog expects the next heartbeat, on the home's clock (tickets.md).
+  std::optional<std::int64_t> heartbeatDueHomeMs;
+  /// The last heartbeat's sent_ms minus its arrival; a warning when beyond the threshold.
+  std::optional<std::int64_t> clockSkewMs;
+  std::string clockWarning;
   std::int64_t envelopes = 0;
 };
 

@@ -56,6 +56,16 @@ Result<std::string> runWatchdog(const std::filesystem::path& state, std::int64_t
 /// Validates STATE/home.xml, its secrets and schedules; prints a summary.
 Result<std::string> checkHomeConfig(const std::filesystem::path& state);
 
+// --- JSON answers of the admin API (admin_api.cpp); the listings reuse the --json texts ---
+
+/// changeTicket(), answering with the ticket's new row as ticketJson().
+Result<nlohmann::ordered_json> changeTicketJson(const std::filesystem::path& state, std::int64_t id,
+                                                TicketAction action, std::string_view who,
+                                                std::string_view note, std::int64_t nowMs);
+/// addSilence(), answering with the stored silence as `silence list --json` shows it.
+Result<nlohmann::ordered_json> addSilenceJson(const std::filesystem::path& state,
+                                              const SilenceRow& silence);
+
 /// "2026-11-28T10:00:00Z", "2026-11-28 10:00" (UTC) or "now"/"+2h"/"+30m"/"+1d" relative to
 /// `nowMs`; fails with "usage.time".
 Result<std::int64_t> parseTime(std::string_view text, std::int64_t nowMs);

@@ -1,0 +1,704 @@
+#include "pass/home/admin_api.hpp"
+
+#include <atomic>
+#include <charconv>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <nlohmann/json.hpp>
+
+#include "pass/bytes.hpp"
+#include "pass/crypto.hpp"
+#include "pass/home/log.hpp"
+#include "pass/home/pki.hpp"
+#include "pass/home/store.hpp"
+#include "pass/home/ticket_admin.hpp"
+#include "platform/fs.hpp"
+
+// Boost.URL is not built as a library on this system; its sources compile into this one file.
+#include <boost/url/src.hpp>
+
+namespace pass::home {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace urls = boost::urls;
+using tcp = net::ip::tcp;
+using Json = nlohmann::ordered_json;
+
+constexpr auto kUse = net::as_tuple(net::use_awaitable);
+constexpr std::string_view kAckWho = "ack link";
+
+std::string dumpJson(const Json& j) {
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+AdminResponse jsonAnswer(unsigned status, const Json& body) {
+  return AdminResponse{status, "application/json", dumpJson(body)};
+}
+
+AdminResponse jsonError(unsigned status, std::string_view code, std::string_view detail) {
+  return jsonAnswer(status, Json{{"error", code}, {"detail", detail}});
+}
+
+// Store and admin errors as HTTP: the caller's mistakes are 4xx, ours 5xx.
+AdminResponse errorAnswer(const Error& error) {
+  const auto& c = error.code;
+  unsigned status = 500;
+  if (c == "ticket.unknown" || c == "silence.unknown") status = 404;
+  if (c == "ticket.state") status = 409;
+  if (c.starts_with("usage") || c == "silence.invalid") status = 400;
+  if (c == "notify.failed") status = 502;
+  return jsonError(status, c, error.message);
+}
+
+AdminResponse methodNotAllowed(std::string_view allow) {
+  auto answer = jsonError(405, "method", fmt::format("use {}", allow));
+  answer.headers.emplace_back("Allow", std::string(allow));
+  return answer;
+}
+
+std::optional<std::int64_t> parseId(std::string_view text) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  // The lengths are public (a token is always 64 or 32 hex digits); the contents are not.
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string htmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// `body` is HTML already escaped by the caller.
+AdminResponse htmlPage(unsigned status, std::string_view heading, std::string_view body) {
+  AdminResponse answer;
+  answer.status = status;
+  answer.contentType = "text/html; charset=utf-8";
+  answer.body = fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<meta name=\"robots\" content=\"noindex\"><title>PASS: {0}</title>"
+      "<style>body{{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}}"
+      "button{{font-size:1.2em;padding:.5em 1.5em}}</style></head>\n"
+      "<body><h1>{0}</h1>\n{1}</body></html>\n",
+      htmlEscape(heading), body);
+  // The token is in the URL: no caches, no Referer to other sites, no framing (a framed
+  // button could be clicked by trickery).
+  answer.headers = {{"Cache-Control", "no-store"},
+                    {"Referrer-Policy", "no-referrer"},
+                    {"X-Content-Type-Options", "nosniff"},
+                    {"X-Frame-Options", "DENY"},
+                    {"Content-Security-Policy",
+                     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                     "frame-ancestors 'none'"}};
+  return answer;
+}
+
+AdminResponse invalidLink() {
+  return htmlPage(404, "Link not valid",
+                  "<p>This acknowledgement link is not valid. Use the link of the latest "
+                  "message, or ask the on-call engineer.</p>\n");
+}
+
+std::string ticketSummaryHtml(const TicketRow& t) {
+  std::string out = fmt::format(
+      "<p><strong>{}</strong></p>\n<p>{} / {}{}</p>\n", htmlEscape(t.title), htmlEscape(t.customer),
+      htmlEscape(t.site), t.array.empty() ? std::string() : " / array " + htmlEscape(t.array));
+  out += fmt::format("<p>State: <strong>{}</strong>", htmlEscape(t.state));
+  if (t.state == "acknowledged" && t.ackedMs) {
+    out +=
+        fmt::format(" by {} at {}", htmlEscape(t.ackedBy), htmlEscape(formatTimestamp(*t.ackedMs)));
+  }
+  if (t.state == "resolved" && t.resolvedMs) {
+    out += fmt::format(" by {} at {}", htmlEscape(t.resolvedBy),
+                       htmlEscape(formatTimestamp(*t.resolvedMs)));
+  }
+  return out + "</p>\n";
+}
+
+// A JSON body's optional string member; nullopt when absent, an error when not a string.
+Result<std::optional<std::string>> stringField(const Json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) return fail("usage.field", fmt::format("\"{}\" must be a string", key));
+  return it->get<std::string>();
+}
+
+Result<std::string> requiredString(const Json& body, const char* key) {
+  auto value = stringField(body, key);
+  if (!value) return std::unexpected(value.error());
+  if (!*value || (*value)->empty()) {
+    return fail("usage.field", fmt::format("\"{}\" is required", key));
+  }
+  return **value;
+}
+
+// "from"/"until": a time as `silence add` takes it, or Unix milliseconds.
+Result<std::int64_t> timeField(const Json& body, const char* key, std::string_view fallback,
+                               std::int64_t nowMs) {
+  auto it = body.find(key);
+  if (it != body.end() && it->is_number_integer()) return it->get<std::int64_t>();
+  auto text = stringField(body, key);
+  if (!text) return std::unexpected(text.error());
+  if (!*text && fallback.empty()) {
+    return fail("usage.field", fmt::format("\"{}\" is required", key));
+  }
+  auto parsed = parseTime(*text ? std::string_view(**text) : fallback, nowMs);
+  if (!parsed) {
+    return fail(parsed.error().code, fmt::format("\"{}\": {}", key, parsed.error().message));
+  }
+  return parsed;
+}
+
+Result<Json> parseBody(std::string_view body) {
+  Json parsed = Json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return fail("usage.json", "the request body must be a JSON object");
+  }
+  return parsed;
+}
+
+struct Query {
+  std::vector<std::pair<std::string, std::string>> params;
+  std::optional<std::string> get(std::string_view key) const {
+    for (const auto& [k, v] : params) {
+      if (k == key) return v;
+    }
+    return std::nullopt;
+  }
+  bool flag(std::string_view key) const {
+    auto v = get(key);
+    return v && (*v == "1" || *v == "true" || *v == "yes");
+  }
+};
+
+}  // namespace
+
+Status parseAdminListen(std::string_view text, AdminApiOptions& options) {
+  auto bad = [&](std::string_view why) {
+    return fail("usage.admin_listen",
+                fmt::format("--admin-listen '{}': {} (expected HOST:PORT, e.g. {} or [::1]:9456, "
+                            "or off)",
+                            text, why, kDefaultAdminListen));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad("no port");
+  auto host = text.substr(0, colon);
+  auto portText = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  beast::error_code ec;
+  net::ip::make_address(std::string(host), ec);
+  if (host.empty() || ec) return bad("the host is not an IP address");
+  unsigned port = 0;
+  auto [end, perr] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
+  if (portText.empty() || perr != std::errc() || end != portText.data() + portText.size() ||
+      port > 65535) {
+    return bad("bad port");
+  }
+  options.host = std::string(host);
+  options.port = static_cast<std::uint16_t>(port);
+  return {};
+}
+
+bool isLoopbackHost(std::string_view host) {
+  beast::error_code ec;
+  auto address = net::ip::make_address(std::string(host), ec);
+  return !ec && address.is_loopback();
+}
+
+Result<std::string> loadAdminToken(const std::filesystem::path& state) {
+  auto file = state / kAdminTokenFile;
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    auto text = platform::readFile(file);
+    if (!text) return std::unexpected(text.error());
+    std::string token = text->substr(0, text->find_first_of("\r\n"));
+    auto bytes = fromHex(token);
+    if (!bytes || bytes->size() != 32) {
+      return fail("admin_token", fmt::format("{}: not 64 hex digits (delete it to get a new one)",
+                                             platform::displayPath(file)));
+    }
+    return token;
+  }
+  std::string token = toHex(randomBytes(32));
+  if (auto done = platform::writeFileAtomic(file, token + "\n", /*privateFile=*/true); !done) {
+    return std::unexpected(done.error());
+  }
+  return token;
+}
+
+AdminHandler::AdminHandler(std::filesystem::path state, std::string token,
+                           std::shared_ptr<const Policy> policy, NowMs now)
+    : state_(std::move(state)),
+      token_(std::move(token)),
+      policy_(std::move(policy)),
+      now_(std::move(now)) {}
+
+AdminResponse AdminHandler::handle(const AdminRequest& r) const {
+  auto url = urls::parse_origin_form(r.target);
+  if (!url) return jsonError(400, "usage.target", "the request target is not a path");
+  std::vector<std::string> seg;
+  for (auto s : url->segments()) seg.push_back(std::string(s));
+  Query query;
+  for (auto p : url->params()) query.params.emplace_back(p.key, p.value);
+  const auto& m = r.method;
+
+  // The acknowledgement link carries its own credential: the token in the path.
+  if (seg.size() == 4 && seg[0] == "v1" && seg[1] == "ack") {
+    if (m != "GET" && m != "POST") {
+      auto answer = invalidLink();
+      answer.status = 405;
+      answer.headers.emplace_back("Allow", "GET, POST");
+      return answer;
+    }
+    auto id = parseId(seg[2]);
+    if (!id || !policy_ || !constantTimeEquals(seg[3], policy_->ackToken(*id))) {
+      return invalidLink();
+    }
+    auto title = fmt::format("Ticket #{}", *id);
+    std::string result;
+    if (m == "POST") {
+      auto changed = changeTicketJson(state_, *id, TicketAction::kAcknowledge, kAckWho,
+                                      fmt::format("from {}", r.peer), now_());
+      if (changed) {
+        result = "<p>Acknowledged. Thank you.</p>\n";
+      } else if (changed.error().code == "ticket.state") {
+        result = "<p>Nothing to acknowledge: the ticket is no longer open.</p>\n";
+      } else if (changed.error().code == "ticket.unknown") {
+        return invalidLink();
+      } else {
+        return htmlPage(500, title,
+                        "<p>The home could not record the acknowledgement: " +
+                            htmlEscape(changed.error().message) + ". Try again.</p>\n");
+      }
+    }
+    auto store = Store::open(StatePaths(state_).database());
+    if (!store) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
+    auto row = store->ticket(*id);
+    if (!row) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
+    if (!*row) return invalidLink();
+    std::string body = result + ticketSummaryHtml(**row);
+    // GET only shows: mail scanners and link previews fetch links without a person.
+    if (m == "GET" && (*row)->state == "open") {
+      body += "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\n";
+    }
+    return htmlPage(200, title, body);
+  }
+
+  if (seg.empty() || seg[0] != "v1") return jsonError(404, "not_found", "no such endpoint");
+
+  static constexpr std::string_view kBearer = "Bearer ";
+  std::string_view auth = r.authorization;
+  bool hasBearer =
+      auth.size() > kBearer.size() && beast::iequals(auth.substr(0, kBearer.size()), kBearer);
+  if (!hasBearer || !constantTimeEquals(auth.substr(kBearer.size()), token_)) {
+    auto answer = jsonError(401, "unauthorized",
+                            fmt::format("send 'Authorization: Bearer <token>' with the token of "
+                                        "STATE/{}",
+                                        kAdminTokenFile));
+    answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pass-home\"");
+    return answer;
+  }
+
+  auto text = [](const Result<std::string>& body) {
+    if (!body) return errorAnswer(body.error());
+    return AdminResponse{200, "application/json", *body};
+  };
+
+  if (seg.size() >= 2 && seg[1] == "tickets") {
+    if (seg.size() == 2) {
+      if (m != "GET") return methodNotAllowed("GET");
+      TicketFilter filter;
+      filter.liveOnly = !query.flag("all");
+      if (auto c = query.get("customer"); c && !c->empty()) filter.customer = *c;
+      if (auto a = query.get("array"); a && !a->empty()) filter.array = *a;
+      return text(listTickets(state_, filter, /*json=*/true));
+    }
+    auto id = parseId(seg[2]);
+    if (!id) return jsonError(404, "ticket.unknown", fmt::format("no ticket '{}'", seg[2]));
+    if (seg.size() == 3) {
+      if (m != "GET") return methodNotAllowed("GET");
+      return text(showTicket(state_, *id, /*json=*/true));
+    }
+    if (seg.size() == 4 && (seg[3] == "ack" || seg[3] == "resolve" || seg[3] == "reopen")) {
+      if (m != "POST") return methodNotAllowed("POST");
+      auto body = parseBody(r.body);
+      if (!body) return errorAnswer(body.error());
+      auto by = requiredString(*body, "by");
+      if (!by) return errorAnswer(by.error());
+      auto note = stringField(*body, "note");
+      if (!note) return errorAnswer(note.error());
+      auto action = seg[3] == "ack"       ? TicketAction::kAcknowledge
+                    : seg[3] == "resolve" ? TicketAction::kResolve
+                                          : TicketAction::kReopen;
+      auto changed = changeTicketJson(state_, *id, action, *by, note->value_or(""), now_());
+      if (!changed) return errorAnswer(changed.error());
+      return jsonAnswer(200, *changed);
+    }
+  }
+
+  if (seg.size() >= 2 && seg[1] == "silences") {
+    if (seg.size() == 2) {
+      if (m == "GET") return text(listSilences(state_, now_(), query.flag("all"), true));
+      if (m != "POST") return methodNotAllowed("GET, POST");
+      auto body = parseBody(r.body);
+      if (!body) return errorAnswer(body.error());
+      auto now = now_();
+      SilenceRow silence;
+      using Field = std::pair<const char*, std::string*>;
+      for (auto [key, field] : {Field{"customer", &silence.customer}, Field{"site", &silence.site},
+                                Field{"array", &silence.array}, Field{"code", &silence.code}}) {
+        auto value = stringField(*body, key);
+        if (!value) return errorAnswer(value.error());
+        *field = value->value_or("");
+      }
+      auto reason = requiredString(*body, "reason");
+      if (!reason) return errorAnswer(reason.error());
+      auto by = requiredString(*body, "by");
+      if (!by) return errorAnswer(by.error());
+      auto starts = timeField(*body, "from", "now", now);
+      if (!starts) return errorAnswer(starts.error());
+      auto ends = timeField(*body, "until", "", now);
+      if (!ends) return errorAnswer(ends.error());
+      silence.reason = *reason;
+      silence.author = *by;
+      silence.startsMs = *starts;
+      silence.endsMs = *ends;
+      silence.createdMs = now;
+      auto added = addSilenceJson(state_, silence);
+      if (!added) return errorAnswer(added.error());
+      return jsonAnswer(201, *added);
+    }
+    if (seg.size() == 3) {
+      if (m != "DELETE") return methodNotAllowed("DELETE");
+      auto id = parseId(seg[2]);
+      if (!id) return jsonError(404, "silence.unknown", fmt::format("no silence '{}'", seg[2]));
+      auto by = query.get("by");
+      if (!by || by->empty()) return jsonError(400, "usage.field", "?by=NAME is required");
+      auto removed = removeSilence(state_, *id, *by, now_());
+      if (!removed) return errorAnswer(removed.error());
+      return jsonAnswer(200, Json{{"id", *id}, {"removed", true}, {"by", *by}});
+    }
+  }
+
+  if (seg.size() == 2 && seg[1] == "notify-test") {
+    if (m != "POST") return methodNotAllowed("POST");
+    auto body = parseBody(r.body);
+    if (!body) return errorAnswer(body.error());
+    auto to = requiredString(*body, "to");
+    if (!to) return errorAnswer(to.error());
+    auto sent = notifyTest(state_, *to, now_());
+    if (!sent) return errorAnswer(sent.error());
+    std::string detail = *sent;
+    while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    return jsonAnswer(200, Json{{"sent", true}, {"detail", detail}});
+  }
+
+  return jsonError(404, "not_found", "no such endpoint");
+}
+
+// --- the listener ------------------------------------------------------------------------
+
+struct AdminApi::Impl {
+  Impl(const AdminApiOptions& o, Logger& l, AdminHandler h)
+      : options(o), log(l), handler(std::move(h)) {}
+
+  net::awaitable<void> acceptLoop();
+  template <class Stream>
+  net::awaitable<void> session(Stream stream, std::string peer);
+  AdminResponse answer(const http::request<http::string_body>& request, const std::string& peer);
+  void runLoop();
+
+  AdminApiOptions options;
+  Logger& log;
+  AdminHandler handler;
+  // Declared before the loop: the sessions it destroys on shutdown still count down here.
+  std::atomic<std::size_t> open{0};
+  std::optional<ssl::context> tls;
+  std::uint16_t port = 0;
+  net::io_context loop{1};
+  tcp::acceptor acceptor{loop};
+  std::thread thread;
+};
+
+namespace {
+
+// Counts a session from its start to its end, however it ends.
+struct OpenCount {
+  explicit OpenCount(std::atomic<std::size_t>& n) : n_(n) { n_.fetch_add(1); }
+  ~OpenCount() { n_.fetch_sub(1); }
+  OpenCount(const OpenCount&) = delete;
+  OpenCount& operator=(const OpenCount&) = delete;
+  std::atomic<std::size_t>& n_;
+};
+
+// The ack link's token must not reach the log.
+std::string loggedPath(std::string_view target) {
+  auto path = target.substr(0, target.find('?'));
+  if (!path.starts_with("/v1/ack/")) return std::string(path);
+  auto slash = path.find('/', 8);
+  return std::string(path.substr(0, slash)) + "/...";
+}
+
+}  // namespace
+
+AdminResponse AdminApi::Impl::answer(const http::request<http::string_body>& request,
+                                     const std::string& peer) {
+  AdminRequest r{std::string(request.method_string()), std::string(request.target()),
+                 std::string(request[http::field::authorization]), request.body(), peer};
+  AdminResponse out;
+  try {
+    out = handler.handle(r);
+  } catch (const std::exception& e) {
+    // A session's top level: this request fails, the listener goes on.
+    out = jsonError(500, "internal", e.what());
+  }
+  auto fields = Json{
+      {"method", r.method}, {"path", loggedPath(r.target)}, {"status", out.status}, {"peer", peer}};
+  if (out.status >= 500 && out.status != 502) {
+    log.error("admin_request", fields);
+  } else if (out.status == 502) {
+    // A channel that refused a test message is the channel's failure, not the home's.
+    log.warning("admin_request", fields);
+  } else {
+    log.info("admin_request", fields);
+  }
+  return out;
+}
+
+template <class Stream>
+net::awaitable<void> AdminApi::Impl::session(Stream stream, std::string peer) {
+  OpenCount counted(open);
+  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  auto& lowest = beast::get_lowest_layer(stream);
+  if constexpr (kTls) {
+    lowest.expires_after(options.readTimeout);
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUse);
+    if (ec) co_return;
+  }
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options.maxBody);
+    lowest.expires_after(options.readTimeout);
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUse);
+    http::response<http::string_body> res;
+    res.version(11);
+    if (ec == http::error::body_limit) {
+      res.result(http::status::payload_too_large);
+      res.set(http::field::content_type, "application/json");
+      res.body() = dumpJson(
+          Json{{"error", "usage.body"},
+               {"detail", fmt::format("the body is larger than {} bytes", options.maxBody)}});
+      res.keep_alive(false);
+    } else if (ec) {
+      break;
+    } else {
+      const auto& request = parser.get();
+      auto out = answer(request, peer);
+      res.result(static_cast<http::status>(out.status));
+      res.version(request.version());
+      res.set(http::field::content_type, out.contentType);
+      for (const auto& [name, value] : out.headers) res.set(name, value);
+      if (!res.count(http::field::cache_control)) res.set(http::field::cache_control, "no-store");
+      res.body() = std::move(out.body);
+      res.keep_alive(request.keep_alive());
+    }
+    res.prepare_payload();
+    lowest.expires_after(options.readTimeout);
+    auto [wec, written] = co_await http::async_write(stream, res, kUse);
+    if (wec || !res.keep_alive()) break;
+  }
+  lowest.expires_after(std::chrono::seconds(5));
+  if constexpr (kTls) {
+    co_await stream.async_shutdown(kUse);
+  } else {
+    beast::error_code ignored;
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+}
+
+net::awaitable<void> AdminApi::Impl::acceptLoop() {
+  net::steady_timer backoff(loop);
+  while (acceptor.is_open()) {
+    auto [ec, socket] = co_await acceptor.async_accept(kUse);
+    if (!acceptor.is_open()) co_return;
+    if (ec) {
+      // Typically EMFILE: back off briefly instead of spinning on the error.
+      log.error("admin_accept_failed", {{"reason", ec.message()}});
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kUse);
+      continue;
+    }
+    beast::error_code peerEc;
+    auto remote = socket.remote_endpoint(peerEc);
+    std::string peer = peerEc ? std::string("unknown")
+                              : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+    if (open.load() >= options.maxConnections) {
+      log.warning("admin_connection_limit", {{"peer", peer}});
+      socket.close(peerEc);
+      continue;
+    }
+    auto done = [this, peer](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        log.error("admin_session_failed", {{"peer", peer}, {"what", x.what()}});
+      }
+    };
+    beast::tcp_stream plain(std::move(socket));
+    if (tls) {
+      net::co_spawn(
+          loop, session(beast::ssl_stream<beast::tcp_stream>(std::move(plain), *tls), peer), done);
+    } else {
+      net::co_spawn(loop, session(std::move(plain), peer), done);
+    }
+  }
+}
+
+void AdminApi::Impl::runLoop() {
+  while (true) {
+    try {
+      loop.run();
+      return;
+    } catch (const std::exception& e) {
+      log.error("admin_handler_exception", {{"what", e.what()}});
+    }
+  }
+}
+
+AdminApi::AdminApi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminApi::~AdminApi() { stop(); }
+
+Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& options, Logger& log) {
+  auto token = loadAdminToken(options.state);
+  if (!token) return std::unexpected(token.error());
+  auto policy = options.policy;
+  if (!policy) {
+    auto loaded = loadPolicy(options.state);
+    if (!loaded) return std::unexpected(loaded.error());
+    policy = std::move(*loaded);
+  }
+  auto impl = std::make_unique<Impl>(
+      options, log, AdminHandler(options.state, std::move(*token), policy, options.now));
+
+  beast::error_code ec;
+  auto address = net::ip::make_address(options.host, ec);
+  if (ec) {
+    return fail("usage.admin_listen",
+                fmt::format("--admin-listen: '{}' is not an IP address", options.host));
+  }
+  // The token and the ack links must not cross a network in clear text.
+  if (!address.is_loopback()) {
+    StatePaths paths(options.state);
+    auto cert = platform::displayPath(paths.serverCert());
+    auto key = platform::displayPath(paths.serverKey());
+    auto& ctx = impl->tls.emplace(ssl::context::tls_server);
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                    ec);
+    if (ctx.use_certificate_chain_file(cert, ec); ec) {
+      return fail("tls", fmt::format("{}: cannot load the server certificate for the admin "
+                                     "API: {}",
+                                     cert, ec.message()));
+    }
+    if (ctx.use_private_key_file(key, ssl::context::pem, ec); ec) {
+      return fail("tls", fmt::format("{}: cannot load the server key for the admin API: {}", key,
+                                     ec.message()));
+    }
+  }
+
+  tcp::endpoint endpoint(address, options.port);
+  auto where = fmt::format("{}:{}", options.host, options.port);
+  auto& acceptor = impl->acceptor;
+  auto listenFailed = [&] {
+    return fail("listen", fmt::format("admin API: cannot listen on {}: {}", where, ec.message()));
+  };
+  if (acceptor.open(endpoint.protocol(), ec); ec) return listenFailed();
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (acceptor.bind(endpoint, ec); ec) return listenFailed();
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) return listenFailed();
+  impl->port = acceptor.local_endpoint(ec).port();
+  return std::unique_ptr<AdminApi>(new AdminApi(std::move(impl)));
+}
+
+std::uint16_t AdminApi::port() const { return impl_->port; }
+
+bool AdminApi::tls() const { return impl_->tls.has_value(); }
+
+Status AdminApi::start() {
+  auto& core = *impl_;
+  if (core.thread.joinable()) return {};
+  if (!core.options.portFile.empty()) {
+    auto written = platform::writeFileAtomic(core.options.portFile, fmt::format("{}\n", core.port));
+    if (!written) return written;
+  }
+  core.log.info(
+      "admin_listening",
+      {{"address", core.options.host}, {"port", core.port}, {"tls", core.tls.has_value()}});
+  net::co_spawn(core.loop, core.acceptLoop(), net::detached);
+  core.thread = std::thread([&core] { core.runLoop(); });
+  return {};
+}
+
+void AdminApi::stop() {
+  auto& core = *impl_;
+  if (core.thread.joinable()) {
+    // A request in progress finishes its store transaction; its answer is not sent.
+    core.loop.stop();
+    core.thread.join();
+  }
+  beast::error_code ignored;
+  core.acceptor.close(ignored);
+}
+
+}  // namespace pass::home
