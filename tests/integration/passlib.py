@@ -301,3 +301,137 @@ class HomeTestCase(unittest.TestCase):
             print(f"kept {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --- Servers for the tickets tests: pass-smtpd (Maildir) and http-receiver (SMS, webhooks) ---
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-aiosmtpd is installed for this one only
+
+
+class _ChildServer:
+    """A test server child on 127.0.0.1 that writes its port to a file once it listens."""
+
+    def __init__(self, root, name):
+        self.root = pathlib.Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port_file = self.root / "port"
+        self.log_path = self.root / f"{name}.log"
+        self.proc = None
+        self.port = None
+
+    def _start(self, args):
+        if self.port_file.exists():
+            self.port_file.unlink()
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n"
+                                     + self.log_path.read_text())
+            text = self.port_file.read_text().strip() if self.port_file.exists() else ""
+            return int(text) if text else None
+
+        self.port = wait_for(ready, f"{self.name} to listen")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class MailServer(_ChildServer):
+    """tools/smtpd/pass-smtpd.py delivering into ROOT/mail (Maildir). With `tls`, STARTTLS is
+    required with a self-signed certificate (ROOT/tls/cert.pem, for the home's ca-file); with
+    `auth` = (user, password), AUTH is required. A restart keeps the certificate and can keep
+    the port."""
+
+    def __init__(self, root, tls=True, auth=("pass", "secret")):
+        super().__init__(root, "pass-smtpd")
+        self.maildir = self.root / "mail"
+        self.tls_dir = self.root / "tls"
+        self.events_path = self.root / "events.jsonl"
+        self.tls = tls
+        self.auth = auth
+
+    @property
+    def cert(self):
+        return self.tls_dir / "cert.pem"
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self, port=0):
+        args = [SYSTEM_PYTHON, str(REPO / "tools" / "smtpd" / "pass-smtpd.py"), "--port", str(port),
+                "--port-file", str(self.port_file), "--maildir", str(self.maildir),
+                "--events", str(self.events_path)]
+        if self.tls:
+            if self.cert.exists():
+                args += ["--tls-cert", str(self.cert), "--tls-key", str(self.tls_dir / "key.pem")]
+            else:
+                args += ["--self-signed", str(self.tls_dir)]
+            args += ["--require-starttls"]
+        if self.auth:
+            args += ["--auth-user", self.auth[0], "--auth-password", self.auth[1]]
+        return self._start(args)
+
+    def restart(self):
+        """Starts again on the port it had, where the home's <smtp url> points."""
+        return self.start(port=self.port)
+
+    def message_files(self):
+        new = self.maildir / "new"
+        return sorted(new.iterdir()) if new.exists() else []
+
+    def messages(self):
+        """The delivered messages, oldest first, as email.message.EmailMessage."""
+        import email
+        import email.policy
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                for p in self.message_files()]
+
+
+class HttpReceiver(_ChildServer):
+    """tools/http-receiver/http-receiver.py logging every request to ROOT/requests.jsonl."""
+
+    def __init__(self, root, extra=()):
+        super().__init__(root, "http-receiver")
+        self.log_file = self.root / "requests.jsonl"
+        self.extra = list(extra)
+
+    def start(self, port=0):
+        return self._start([SYSTEM_PYTHON, str(REPO / "tools" / "http-receiver" / "http-receiver.py"),
+                            "--port", str(port), "--port-file", str(self.port_file),
+                            "--log", str(self.log_file), *self.extra])
+
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self):
+        """The logged requests, oldest first (complete lines only)."""
+        if not self.log_file.exists():
+            return []
+        lines = self.log_file.read_text(encoding="utf-8").split("\n")
+        return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
+class HomeProcess(Home):
+    """Another `pass-home serve` on an existing state directory (a second process on one
+    database); its own port file and log under `root`."""
+
+    def __init__(self, root, state):
+        self.root = pathlib.Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state = pathlib.Path(state)
+        self.proc = None
+        self.port = None
+        self.log_path = self.root / "home.log"

@@ -12,13 +12,18 @@ with Return-Path and one Delivered-To per recipient in front of the message as r
 Failure modes for tests: --reject-rcpt ADDR answers 550 to that recipient, --tempfail N answers
 451 to the first N messages (after their DATA). --events FILE gets one JSON line per AUTH
 attempt, rejected recipient, temporary failure and accepted message, so that a test can check
-what the client did (e.g. that it never sent AUTH in clear text).
+what the client did (e.g. that it never sent AUTH in clear text). A message's line also has
+received_ns, the wall-clock time (time.time_ns()) at which its DATA had arrived whole, before
+the server stored or answered it, and its Subject (unfolded), so that a benchmark can tell when
+the mail for a given alert arrived.
 
 Stops cleanly on SIGTERM or SIGINT (exit 0). Exit 2: bad arguments or TLS files.
 """
 
 import argparse
 import asyncio
+import email.parser
+import email.policy
 import json
 import logging
 import os
@@ -103,6 +108,7 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        received_ns = time.time_ns()
         if self.tempfail_left > 0:
             self.tempfail_left -= 1
             self.events("tempfail", mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos)
@@ -116,10 +122,18 @@ class Handler:
         tls = server._tls_protocol is not None
         self.events("message", mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos,
                     bytes=len(body), tls=tls, login=session_login(session),
-                    file=str(path) if path else None)
+                    file=str(path) if path else None, received_ns=received_ns,
+                    subject=subject_of(envelope.original_content))
         log(f"accepted {len(body)} bytes from {envelope.mail_from} to {', '.join(envelope.rcpt_tos)}"
             f"{' over TLS' if tls else ''}{f' into {path.name}' if path else ''}")
         return "250 2.0.0 OK: queued"
+
+
+def subject_of(message):
+    """The Subject header unfolded and RFC 2047-decoded, or None."""
+    head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(message)
+    subject = head["Subject"]
+    return str(subject) if subject is not None else None
 
 
 def session_login(session):
@@ -135,7 +149,7 @@ def authenticator_for(args, events):
               and auth_data.password == args.auth_password.encode())
         login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else None
         events("auth", mechanism=mechanism, login=login, tls=tls, success=ok)
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
     return authenticate
 
 
