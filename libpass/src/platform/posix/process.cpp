@@ -198,8 +198,8 @@ Result<ProcessResult> runProcess(const std::vector<std::string>& argv,
   std::array<std::string*, 2> sinks{&result.out, &result.err};
   std::array<char, 65536> buffer{};
   while (outRead.get() >= 0 || errRead.get() >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
+    auto now = Clock::now();
+    if (now >= deadline) {
       killGroup(pid);
       return fail("timeout", fmt::format("{} did not finish within {} s; it was killed", program,
                                          options.timeout.count() / 1000.0));
@@ -212,6 +212,9 @@ Result<ProcessResult> runProcess(const std::vector<std::string>& argv,
       polls[n] = pollfd{fds[i]->get(), POLLIN, 0};
       which[n++] = i;
     }
+    // Rounded up: a poll that wakes a fraction of a millisecond early must not end the wait
+    // before the deadline (the loop's check above decides, on the exact clock).
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     int ready = ::poll(polls.data(), n, static_cast<int>(std::min<long long>(left.count(), 1000)));
     if (ready < 0) {
       if (errno == EINTR) continue;
