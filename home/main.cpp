@@ -55,19 +55,26 @@ struct UsageError {
   std::string message;
 };
 
-// Parses `args` against `desc`; nullopt after printing --help.
+// Parses `args` against `desc` (and `positional`); nullopt after printing --help, headed by
+// `usage` when given.
 std::optional<po::variables_map> parse(const std::string& command,
                                        const std::vector<std::string>& args,
-                                       po::options_description& desc) {
+                                       po::options_description& desc,
+                                       const po::positional_options_description& positional = {},
+                                       const char* usage = nullptr) {
   desc.add_options()("help,h", "show this help");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
   } catch (const po::error& e) {
     throw UsageError{e.what()};
   }
   if (vm.count("help")) {
-    std::cout << "usage: pass-home " << command << " [options]\n" << desc;
+    if (usage) {
+      std::cout << usage << desc;
+    } else {
+      std::cout << "usage: pass-home " << command << " [options]\n" << desc;
+    }
     return std::nullopt;
   }
   try {
@@ -337,18 +344,9 @@ int cmdTickets(std::vector<std::string> args) {
     std::cerr << "pass-home tickets: unknown action '" << verb << "'\n" << usage;
     return kUsage;
   }
-  desc.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
-    if (vm.count("help")) {
-      std::cout << usage << desc;
-      return kOk;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError{e.what()};
-  }
+  auto parsed = parse(command, args, desc, positional, usage);
+  if (!parsed) return kOk;
+  const po::variables_map& vm = *parsed;
   bool json = vm.count("json") > 0;
   if (verb == "list") {
     TicketFilter filter;
@@ -408,18 +406,9 @@ int cmdSilence(std::vector<std::string> args) {
     std::cerr << "pass-home silence: unknown action '" << verb << "'\n" << usage;
     return kUsage;
   }
-  desc.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
-    if (vm.count("help")) {
-      std::cout << usage << desc;
-      return kOk;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError{e.what()};
-  }
+  auto parsed = parse(command, args, desc, positional, usage);
+  if (!parsed) return kOk;
+  const po::variables_map& vm = *parsed;
   auto at = nowFrom(vm, now);
   if (!at) return report(command, at.error());
   if (verb == "list")
