@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "pass/home/oncall.hpp"
 #include "pass/vendor_codes.hpp"
 
 namespace pass::home {
@@ -317,14 +316,6 @@ std::string optionalPath(const config::Node& node, std::string_view name, const 
   return value.empty() ? std::string() : config::resolvePath(base, value).string();
 }
 
-void checkRange(Findings& findings, const config::Node& node, std::string_view name,
-                std::uint64_t min, std::uint64_t max) {
-  std::uint64_t value = uintAttribute(node, name);
-  if (value < min || value > max) {
-    findings.add(node, name, fmt::format("must be between {} and {}, got {}", min, max, value));
-  }
-}
-
 void checkOneOf(Findings& findings, const config::Node& node, std::string_view name,
                 std::initializer_list<std::string_view> allowed) {
   const std::string& value = attribute(node, name);
@@ -433,8 +424,8 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
         static_cast<std::int64_t>(uintAttribute(*n, "reopen-window-minutes")) * 60 * 1000;
   }
   if (const auto* n = doc.first(kWatchdog)) {
-    checkRange(findings, *n, "grace-heartbeats", 1, 100);
-    checkRange(findings, *n, "interval-seconds", 1, 3600);
+    findings.checkRange(*n, "grace-heartbeats", 1, 100);
+    findings.checkRange(*n, "interval-seconds", 1, 3600);
     cfg.graceHeartbeats = static_cast<unsigned>(uintAttribute(*n, "grace-heartbeats"));
     cfg.skewWarningMs = seconds(uintAttribute(*n, "skew-warning-seconds")).count();
     cfg.watchdogIntervalMs = seconds(uintAttribute(*n, "interval-seconds")).count();
@@ -445,11 +436,11 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
         !cfg.ackUrl.starts_with("http://")) {
       findings.add(*n, "ack-url", "must start with https:// (or http:// in a lab)");
     }
-    checkRange(findings, *n, "storm-threshold", 1, 100000);
-    checkRange(findings, *n, "storm-window-minutes", 1, 1440);
-    checkRange(findings, *n, "rate-limit-per-hour", 1, 100000);
-    checkRange(findings, *n, "retry-initial-seconds", 1, 86400);
-    checkRange(findings, *n, "retry-max-seconds", 1, 86400);
+    findings.checkRange(*n, "storm-threshold", 1, 100000);
+    findings.checkRange(*n, "storm-window-minutes", 1, 1440);
+    findings.checkRange(*n, "rate-limit-per-hour", 1, 100000);
+    findings.checkRange(*n, "retry-initial-seconds", 1, 86400);
+    findings.checkRange(*n, "retry-max-seconds", 1, 86400);
     cfg.stormThreshold = static_cast<unsigned>(uintAttribute(*n, "storm-threshold"));
     cfg.stormWindowMs = seconds(uintAttribute(*n, "storm-window-minutes") * 60).count();
     cfg.ratePerHour = static_cast<unsigned>(uintAttribute(*n, "rate-limit-per-hour"));
@@ -539,14 +530,20 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
       c.timeZone = attribute(node, "time-zone");
       c.quietHours = attribute(node, "quiet-hours");
       if (!c.quietHours.empty()) {
-        if (auto quiet = QuietHours::parse(c.quietHours, c.timeZone); !quiet) {
+        auto quiet = QuietHours::parse(c.quietHours, c.timeZone);
+        if (quiet) {
+          c.quiet = std::move(*quiet);
+        } else {
           findings.add(node, "quiet-hours", quiet.error().message);
         }
       }
       const std::string& onCall = attribute(node, "on-call");
       if (!onCall.empty()) {
         c.onCall = config::resolvePath(base, onCall);
-        if (auto schedule = OnCallSchedule::load(c.onCall); !schedule) {
+        auto schedule = OnCallSchedule::load(c.onCall);
+        if (schedule) {
+          c.schedule = std::move(*schedule);
+        } else {
           findings.add(node, "on-call", schedule.error().message);
         }
       }

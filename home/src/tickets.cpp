@@ -115,25 +115,11 @@ struct AgentInfo {
 
 // --- Policy ----------------------------------------------------------------------------------
 
-Result<std::shared_ptr<const Policy>> Policy::make(HomeConfig config, Bytes ackKey) {
+std::shared_ptr<const Policy> Policy::make(HomeConfig config, Bytes ackKey) {
   auto policy = std::make_shared<Policy>();
-  for (const auto& c : config.customers) {
-    CustomerRules rules;
-    if (!c.onCall.empty()) {
-      auto schedule = OnCallSchedule::load(c.onCall);
-      if (!schedule) return std::unexpected(schedule.error());
-      rules.schedule = std::move(*schedule);
-    }
-    if (!c.quietHours.empty()) {
-      auto quiet = QuietHours::parse(c.quietHours, c.timeZone);
-      if (!quiet) return std::unexpected(quiet.error());
-      rules.quiet = std::move(*quiet);
-    }
-    policy->customers_.emplace(c.name, std::move(rules));
-  }
   policy->config_ = std::move(config);
   policy->ackKey_ = std::move(ackKey);
-  return std::shared_ptr<const Policy>(std::move(policy));
+  return policy;
 }
 
 std::vector<Recipient> Policy::recipients(std::string_view customer, bool urgent, unsigned level,
@@ -157,9 +143,8 @@ std::vector<Recipient> Policy::recipients(std::string_view customer, bool urgent
     add(k.name, "email_sms", k.emailSms);
     add(k.name, "webhook", k.webhook);
   };
-  auto rules = customers_.find(customer);
-  if (rules != customers_.end() && rules->second.schedule) {
-    for (const auto& person : rules->second.schedule->onCall(timePoint(nowMs), level)) {
+  if (c->schedule) {
+    for (const auto& person : c->schedule->onCall(timePoint(nowMs), level)) {
       // A person on the rota who is also a contact is reached on every channel they gave.
       auto contact = std::find_if(c->contacts.begin(), c->contacts.end(), [&](const Contact& k) {
         return (!person.email.empty() && k.email == person.email) ||
@@ -187,15 +172,15 @@ std::vector<Recipient> Policy::recipients(std::string_view customer, bool urgent
 
 std::int64_t Policy::notBefore(std::string_view customer, bool urgent, std::int64_t nowMs) const {
   if (urgent) return nowMs;
-  auto rules = customers_.find(customer);
-  if (rules == customers_.end() || !rules->second.quiet) return nowMs;
-  return toMs(rules->second.quiet->nextAllowed(timePoint(nowMs)));
+  const Customer* c = config_.customer(customer);
+  if (c == nullptr || !c->quiet) return nowMs;
+  return toMs(c->quiet->nextAllowed(timePoint(nowMs)));
 }
 
 unsigned Policy::levels(std::string_view customer) const {
-  auto rules = customers_.find(customer);
-  if (rules == customers_.end() || !rules->second.schedule) return 1;
-  return rules->second.schedule->levels();
+  const Customer* c = config_.customer(customer);
+  if (c == nullptr || !c->schedule) return 1;
+  return c->schedule->levels();
 }
 
 std::string Policy::ackToken(std::int64_t ticket) const {

@@ -190,14 +190,6 @@ std::string_view valueOr(const config::Node* node, std::string_view element,
   return {};
 }
 
-void checkRange(Findings& findings, const config::Node& node, std::string_view name,
-                std::uint64_t min, std::uint64_t max) {
-  std::uint64_t value = uintAttribute(node, name);
-  if (value < min || value > max) {
-    findings.add(node, name, fmt::format("must be between {} and {}, got {}", min, max, value));
-  }
-}
-
 }  // namespace
 
 const config::Schema& agentSchema() { return agentSchemaTables().schema; }
@@ -231,8 +223,8 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
   cfg.name = attribute(identity, "name");
 
   const config::Node& home = *doc.first(kHome);
-  checkRange(findings, home, "connect-timeout-seconds", kMinTimeoutSeconds, kMaxTimeoutSeconds);
-  checkRange(findings, home, "timeout-seconds", kMinTimeoutSeconds, kMaxTimeoutSeconds);
+  findings.checkRange(home, "connect-timeout-seconds", kMinTimeoutSeconds, kMaxTimeoutSeconds);
+  findings.checkRange(home, "timeout-seconds", kMinTimeoutSeconds, kMaxTimeoutSeconds);
   cfg.connectTimeout = std::chrono::seconds(
       std::min(uintAttribute(home, "connect-timeout-seconds"), kMaxTimeoutSeconds));
   cfg.totalTimeout =
@@ -257,16 +249,15 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
   cfg.homeHpke = resolvePath(base, valueOr(keys, kKeys, "home-hpke"));
 
   if (const config::Node* heartbeat = doc.first(kHeartbeat)) {
-    checkRange(findings, *heartbeat, "interval-minutes", kMinHeartbeatMinutes,
-               kMaxHeartbeatMinutes);
+    findings.checkRange(*heartbeat, "interval-minutes", kMinHeartbeatMinutes, kMaxHeartbeatMinutes);
     cfg.heartbeatInterval = std::chrono::minutes(
         std::min(uintAttribute(*heartbeat, "interval-minutes"), kMaxHeartbeatMinutes));
   }
 
   if (const config::Node* spool = doc.first(kSpool)) {
     constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
-    checkRange(findings, *spool, "max-envelopes", 1, kMax);
-    checkRange(findings, *spool, "max-bytes", 1, kMax);
+    findings.checkRange(*spool, "max-envelopes", 1, kMax);
+    findings.checkRange(*spool, "max-bytes", 1, kMax);
     cfg.spool.maxEnvelopes = uintAttribute(*spool, "max-envelopes");
     cfg.spool.maxBytes = uintAttribute(*spool, "max-bytes");
   }

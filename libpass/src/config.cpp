@@ -417,6 +417,14 @@ void Findings::add(const Node& node, std::string_view attribute, std::string wha
                    fmt::format("{}:{}: {}/@{}: {}", file_, node.line, node.path, attribute, what)};
 }
 
+void Findings::checkRange(const Node& node, std::string_view attribute, std::uint64_t min,
+                          std::uint64_t max) {
+  std::uint64_t value = uintAttribute(node, attribute);
+  if (value < min || value > max) {
+    add(node, attribute, fmt::format("must be between {} and {}, got {}", min, max, value));
+  }
+}
+
 Status Findings::status() const {
   if (first_) return fail("config.value", first_->message);
   return {};

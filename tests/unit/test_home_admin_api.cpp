@@ -59,9 +59,7 @@ class AdminHome {
     REQUIRE(key.has_value());
     HomeConfig cfg;
     cfg.ackUrl = kAckBase;
-    auto policy = Policy::make(std::move(cfg), *key);
-    REQUIRE(policy.has_value());
-    policy_ = *policy;
+    policy_ = Policy::make(std::move(cfg), *key);
     store.setPolicy(policy_);
     commit(store, 1, {alert("e1", "307080", kNastyComponent)});
     commit(store, 2, {alert("e2", "3A1234", "DKC-0 PS 1")});
@@ -214,12 +212,11 @@ TEST_CASE("a non-loopback admin address needs the server certificate") {
   TempDir dir;
   Logger log(LogLevel::kError);
   auto policy = Policy::make(HomeConfig{}, Bytes(32, 1));
-  REQUIRE(policy.has_value());
   AdminApiOptions o;
   o.state = dir.path();
   o.host = "0.0.0.0";
   o.port = 0;
-  o.policy = *policy;
+  o.policy = policy;
   auto api = AdminApi::create(o, log);
   REQUIRE_FALSE(api.has_value());
   CHECK(api.error().code == "tls");

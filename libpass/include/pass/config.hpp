@@ -73,6 +73,9 @@ class Findings {
  public:
   explicit Findings(std::string file) : file_(std::move(file)) {}
   void add(const Node& node, std::string_view attribute, std::string what);
+  /// A finding unless the kUint attribute lies in [min, max].
+  void checkRange(const Node& node, std::string_view attribute, std::uint64_t min,
+                  std::uint64_t max);
   Status status() const;
 
  private:

@@ -13,6 +13,7 @@
 
 #include "pass/config.hpp"
 #include "pass/home/notify.hpp"
+#include "pass/home/oncall.hpp"
 #include "pass/result.hpp"
 
 namespace pass::home {
@@ -47,6 +48,8 @@ struct Customer {
   std::string timeZone{};          // IANA name for quiet hours
   std::string quietHours{};        // e.g. "22:00-07:00"; empty: none
   std::filesystem::path onCall{};  // iCalendar schedule; empty: the engineer contacts are on call
+  std::optional<QuietHours> quiet{};         // quietHours, parsed when home.xml is loaded
+  std::optional<OnCallSchedule> schedule{};  // onCall, read when home.xml is loaded
   std::int64_t escalateAfterMs = 0;
   std::string smsGateway{};  // name of an <sms-gateway>; empty: the only one, if exactly one
   std::vector<Contact> contacts{};

@@ -27,11 +27,12 @@ struct Recipient {
   std::string target;   // address, E.164 number or webhook name
 };
 
-/// home.xml, ready for the commit path: schedules and quiet hours parsed once.
+/// home.xml (with its schedules and quiet hours, parsed when it was loaded) and the key of the
+/// acknowledgement links: what the commit path, the watchdog and the outbox decide with.
 class Policy {
  public:
   /// `ackKey` signs the acknowledgement links (STATE/ack.key).
-  static Result<std::shared_ptr<const Policy>> make(HomeConfig config, Bytes ackKey);
+  static std::shared_ptr<const Policy> make(HomeConfig config, Bytes ackKey);
 
   const HomeConfig& config() const { return config_; }
 
@@ -52,13 +53,8 @@ class Policy {
   std::string ackToken(std::int64_t ticket) const;
 
  private:
-  struct CustomerRules {
-    std::optional<OnCallSchedule> schedule;
-    std::optional<QuietHours> quiet;
-  };
   HomeConfig config_;
   Bytes ackKey_;
-  std::map<std::string, CustomerRules, std::less<>> customers_;
 };
 
 /// Reads STATE/ack.key, creating it (32 random bytes, mode 0600) the first time.
