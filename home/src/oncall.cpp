@@ -509,9 +509,9 @@ bool covers(Shift& shift, std::chrono::system_clock::time_point at) {
     for (auto it = std::lower_bound(starts.begin(), starts.end(), from);
          it != starts.end() && *it <= to; ++it) {
       const SysSeconds begin = shift.zone->toSys(*it);
-      if (at < begin || isExcluded(shift, *it, begin)) continue;
+      if (atSeconds < begin || isExcluded(shift, *it, begin)) continue;
       const SysSeconds end = shift.zone->toSys(*it + shift.wall) + shift.exact;
-      if (at < end) return true;
+      if (atSeconds < end) return true;
     }
     return false;
   };

@@ -240,6 +240,18 @@ TEST_CASE("the same person in overlapping shifts is listed once") {
   CHECK(names(schedule.onCall(utc(2024, 3, 1, 10, 30), 1)) == Names{"Alice", "Bob"});
 }
 
+TEST_CASE("a shift ending past what the system clock can count still answers (fuzz finding)") {
+  // The system clock counts nanoseconds and ends in 2262; calendar times run to 9999. A shift
+  // from 2024 to 4048 once overflowed when compared with the instant asked about.
+  const auto schedule = parseText(
+      "BEGIN:VCALENDAR\nVERSION:2.0\n"
+      "BEGIN:VEVENT\nUID:a\nATTENDEE;CN=Alice:mailto:alice@example.com\n"
+      "DTSTART:20240301T090000Z\nDTEND:40480301T090000Z\nEND:VEVENT\n"
+      "END:VCALENDAR\n");
+  CHECK(names(schedule.onCall(utc(2027, 1, 1), 1)) == Names{"Alice"});
+  CHECK(schedule.onCall(utc(2024, 3, 1, 8, 59, 59), 1).empty());
+}
+
 TEST_CASE("CRLF line ends and a byte order mark read the same") {
   std::string text = readFile(dataFile("rotation_outlook.ics"));
   std::string crlf = "\xEF\xBB\xBF";
