@@ -14,6 +14,10 @@ using sqlite::Database;
 using sqlite::Statement;
 using sqlite::Transaction;
 
+// The watchdog trusts an agent's heartbeat interval up to a day (the longest pass-agent can be
+// configured to); an agent promising its next heartbeat further out is still watched daily.
+constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
+
 // Migration N (1-based) brings user_version from N-1 to N. Append only; never edit a shipped
 // entry.
 //
@@ -218,13 +222,14 @@ Status Store::Impl::storeNew(const EnvelopeRecord& r) {
                          "UPDATE agents SET last_heartbeat_ms = ?1, next_heartbeat_due_ms = ?2, "
                          "heartbeat_received_ms = ?4, "
                          "heartbeat_due_home_ms = CASE WHEN ?2 IS NULL THEN NULL "
-                         "ELSE ?4 + max(?2 - ?1, 0) END, "
+                         "ELSE ?4 + min(max(?2 - ?1, 0), ?5) END, "
                          "heartbeat_interval_ms = CASE WHEN ?2 IS NULL THEN NULL "
-                         "ELSE max(?2 - ?1, 0) END "
+                         "ELSE min(max(?2 - ?1, 0), ?5) END "
                          "WHERE id = ?3 AND (last_heartbeat_ms IS NULL OR "
                          "last_heartbeat_ms <= ?1)");
     if (!upd) return propagate(upd);
     (*upd)->bind(1, r.createdMs).bind(2, r.nextDueMs).bind(3, r.agentId).bind(4, r.receivedMs);
+    (*upd)->bind(5, kMaxHeartbeatIntervalMs);
     if (auto done = (*upd)->run(); !done) return done;
     if (policy && db.changes() > 0) {
       if (auto done = onHeartbeat(r); !done) return done;

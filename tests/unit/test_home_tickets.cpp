@@ -442,6 +442,19 @@ TEST_CASE("watchdog: missing heartbeat after due plus grace, resolved when heart
   CHECK(log.back().detail.find("heartbeats are back") != std::string::npos);
 }
 
+TEST_CASE("watchdog: an agent announcing its next heartbeat years ahead is still watched daily") {
+  Home home;
+  const std::int64_t day = 24 * kHour;
+  home.commit(heartbeat(kAgentA, 1, kT0, kT0 + 2000, 300LL * 365 * day));
+  // Capped at a day: due a day after arrival, missing after two more.
+  auto early = home.store->watchdog(kT0 + 2000 + 3 * day - kMinute);
+  REQUIRE(early.has_value());
+  CHECK(early->missingOpened == 0);
+  auto late = home.store->watchdog(kT0 + 2000 + 3 * day + kMinute);
+  REQUIRE(late.has_value());
+  CHECK(late->missingOpened == 1);
+}
+
 TEST_CASE("a skewed agent clock is a warning, never a missing heartbeat") {
   Home home;
   const std::int64_t interval = 4 * kHour;
