@@ -103,7 +103,7 @@ const std::string& setting(const ArrayConfig& array, std::string_view name) {
 std::filesystem::path settingPath(const ArrayConfig& array, std::string_view name) {
   const std::string& value = setting(array, name);
   if (value.empty()) return {};
-  std::filesystem::path p = std::filesystem::u8path(value);
+  std::filesystem::path p = platform::pathFromUtf8(value);
   return p.is_absolute() ? p : (array.configDir / p).lexically_normal();
 }
 

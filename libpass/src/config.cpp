@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <pugixml.hpp>
 
+#include "platform/fs.hpp"
+
 namespace pass::config {
 
 std::string_view toString(Type t) {
@@ -444,7 +446,7 @@ std::uint64_t uintAttribute(const Node& node, std::string_view name) {
 }
 
 std::filesystem::path resolvePath(const std::filesystem::path& base, std::string_view value) {
-  std::filesystem::path p(value);
+  std::filesystem::path p = platform::pathFromUtf8(value);
   if (p.is_absolute()) return p;
   return (base / p).lexically_normal();
 }
@@ -453,11 +455,12 @@ Result<std::string> readConfigFile(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     return fail("config.io", fmt::format("{}: cannot open the configuration file: {}",
-                                         file.string(), std::strerror(errno)));
+                                         platform::displayPath(file), std::strerror(errno)));
   }
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (in.bad()) {
-    return fail("config.io", fmt::format("{}: cannot read the configuration file", file.string()));
+    return fail("config.io", fmt::format("{}: cannot read the configuration file",
+                                         platform::displayPath(file)));
   }
   return text;
 }

@@ -23,6 +23,12 @@ inline std::string displayPath(const std::filesystem::path& p) {
   return std::string(u8.begin(), u8.end());
 }
 
+/// A path from UTF-8 text (configuration values, command-line arguments): path(std::string)
+/// would read it in the ANSI code page on Windows.
+inline std::filesystem::path pathFromUtf8(std::string_view text) {
+  return std::filesystem::path(std::u8string(text.begin(), text.end()));
+}
+
 /// Writes `data` to `path` atomically and durably: temp file in the same directory, write,
 /// fsync, rename over `path`, fsync the directory. `privateFile` restricts it to the owner.
 Status writeFileAtomic(const std::filesystem::path& path, std::string_view data,
