@@ -46,4 +46,8 @@ Result<std::string> readFile(const std::filesystem::path& path);
 /// Restricts a file to its owner (0600 on POSIX, SYSTEM + Administrators on Windows).
 Status makePrivate(const std::filesystem::path& path);
 
+/// Restricts a directory and what will be created in it to its owner (0700 on POSIX; on
+/// Windows SYSTEM + Administrators, inherited by new files and subdirectories).
+Status makePrivateDirectory(const std::filesystem::path& dir);
+
 }  // namespace pass::platform

@@ -188,6 +188,15 @@ Status makePrivate(const std::filesystem::path& path) {
   return {};
 }
 
+Status makePrivateDirectory(const std::filesystem::path& dir) {
+  int rc;
+  do {
+    rc = ::chmod(dir.c_str(), 0700);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return ioError(errno, "cannot set mode 0700 on", dir);
+  return {};
+}
+
 namespace {
 
 // The collectors' view of the file system: readdir + fstatat for the listing, pread for reads.

@@ -25,6 +25,8 @@ namespace {
 // Protected DACL (no inheritance from the folder): full access for SYSTEM and the built-in
 // Administrators group only, the Windows counterpart of mode 0600 for an agent run as SYSTEM.
 constexpr wchar_t kPrivateSddl[] = L"D:P(A;;FA;;;SY)(A;;FA;;;BA)";
+// The same for a directory, inherited by the files and directories created in it.
+constexpr wchar_t kPrivateDirectorySddl[] = L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 
 std::string describeError(DWORD err) {
   wchar_t* text = nullptr;
@@ -217,9 +219,11 @@ Result<std::string> readFile(const std::filesystem::path& path) {
   return out;
 }
 
-Status makePrivate(const std::filesystem::path& path) {
+namespace {
+
+Status setProtectedDacl(const wchar_t* sddl, const std::filesystem::path& path) {
   SecurityDescriptor sd;
-  if (DWORD err = sd.parse(kPrivateSddl)) return winError(err, "cannot build the ACL for", path);
+  if (DWORD err = sd.parse(sddl)) return winError(err, "cannot build the ACL for", path);
   BOOL present = FALSE;
   BOOL defaulted = FALSE;
   PACL dacl = nullptr;
@@ -233,6 +237,16 @@ Status makePrivate(const std::filesystem::path& path) {
       nullptr, nullptr, dacl, nullptr);
   if (err != ERROR_SUCCESS) return winError(err, "cannot restrict access to", path);
   return {};
+}
+
+}  // namespace
+
+Status makePrivate(const std::filesystem::path& path) {
+  return setProtectedDacl(kPrivateSddl, path);
+}
+
+Status makePrivateDirectory(const std::filesystem::path& dir) {
+  return setProtectedDacl(kPrivateDirectorySddl, dir);
 }
 
 namespace {
