@@ -191,6 +191,7 @@ int Cli::run(const AgentConfig& cfg) const {
   if (!agent) return reportError(agent.error());
   auto summary = agent->run();
   if (!summary) return reportError(summary.error());
+  if (program_.afterRun) program_.afterRun(*summary);
   for (const auto& array : summary->arrays) printArrayRun(array);
   out_ << fmt::format(
       "run: heartbeat {}, delivered {}, duplicates {}, quarantined {}, still spooled {}\n",

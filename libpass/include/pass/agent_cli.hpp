@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "pass/agent.hpp"
 #include "pass/config.hpp"
 
 namespace pass::cli {
@@ -50,6 +51,8 @@ struct Program {
   std::string defaultConfig;  // used when --config is not given
   std::vector<ExtraCommand> commands{};
   std::vector<ExtraOption> options{};
+  /// Called after each `run` that completed (pass-svp.exe reports problems to the Event Log).
+  std::function<void(const RunSummary&)> afterRun{};
 };
 
 /// Runs one command line; `args` are the arguments after the program name, UTF-8. Messages go
