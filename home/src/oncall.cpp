@@ -350,7 +350,7 @@ class LineMap {
     }
     std::size_t next = 0;
     for (icalcomponent* child : childrenOf(c, ICAL_ANY_COMPONENT)) {
-      const std::string kind = icalcomponent_kind_to_string(icalcomponent_isa(child));
+      const std::string kind = text(icalcomponent_kind_to_string(icalcomponent_isa(child)));
       while (next < record.children.size() &&
              source.components[record.children[next]].name != kind) {
         ++next;

@@ -252,6 +252,13 @@ TEST_CASE("a shift ending past what the system clock can count still answers (fu
   CHECK(schedule.onCall(utc(2024, 3, 1, 8, 59, 59), 1).empty());
 }
 
+TEST_CASE("a component libical cannot name is an answer, not an exception (fuzz finding)") {
+  // "BEGIN;:VEVENT" makes libical open a component whose kind has no name.
+  const std::string text =
+      readFile(PASS_SOURCE_DIR "/tests/fuzz/seeds/fuzz_oncall/null_string.ics");
+  CHECK_NOTHROW((void)OnCallSchedule::parse(text, "fuzz.ics"));
+}
+
 TEST_CASE("CRLF line ends and a byte order mark read the same") {
   std::string text = readFile(dataFile("rotation_outlook.ics"));
   std::string crlf = "\xEF\xBB\xBF";
