@@ -28,7 +28,7 @@ fs::path writeFile(const fs::path& dir, const std::string& name, std::string_vie
   return file;
 }
 
-std::string readText(const fs::path& file) {
+[[maybe_unused]] std::string readText(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
@@ -121,13 +121,15 @@ TEST_CASE("a full agent.xml keeps endpoint order, proxy, absolute and relative p
   CHECK(cfg->proxy == "http://proxy.example:3128");
   CHECK(cfg->connectTimeout == std::chrono::seconds(3));
   CHECK(cfg->totalTimeout == std::chrono::seconds(30));
-  CHECK(cfg->signKey == fs::path("/etc/pass/sign.key"));
+  // On Windows "/etc/..." is rooted but has no drive: it is on the drive of agent.xml.
+  const fs::path drive = dir.path().root_name();
+  CHECK(cfg->signKey == drive / fs::path("/etc/pass/sign.key"));
   CHECK(cfg->homeCa == dir.path() / "ca" / "home.crt");
   CHECK(cfg->tlsKey == dir.path() / "agent-tls.key");
   CHECK(cfg->heartbeatInterval == std::chrono::minutes(60));
   CHECK(cfg->spool.maxEnvelopes == 5);
   CHECK(cfg->spool.maxBytes == 1048576);
-  CHECK(cfg->stateDir == fs::path("/var/lib/pass"));
+  CHECK(cfg->stateDir == drive / fs::path("/var/lib/pass"));
 }
 
 TEST_CASE("renderAgentConfig round-trips through loadAgentConfig, markup in names included") {
@@ -445,6 +447,9 @@ TEST_CASE("every default in agentSchema() passes its own type check") {
   CHECK_MESSAGE(cfg.has_value(), (cfg ? std::string() : cfg.error().message), "\n", text);
 }
 
+// The reference covers every collector; a build without some (the Windows agent) has less.
+#if defined(PASS_TEST_HAS_HITACHI_SVP) && defined(PASS_TEST_HAS_HITACHI_DF) && \
+    defined(PASS_TEST_HAS_HPE_3PAR) && defined(PASS_TEST_HAS_NIMBLE)
 TEST_CASE("docs/configuration.md contains the generated agent.xml reference") {
   const std::string begin = "<!-- BEGIN GENERATED -->\n";
   const std::string end = "<!-- END GENERATED -->";
@@ -462,3 +467,4 @@ TEST_CASE("docs/configuration.md contains the generated agent.xml reference") {
                 "\"<!-- END GENERATED -->\" with the output of `pass-agent config-reference` "
                 "(config::markdownReference(agentSchema(), \"agent.xml\")).");
 }
+#endif

@@ -112,9 +112,12 @@ TEST_CASE("entries come back oldest first, byte for byte, after reopen") {
     auto data = spool.read(e);
     REQUIRE(data.has_value());
     CHECK(*data == pushed[e.seq]);
-    // Sealed envelopes are private to the agent's account.
+#ifndef _WIN32
+    // Sealed envelopes are private to the agent's account (on Windows a DACL, which the mode
+    // bits std::filesystem shows do not reflect).
     CHECK((fs::status(e.path).permissions() & fs::perms::all) ==
           (fs::perms::owner_read | fs::perms::owner_write));
+#endif
   }
   CHECK(spool.quarantined().empty());
 }
