@@ -23,6 +23,8 @@
 #include <sodium.h>
 #endif
 
+#include "platform/fs.hpp"
+
 // The one file that owns OpenSSL (and libsodium) handles: everything else in libpass sees only
 // pass types.
 
@@ -242,8 +244,9 @@ Result<ParsedKey> parseKeyPem(std::string_view pem, std::string_view what, const
 
 Result<std::string> readKeyFile(const std::string& path) {
   namespace fs = std::filesystem;
+  const fs::path file = platform::pathFromUtf8(path);
   std::error_code ec;
-  auto status = fs::status(path, ec);
+  auto status = fs::status(file, ec);
   if (status.type() == fs::file_type::not_found) {
     return fail("key.missing_file", fmt::format("key file {} does not exist", path));
   }
@@ -253,12 +256,12 @@ Result<std::string> readKeyFile(const std::string& path) {
   if (status.type() != fs::file_type::regular) {
     return fail("key.unreadable", fmt::format("key file {} is not a regular file", path));
   }
-  auto size = fs::file_size(path, ec);
+  auto size = fs::file_size(file, ec);
   if (!ec && size > kMaxKeyFileSize) {
     return fail("key.not_pem",
                 fmt::format("key file {} is {} bytes, too large for a PEM key", path, size));
   }
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(file, std::ios::binary);
   if (!in) return fail("key.unreadable", fmt::format("cannot open key file {}", path));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return fail("key.unreadable", fmt::format("error reading key file {}", path));

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/envelope.hpp"
+#include "platform/fs.hpp"
 
 namespace pass {
 
@@ -63,7 +64,7 @@ Status checkReadable(std::string_view what, const std::string& path) {
   if (path.empty()) {
     return fail("transport.settings", fmt::format("no {} file is configured", what));
   }
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(platform::pathFromUtf8(path), std::ios::binary);
   if (!in) {
     return fail("transport.settings", fmt::format("cannot read the {} file {}", what, path));
   }
