@@ -32,8 +32,8 @@ using pass::platform::pathFromUtf8;
 
 // Commands whose output goes to the log file (and, when they fail, to the Event Log): what the
 // scheduled task and the installer run, and what an engineer changes the agent with.
-constexpr const char* kLoggedCommands[] = {"run",          "test",        "install-task",
-                                           "remove-task",  "import-bundle", "forget-pin"};
+constexpr const char* kLoggedCommands[] = {"run",         "test",          "install-task",
+                                           "remove-task", "import-bundle", "forget-pin"};
 
 std::string programData() {
   PWSTR path = nullptr;
@@ -123,7 +123,7 @@ int importBundle(const ExtraArgs& args, std::ostream& out, std::ostream& err) {
   if (!imported) {
     err << "pass-svp: " << imported.error().message << " [" << imported.error().code << "]\n";
     return imported.error().code.starts_with("bundle.") ? pass::cli::kConfigError
-                                                         : pass::cli::kFailure;
+                                                        : pass::cli::kFailure;
   }
   out << fmt::format("import-bundle: agent {} {} in {}\n", imported->agentId,
                      imported->replacedSameAgent ? "updated" : "installed", displayPath(toDir));
@@ -207,9 +207,9 @@ int wmain(int argc, wchar_t** argv) {
     const auto logDir = absoluteConfig(config).parent_path() / "logs";
     pass::win::appendLog(logDir, command, out.str() + err.str() + fmt::format("exit {}\n", rc));
     if (rc != pass::cli::kOk) {
-      pass::win::reportEvent(pass::win::EventType::kError,
-                             fmt::format("pass-svp {} failed (exit {}):\n{}", command, rc,
-                                         err.str()));
+      pass::win::reportEvent(
+          pass::win::EventType::kError,
+          fmt::format("pass-svp {} failed (exit {}):\n{}", command, rc, err.str()));
     } else if (command != "run" && command != "test") {
       pass::win::reportEvent(pass::win::EventType::kInformation, out.str());
     }

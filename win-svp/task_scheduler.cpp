@@ -38,7 +38,8 @@ class Com {
 /// Owns a BSTR.
 class Bstr {
  public:
-  explicit Bstr(const std::wstring& s) : b_(::SysAllocStringLen(s.data(), static_cast<UINT>(s.size()))) {}
+  explicit Bstr(const std::wstring& s)
+      : b_(::SysAllocStringLen(s.data(), static_cast<UINT>(s.size()))) {}
   Bstr(const Bstr&) = delete;
   Bstr& operator=(const Bstr&) = delete;
   ~Bstr() { ::SysFreeString(b_); }
@@ -74,8 +75,7 @@ std::unexpected<Error> comError(std::string_view what, HRESULT hr) {
   if (hr == E_ACCESSDENIED) {
     advice = "; run it from an elevated (Run as administrator) command prompt";
   }
-  return fail(kCode, fmt::format("{}: {} (0x{:08X}){}", what,
-                                 errorText(static_cast<DWORD>(hr)),
+  return fail(kCode, fmt::format("{}: {} (0x{:08X}){}", what, errorText(static_cast<DWORD>(hr)),
                                  static_cast<unsigned long>(hr), advice));
 }
 

@@ -459,8 +459,8 @@ Result<std::string> readConfigFile(const std::filesystem::path& file) {
   }
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (in.bad()) {
-    return fail("config.io", fmt::format("{}: cannot read the configuration file",
-                                         platform::displayPath(file)));
+    return fail("config.io",
+                fmt::format("{}: cannot read the configuration file", platform::displayPath(file)));
   }
   return text;
 }
