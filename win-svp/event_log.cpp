@@ -5,9 +5,11 @@
 #include <windows.h>
 
 #include "messages.h"
-#include "win_text.hpp"
+#include "platform/windows/text.hpp"
 
 namespace pass::win {
+
+using platform::wide;
 
 void reportEvent(EventType type, std::string_view text) {
   HANDLE source = ::RegisterEventSourceW(nullptr, L"PASS");

@@ -21,8 +21,8 @@
 #include "pass/bundle.hpp"
 #include "pass/scheduled_task.hpp"
 #include "platform/fs.hpp"
+#include "platform/windows/text.hpp"
 #include "task_scheduler.hpp"
-#include "win_text.hpp"
 
 namespace {
 
@@ -39,7 +39,7 @@ std::string programData() {
   PWSTR path = nullptr;
   std::string out = "C:\\ProgramData";
   if (SUCCEEDED(::SHGetKnownFolderPath(FOLDERID_ProgramData, 0, nullptr, &path))) {
-    out = pass::win::utf8(path);
+    out = pass::platform::utf8(path);
   }
   ::CoTaskMemFree(path);
   return out;
@@ -49,7 +49,7 @@ std::string thisExe() {
   std::wstring buffer(MAX_PATH, L'\0');
   for (;;) {
     const DWORD n = ::GetModuleFileNameW(nullptr, buffer.data(), static_cast<DWORD>(buffer.size()));
-    if (n < buffer.size()) return pass::win::utf8(std::wstring_view(buffer.data(), n));
+    if (n < buffer.size()) return pass::platform::utf8(std::wstring_view(buffer.data(), n));
     buffer.resize(buffer.size() * 2);
   }
 }
@@ -170,7 +170,7 @@ std::pair<std::string, std::string> commandAndConfig(const std::vector<std::stri
 int wmain(int argc, wchar_t** argv) {
   ::SetConsoleOutputCP(CP_UTF8);
   std::vector<std::string> args;
-  for (int i = 1; i < argc; ++i) args.push_back(pass::win::utf8(argv[i]));
+  for (int i = 1; i < argc; ++i) args.push_back(pass::platform::utf8(argv[i]));
 
   std::ostringstream out, err;
   pass::cli::Program program{

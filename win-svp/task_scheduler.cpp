@@ -11,10 +11,13 @@
 
 #include <fmt/format.h>
 
-#include "win_text.hpp"
+#include "platform/windows/text.hpp"
 
 namespace pass::win {
 namespace {
+
+using platform::errorText;
+using platform::wide;
 
 constexpr const char* kCode = "task";
 

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "pass/collector.hpp"
+#include "platform/windows/text.hpp"
 
 namespace pass::platform {
 namespace {
@@ -29,21 +30,7 @@ constexpr wchar_t kPrivateSddl[] = L"D:P(A;;FA;;;SY)(A;;FA;;;BA)";
 constexpr wchar_t kPrivateDirectorySddl[] = L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 
 std::string describeError(DWORD err) {
-  wchar_t* text = nullptr;
-  DWORD n = ::FormatMessageW(
-      FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-      nullptr, err, 0, reinterpret_cast<wchar_t*>(&text), 0, nullptr);
-  if (n == 0 || text == nullptr) return "Windows error " + std::to_string(err);
-  int len =
-      ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), nullptr, 0, nullptr, nullptr);
-  std::string out(static_cast<std::size_t>(std::max(len, 0)), '\0');
-  ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), out.data(), len, nullptr, nullptr);
-  ::LocalFree(text);
-  while (!out.empty() &&
-         (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' || out.back() == '.')) {
-    out.pop_back();
-  }
-  return out + " (error " + std::to_string(err) + ")";
+  return errorText(err) + " (error " + std::to_string(err) + ")";
 }
 
 bool isNotFound(DWORD err) { return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND; }

@@ -1,12 +1,13 @@
 #pragma once
-// UTF-8 <-> UTF-16 for the Windows APIs; everything inside PASS is UTF-8.
+// UTF-8 <-> UTF-16 for the Windows APIs (everything inside PASS is UTF-8), and the system's
+// text for an error code. Used by windows/fs.cpp and win-svp/.
 
 #include <windows.h>
 
 #include <string>
 #include <string_view>
 
-namespace pass::win {
+namespace pass::platform {
 
 inline std::wstring wide(std::string_view utf8) {
   if (utf8.empty()) return {};
@@ -41,4 +42,4 @@ inline std::string errorText(DWORD code) {
   return text;
 }
 
-}  // namespace pass::win
+}  // namespace pass::platform
