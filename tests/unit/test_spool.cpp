@@ -17,43 +17,18 @@
 #include "pass/envelope.hpp"
 #include "pass/spool.hpp"
 #include "platform/fs.hpp"
+#include "spool_test_support.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using pass::EnvelopeKind;
 
 using pass::test::errorText;
+using pass::test::kindName;
+using pass::test::sealed;
 using pass::test::TempDir;
 
 namespace {
-
-struct Keys {
-  pass::X25519Key home = pass::X25519Key::generate();
-  pass::Ed25519Key agent = pass::Ed25519Key::generate();
-  pass::AgentId agentId = pass::randomUuid();
-};
-
-const Keys& keys() {
-  static const Keys k;
-  return k;
-}
-
-/// A real sealed envelope whose payload is `payloadSize` bytes of JSON.
-pass::Bytes sealed(std::uint64_t seq, std::size_t payloadSize = 100) {
-  pass::EnvelopeHeader header;
-  header.agentId = keys().agentId;
-  header.seq = seq;
-  header.createdMs = 1700000000000 + seq;
-  header.keyId = pass::hpkeKeyId(keys().home);
-  std::string payload = "{\"pad\":\"" + std::string(payloadSize, 'x') + "\"}";
-  auto env = pass::sealEnvelope(header, payload, keys().home, keys().agent);
-  REQUIRE_MESSAGE(env.has_value(), errorText(env));
-  return *env;
-}
-
-// Compared as names: doctest stringifies with an unqualified toString(), and ADL would pick
-// pass::toString(EnvelopeKind), which returns a string_view doctest cannot concatenate.
-std::string kindName(EnvelopeKind kind) { return std::string(pass::toString(kind)); }
 
 std::vector<std::uint64_t> seqs(const pass::Spool& spool) {
   std::vector<std::uint64_t> out;
