@@ -16,6 +16,7 @@
 #include "pass/home/admin_api.hpp"
 #include "pass/home/home_config.hpp"
 #include "pass/home/log.hpp"
+#include "pass/home/onboard.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/home/server.hpp"
@@ -35,6 +36,7 @@ constexpr const char* kUsageText = R"(usage: pass-home COMMAND [options]
 commands:
   init      create the home's state: CA, server certificate, HPKE key pair, database
   enroll    enroll an agent and write its bundle
+  onboard   turn a new-customer form into agents, bundles and the appliance's inputs
   serve     run the HTTPS ingest server
   agents    list agents with their last heartbeat and last seq
   revoke    refuse an agent from now on
@@ -425,6 +427,39 @@ int cmdSilence(std::vector<std::string> args) {
   return printOr(command, addSilence(state, silence));
 }
 
+int cmdOnboard(const std::vector<std::string>& args) {
+  OnboardOptions options;
+  std::string state, form, out, now;
+  po::options_description desc("pass-home onboard");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "form", po::value(&form)->required(),
+      "the new-customer form (docs/onboarding.md; example: docs/examples/new-customer-form.xml)")(
+      "out", po::value(&out)->required(),
+      "folder for the bundles and the appliance's inputs; give the same one on every run for "
+      "this customer site")(
+      "endpoint", po::value(&options.endpoints)->composing(),
+      "home URL for the agents, repeatable, in order of preference; default: what the "
+      "bundles of an earlier run say, else https://localhost:9455")(
+      "now", po::value(&now), "act as if it were this time (UTC)");
+  auto vm = parse("onboard", args, desc);
+  if (!vm) return kOk;
+  auto at = nowFrom(*vm, now);
+  if (!at) return report("onboard", at.error());
+  options.state = state;
+  options.form = form;
+  options.out = out;
+  options.nowMs = *at;
+  auto done = onboard(options);
+  if (!done) return report("onboard", done.error());
+  for (const auto& agent : done->agents) {
+    std::cout << fmt::format("{} {} {} ({} array(s)) -> {}\n",
+                             agent.enrolled ? "enrolled" : "updated ", agent.name, agent.uuid,
+                             agent.arrays, agent.bundle.string());
+  }
+  for (const auto& note : done->notes) std::cout << "note: " << note << "\n";
+  return kOk;
+}
+
 int cmdNotifyTest(const std::vector<std::string>& args) {
   std::string state, to;
   po::options_description desc("pass-home notify-test");
@@ -470,6 +505,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "init") return cmdInit(args);
     if (command == "enroll") return cmdEnroll(args);
+    if (command == "onboard") return cmdOnboard(args);
     if (command == "serve") return cmdServe(args);
     if (command == "agents") return cmdAgents(args);
     if (command == "revoke") return cmdRevoke(args);

@@ -203,7 +203,7 @@ int exitCodeFor(const Error& error) {
   static constexpr std::array<std::string_view, 6> kInputCodes = {
       "already_initialized", "not_initialized", "out_not_empty",
       "unknown_agent",       "agent_exists",    "usage"};
-  for (std::string_view prefix : {"usage", "config", "ticket.", "silence."}) {
+  for (std::string_view prefix : {"usage", "config", "ticket.", "silence.", "onboard."}) {
     if (error.code.starts_with(prefix)) return 2;
   }
   if (std::find(kInputCodes.begin(), kInputCodes.end(), error.code) != kInputCodes.end()) return 2;

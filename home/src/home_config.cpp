@@ -85,6 +85,10 @@ constexpr std::array kAttributes{
     AttributeDecl{kWatchdog, "grace-heartbeats", Type::kUint, false, "2",
                   "Heartbeat intervals to wait past the due time before a 'missing heartbeat' "
                   "ticket opens (1 to 100)."},
+    AttributeDecl{kWatchdog, "first-report-days", Type::kUint, false, "14",
+                  "Days an agent made by `pass-home onboard` may stay silent before its first "
+                  "heartbeat (shipping and installing the appliance or the MSI) before a "
+                  "'never reported' ticket opens (1 to 365)."},
     AttributeDecl{kWatchdog, "skew-warning-seconds", Type::kUint, false, "300",
                   "An agent clock further than this from the home's is a warning on the agent."},
     AttributeDecl{kWatchdog, "interval-seconds", Type::kUint, false, "60",
@@ -426,7 +430,10 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
   if (const auto* n = doc.first(kWatchdog)) {
     findings.checkRange(*n, "grace-heartbeats", 1, 100);
     findings.checkRange(*n, "interval-seconds", 1, 3600);
+    findings.checkRange(*n, "first-report-days", 1, 365);
     cfg.graceHeartbeats = static_cast<unsigned>(uintAttribute(*n, "grace-heartbeats"));
+    cfg.firstReportMs =
+        static_cast<std::int64_t>(uintAttribute(*n, "first-report-days")) * 24 * 3600 * 1000;
     cfg.skewWarningMs = seconds(uintAttribute(*n, "skew-warning-seconds")).count();
     cfg.watchdogIntervalMs = seconds(uintAttribute(*n, "interval-seconds")).count();
   }

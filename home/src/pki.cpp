@@ -261,15 +261,6 @@ Status checkNameField(std::string_view flag, const std::string& value, std::size
   return {};
 }
 
-Status checkEndpoint(const std::string& url) {
-  constexpr std::string_view kScheme = "https://";
-  if (url.starts_with(kScheme) && url.size() > kScheme.size() &&
-      url.find_first_of(" \t\r\n") == std::string::npos)
-    return {};
-  return fail("usage.endpoint",
-              fmt::format("--endpoint '{}' is not an https:// URL (e.g. https://home:9455)", url));
-}
-
 Status checkOutDir(const fs::path& out) {
   std::error_code ec;
   if (!fs::exists(out, ec)) {
@@ -290,6 +281,15 @@ Status checkOutDir(const fs::path& out) {
 }
 
 }  // namespace
+
+Status checkEndpoint(const std::string& url) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.starts_with(kScheme) && url.size() > kScheme.size() &&
+      url.find_first_of(" \t\r\n") == std::string::npos)
+    return {};
+  return fail("usage.endpoint",
+              fmt::format("--endpoint '{}' is not an https:// URL (e.g. https://home:9455)", url));
+}
 
 Status initState(const InitOptions& options) {
   StatePaths paths(options.state);
@@ -418,6 +418,7 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
   cfg.tlsCert = "agent-tls.crt";
   cfg.homeCa = "home-ca.crt";
   cfg.homeHpke = "home-hpke.pub";
+  cfg.arrays = options.arrays;
 
   if (auto ok = checkOutDir(options.out); !ok) return std::unexpected(ok.error());
   const fs::path& out = options.out;

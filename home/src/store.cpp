@@ -1,5 +1,6 @@
 #include "pass/home/store.hpp"
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 
@@ -25,7 +26,7 @@ constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
 // whose (agent_id, seq) the envelopes key keeps unique. Without a key their rows are appended
 // in arrival order; a key clustered by agent would dirty one page per agent in every commit,
 // which on a busy home multiplies what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     R"sql(
 CREATE TABLE agents (
   id TEXT PRIMARY KEY NOT NULL,
@@ -175,6 +176,19 @@ CREATE TABLE storms (
   tickets INTEGER NOT NULL,
   PRIMARY KEY (customer, site)
 );
+)sql",
+    // 4: the arrays each agent should report, written by `pass-home onboard`.
+    R"sql(
+CREATE TABLE expected_arrays (
+  agent_id TEXT NOT NULL REFERENCES agents (id),
+  family TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  model TEXT NOT NULL DEFAULT '',
+  name TEXT NOT NULL DEFAULT '',
+  since_ms INTEGER NOT NULL,
+  last_reported_ms INTEGER,
+  PRIMARY KEY (agent_id, family, serial)
+) WITHOUT ROWID;
 )sql",
 };
 
@@ -328,6 +342,64 @@ Status Store::revokeAgent(std::string_view agentId, std::int64_t nowMs) {
                 fmt::format("{}: no enrolled agent {}", impl_->db.file(), agentId));
   }
   return {};
+}
+
+Result<std::vector<ExpectedArray>> Store::expectedArrays(std::string_view agentId) {
+  auto s = impl_->db.prepare(
+      "SELECT family, serial, model, name, since_ms, last_reported_ms FROM expected_arrays "
+      "WHERE agent_id = ?1 ORDER BY family, serial");
+  if (!s) return propagate(s);
+  s->bind(1, agentId);
+  std::vector<ExpectedArray> out;
+  while (true) {
+    auto row = s->step();
+    if (!row) return propagate(row);
+    if (!*row) break;
+    out.push_back(ExpectedArray{s->columnText(0), s->columnText(1), s->columnText(2),
+                                s->columnText(3), s->columnInt(4), s->columnOptInt(5)});
+  }
+  return out;
+}
+
+Status Store::setExpectedArrays(std::string_view agentId, std::span<const ExpectedArray> arrays,
+                                std::int64_t nowMs) {
+  auto tx = Transaction::beginImmediate(impl_->db);
+  if (!tx) return propagate(tx);
+  auto known = impl_->db.prepare("SELECT count(*) FROM agents WHERE id = ?1");
+  if (!known) return propagate(known);
+  known->bind(1, agentId);
+  if (auto row = known->step(); !row) return propagate(row);
+  if (known->columnInt(0) == 0) {
+    return fail("unknown_agent",
+                fmt::format("{}: no enrolled agent {}", impl_->db.file(), agentId));
+  }
+  // Upsert what the form lists and drop the rest; a kept array keeps its dates.
+  auto current = expectedArrays(agentId);
+  if (!current) return std::unexpected(current.error());
+  auto drop = impl_->db.prepare(
+      "DELETE FROM expected_arrays WHERE agent_id = ?1 AND family = ?2 AND serial = ?3");
+  if (!drop) return propagate(drop);
+  for (const auto& old : *current) {
+    bool kept = std::any_of(arrays.begin(), arrays.end(), [&](const ExpectedArray& a) {
+      return a.family == old.family && a.serial == old.serial;
+    });
+    if (kept) continue;
+    drop->bind(1, agentId).bind(2, old.family).bind(3, old.serial);
+    if (auto done = drop->run(); !done) return done;
+    drop->reset();
+  }
+  auto upsert = impl_->db.prepare(
+      "INSERT INTO expected_arrays (agent_id, family, serial, model, name, since_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (agent_id, family, serial) "
+      "DO UPDATE SET model = excluded.model, name = excluded.name");
+  if (!upsert) return propagate(upsert);
+  for (const auto& a : arrays) {
+    upsert->bind(1, agentId).bind(2, a.family).bind(3, a.serial).bind(4, a.model);
+    upsert->bind(5, a.name).bind(6, nowMs);
+    if (auto done = upsert->run(); !done) return done;
+    upsert->reset();
+  }
+  return tx->commit();
 }
 
 Result<std::vector<AgentSummary>> Store::agents() {

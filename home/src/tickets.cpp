@@ -689,6 +689,86 @@ std::string problemOf(std::string_view family, std::string_view code, std::strin
 constexpr std::array<std::string_view, 4> kUnreachableStates = {"unreachable", "timeout",
                                                                 "login_failed", "pin_mismatch"};
 
+/// The arrays onboarding says the agent watches, against those its heartbeat lists: one
+/// ticket per expected array the agent does not report (left out of its agent.xml, or a
+/// different serial typed there), resolved by the first heartbeat that lists it.
+Status checkExpectedArrays(Store::Impl& impl, Book& book, const AgentInfo& a,
+                           const std::string& agentId, const Json& listed, std::int64_t now) {
+  auto select = impl.cached(
+      "SELECT family, serial, model, name, since_ms FROM expected_arrays WHERE agent_id = ?1");
+  if (!select) return propagate(select);
+  struct Expected {
+    std::string family, serial, model, name;
+    std::int64_t sinceMs;
+  };
+  std::vector<Expected> expected;
+  (*select)->bind(1, agentId);
+  while (true) {
+    auto row = (*select)->step();
+    if (!row) {
+      (*select)->reset();
+      return propagate(row);
+    }
+    if (!*row) break;
+    auto& st = **select;
+    expected.push_back(Expected{st.columnText(0), st.columnText(1), st.columnText(2),
+                                st.columnText(3), st.columnInt(4)});
+  }
+  (*select)->reset();
+  if (expected.empty()) return {};
+  const std::string who = fmt::format("agent {}", a.name);
+  // The first heartbeat of an onboarded agent ends its "never reported" ticket.
+  if (auto done = book.resolveLive(dedupKey(a.customer, a.site, "", agentId, "never_reported"), who,
+                                   "the agent's first heartbeat arrived", now);
+      !done) {
+    return done;
+  }
+  auto seen = impl.cached(
+      "UPDATE expected_arrays SET last_reported_ms = ?4 WHERE agent_id = ?1 AND family = ?2 "
+      "AND serial = ?3");
+  if (!seen) return propagate(seen);
+  for (const auto& e : expected) {
+    bool reported = std::any_of(listed.begin(), listed.end(), [&](const Json& arr) {
+      return arr.is_object() && arr.value("family", std::string()) == e.family &&
+             arr.value("serial", std::string()) == e.serial;
+    });
+    const std::string key = dedupKey(a.customer, a.site, e.family, e.serial, "not_reported");
+    if (reported) {
+      (*seen)->bind(1, agentId).bind(2, e.family).bind(3, e.serial).bind(4, now);
+      if (auto done = (*seen)->run(); !done) return done;
+      (*seen)->reset();
+      if (auto done = book.resolveLive(key, who, "the agent reports the array again", now); !done) {
+        return done;
+      }
+      continue;
+    }
+    TicketRow t;
+    t.kind = "array_not_reported";
+    t.customer = a.customer;
+    t.site = a.site;
+    t.family = e.family;
+    t.array = e.serial;
+    t.agentId = agentId;
+    t.problem = "not_reported";
+    t.title = fmt::format("array {} is not watched by agent {}", e.serial, a.name);
+    t.urgent = false;
+    t.count = 1;
+    t.firstSeenMs = now;
+    t.lastSeenMs = now;
+    t.openedMs = now;
+    t.detail = Json{
+        {"text", fmt::format("onboarding expects agent {} to watch {} {} (onboarded "
+                             "{} ago), but its heartbeat does not list it: the "
+                             "array is missing from its agent.xml",
+                             a.name, e.family, e.serial, duration(now - e.sinceMs))},
+        {"model", e.model},
+        {"name",
+         e.name}}.dump();
+    if (auto done = book.raise(std::move(t), who, now); !done) return done;
+  }
+  return {};
+}
+
 }  // namespace
 
 Status Store::Impl::onNewEvent(const EnvelopeRecord& r, const EventRecord& e) {
@@ -792,8 +872,11 @@ Status Store::Impl::onHeartbeat(const EnvelopeRecord& r) {
   if (auto done = (*upd)->run(); !done) return done;
 
   // Arrays the agent could not collect: one ticket per array while it lasts.
-  if (!payload.contains("arrays") || !payload["arrays"].is_array()) return {};
-  for (const auto& arr : payload["arrays"]) {
+  static const Json kNoArrays = Json::array();
+  const Json& listed =
+      payload.contains("arrays") && payload["arrays"].is_array() ? payload["arrays"] : kNoArrays;
+  if (auto done = checkExpectedArrays(*this, book, a, r.agentId, listed, now); !done) return done;
+  for (const auto& arr : listed) {
     if (!arr.is_object()) continue;
     std::string family = arr.value("family", std::string());
     std::string serial = arr.value("serial", std::string());
@@ -1081,7 +1164,54 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs) {
     }
   }
 
-  // 2. Escalation of open tickets nobody acknowledged.
+  // 2. Onboarded agents that never sent a heartbeat: shipped, but not installed or cut off.
+  {
+    auto s = impl_->db.prepare(
+        "SELECT a.id, a.customer, a.site, a.name, min(x.since_ms), count(*), "
+        "group_concat(x.serial, ', ') FROM agents a JOIN expected_arrays x ON x.agent_id = a.id "
+        "WHERE a.revoked_ms IS NULL AND a.heartbeat_received_ms IS NULL "
+        "GROUP BY a.id HAVING min(x.since_ms) < ?1 ORDER BY a.customer, a.site, a.id");
+    if (!s) return propagate(s);
+    s->bind(1, nowMs - cfg.firstReportMs);
+    std::vector<TicketRow> never;
+    while (true) {
+      auto row = s->step();
+      if (!row) return propagate(row);
+      if (!*row) break;
+      TicketRow t;
+      t.kind = "never_reported";
+      t.customer = s->columnText(1);
+      t.site = s->columnText(2);
+      t.array = s->columnText(0);
+      t.agentId = s->columnText(0);
+      t.problem = "never_reported";
+      t.title = fmt::format("agent {} has never reported since onboarding", s->columnText(3));
+      t.urgent = false;
+      t.count = 1;
+      t.firstSeenMs = s->columnInt(4);
+      t.lastSeenMs = nowMs;
+      t.openedMs = nowMs;
+      t.detail = Json{{"text", fmt::format("onboarded {} ago with {} array(s) ({}); no heartbeat "
+                                           "has arrived: is the appliance or the MSI installed, "
+                                           "and may it reach the home on port 9455?",
+                                           duration(nowMs - s->columnInt(4)), s->columnInt(5),
+                                           s->columnText(6))}}
+                     .dump();
+      never.push_back(std::move(t));
+    }
+    s->reset();
+    for (auto& t : never) {
+      auto existing = book.live(dedupKey(t.customer, t.site, "", t.array, t.problem));
+      if (!existing) return std::unexpected(existing.error());
+      if (*existing) continue;
+      if (auto done = book.raise(std::move(t), "watchdog", nowMs); !done) {
+        return std::unexpected(done.error());
+      }
+      ++report.neverReportedOpened;
+    }
+  }
+
+  // 3. Escalation of open tickets nobody acknowledged.
   {
     auto s = impl_->db.prepare("SELECT " PASS_TICKET_COLUMNS
                                "FROM tickets WHERE state = 'open' AND escalate_at_ms <= ?1 "
@@ -1126,7 +1256,7 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs) {
     }
   }
 
-  // 3. Storms that ended: one summary each.
+  // 4. Storms that ended: one summary each.
   {
     auto s = impl_->db.prepare(
         "SELECT customer, site, started_ms, tickets FROM storms WHERE last_ms <= ?1");

@@ -623,3 +623,77 @@ TEST_CASE("a Hitachi DF component's recovery resolves its ticket although its co
   REQUIRE(live.size() == 1);
   CHECK(live[0].component == "Fan/Unit 0/Fan 2");
 }
+
+TEST_CASE("an onboarded array missing from the agent's heartbeat is a ticket until it is listed") {
+  Home home;
+  const ExpectedArray expected[] = {{.family = "hpe_3par", .serial = "1600123", .model = "8200"},
+                                    {.family = "nimble", .serial = "AF-1", .model = "AF40"}};
+  REQUIRE(home.store->setExpectedArrays(kAgentA, expected, kT0).has_value());
+  const std::string onlyThreePar =
+      R"([{"family":"hpe_3par","serial":"1600123","state":"ok","message":""}])";
+  home.commit(heartbeat(kAgentA, 1, kT0 + kHour, kT0 + kHour, kHour, onlyThreePar));
+  auto live = home.tickets(true);
+  REQUIRE(live.size() == 1);
+  CHECK(live[0].kind == "array_not_reported");
+  CHECK(live[0].array == "AF-1");
+  CHECK(live[0].family == "nimble");
+  CHECK(live[0].title == "array AF-1 is not watched by agent vsp-1");
+  auto arrays = home.store->expectedArrays(kAgentA).value();
+  REQUIRE(arrays.size() == 2);
+  CHECK(arrays[0].lastReportedMs == kT0 + kHour);  // hpe_3par, listed
+  CHECK_FALSE(arrays[1].lastReportedMs.has_value());
+  // Listed again (the engineer added it to agent.xml): resolved.
+  const std::string both = R"([{"family":"hpe_3par","serial":"1600123","state":"ok","message":""},)"
+                           R"({"family":"nimble","serial":"AF-1","state":"ok","message":""}])";
+  home.commit(heartbeat(kAgentA, 2, kT0 + 2 * kHour, kT0 + 2 * kHour, kHour, both));
+  CHECK(home.tickets(true).empty());
+  CHECK(home.tickets().at(0).resolvedBy == "agent vsp-1");
+  // An agent nobody onboarded is not held to any list.
+  home.commit(heartbeat(kAgentB, 1, kT0, kT0, kHour));
+  CHECK(home.tickets(true).empty());
+}
+
+TEST_CASE("setting expected arrays keeps the dates of kept ones and drops the rest") {
+  Home home;
+  const ExpectedArray first[] = {{.family = "hpe_3par", .serial = "1"},
+                                 {.family = "nimble", .serial = "2"}};
+  REQUIRE(home.store->setExpectedArrays(kAgentA, first, kT0).has_value());
+  const ExpectedArray second[] = {{.family = "nimble", .serial = "2", .name = "renamed"},
+                                  {.family = "hitachi_df", .serial = "3"}};
+  REQUIRE(home.store->setExpectedArrays(kAgentA, second, kT0 + kHour).has_value());
+  auto arrays = home.store->expectedArrays(kAgentA).value();
+  REQUIRE(arrays.size() == 2);
+  CHECK(arrays[0].family == "hitachi_df");
+  CHECK(arrays[0].sinceMs == kT0 + kHour);
+  CHECK(arrays[1].family == "nimble");
+  CHECK(arrays[1].sinceMs == kT0);
+  CHECK(arrays[1].name == "renamed");
+  auto unknown = home.store->setExpectedArrays("00000000-0000-4000-8000-000000000000", first, kT0);
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK(unknown.error().code == "unknown_agent");
+}
+
+TEST_CASE("watchdog: an onboarded agent that never reports is a ticket after first-report-days") {
+  Home home;
+  const ExpectedArray expected[] = {{.family = "hitachi_svp", .serial = "470849"}};
+  REQUIRE(home.store->setExpectedArrays(kAgentA, expected, kT0).has_value());
+  const std::int64_t grace = testConfig().firstReportMs;
+  auto early = home.store->watchdog(kT0 + grace - kMinute);
+  REQUIRE(early.has_value());
+  CHECK(early->neverReportedOpened == 0);
+  auto late = home.store->watchdog(kT0 + grace + kMinute);
+  REQUIRE(late.has_value());
+  CHECK(late->neverReportedOpened == 1);
+  CHECK(home.store->watchdog(kT0 + grace + 2 * kMinute)->neverReportedOpened == 0);
+  auto live = home.tickets(true);
+  REQUIRE(live.size() == 1);
+  CHECK(live[0].kind == "never_reported");
+  CHECK(live[0].title == "agent vsp-1 has never reported since onboarding");
+  CHECK(live[0].detail.find("470849") != std::string::npos);
+  const std::string listed =
+      R"([{"family":"hitachi_svp","serial":"470849","state":"ok","message":""}])";
+  home.commit(heartbeat(kAgentA, 1, kT0 + grace + kHour, kT0 + grace + kHour, kHour, listed));
+  CHECK(home.tickets(true).empty());
+  // Heard from once: the watchdog's missing-heartbeat rule takes over, not this one.
+  CHECK(home.store->watchdog(kT0 + 2 * grace)->neverReportedOpened == 0);
+}

@@ -60,6 +60,8 @@ struct HomeConfig {
   std::filesystem::path file;  // empty: built-in defaults, no home.xml
   std::int64_t reopenWindowMs = 24LL * 3600 * 1000;
   unsigned graceHeartbeats = 2;
+  /// How long an onboarded agent may go without its first heartbeat.
+  std::int64_t firstReportMs = 14LL * 24 * 3600 * 1000;
   std::int64_t skewWarningMs = 5LL * 60 * 1000;
   std::int64_t watchdogIntervalMs = 60LL * 1000;
   std::string ackUrl;  // base URL of the acknowledgement links; empty: no links

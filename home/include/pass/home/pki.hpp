@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pass/config.hpp"
 #include "pass/envelope.hpp"
 #include "pass/result.hpp"
 
@@ -59,7 +60,12 @@ struct EnrollOptions {
   std::filesystem::path out;
   /// In order of preference; empty = {kDefaultEndpoint}.
   std::vector<std::string> endpoints;
+  /// The arrays written into agent.xml (settings as agent.xml's attributes).
+  std::vector<ArrayConfig> arrays{};
 };
+
+/// "usage.endpoint" unless `url` is an https:// URL without white space.
+Status checkEndpoint(const std::string& url);
 
 struct EnrolledAgent {
   AgentId id{};

@@ -18,7 +18,7 @@
 namespace pass::home {
 
 /// The schema version this build migrates to.
-inline constexpr std::int64_t kSchemaVersion = 3;
+inline constexpr std::int64_t kSchemaVersion = 4;
 
 /// An agent as enrolled.
 struct NewAgent {
@@ -56,6 +56,17 @@ struct AgentSummary {
   std::optional<std::int64_t> clockSkewMs;
   std::string clockWarning;
   std::int64_t envelopes = 0;
+};
+
+/// An array an agent should report (`pass-home onboard`); the watchdog and the heartbeat
+/// check that it does.
+struct ExpectedArray {
+  std::string family{};  // collector family: hitachi_svp, hitachi_df, hpe_3par, nimble
+  std::string serial{};
+  std::string model{};
+  std::string name{};
+  std::int64_t sinceMs = 0;
+  std::optional<std::int64_t> lastReportedMs{};
 };
 
 /// One event of a report payload; absent fields are stored as NULL.
@@ -133,6 +144,12 @@ class Store {
   /// Marks the agent revoked (the first revocation time is kept). Fails with "unknown_agent".
   Status revokeAgent(std::string_view agentId, std::int64_t nowMs);
   Result<std::vector<AgentSummary>> agents();
+  /// The arrays `agentId` should report, as `pass-home onboard` last set them.
+  Result<std::vector<ExpectedArray>> expectedArrays(std::string_view agentId);
+  /// Replaces the agent's expected arrays in one transaction: new ones start at `nowMs`, kept
+  /// ones keep their dates, absent ones are dropped. Fails with "unknown_agent".
+  Status setExpectedArrays(std::string_view agentId, std::span<const ExpectedArray> arrays,
+                           std::int64_t nowMs);
   /// Stored envelopes in (agent, seq) order, optionally of one agent only.
   Result<std::vector<StoredEnvelope>> envelopes(const std::optional<std::string>& agentId);
   /// Stored events in arrival order, optionally of one array (serial).

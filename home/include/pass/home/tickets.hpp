@@ -123,6 +123,7 @@ enum class TicketAction { kAcknowledge, kResolve, kReopen };
 struct WatchdogReport {
   int missingOpened = 0;
   int siteOpened = 0;
+  int neverReportedOpened = 0;
   int escalated = 0;
   int stormSummaries = 0;
 };
