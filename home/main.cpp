@@ -48,6 +48,7 @@ commands:
   watchdog  run one watchdog pass (missing heartbeats, escalations) and exit
   check-config  validate STATE/home.xml (rules, contacts, channels, schedules)
   config-reference  print the home.xml reference (docs/home-configuration.md)
+  form-reference    print the new-customer form's reference (docs/onboarding.md)
 
 'pass-home COMMAND --help' describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or bad input
@@ -516,6 +517,10 @@ int main(int argc, char** argv) {
     if (command == "notify-test") return cmdNotifyTest(args);
     if (command == "watchdog") return cmdWatchdog(args);
     if (command == "check-config") return cmdCheckConfig(args);
+    if (command == "form-reference") {
+      std::cout << config::markdownReference(formSchema(), "new-customer form");
+      return kOk;
+    }
     if (command == "config-reference") {
       std::cout << config::markdownReference(homeSchema(), "home.xml");
       return kOk;

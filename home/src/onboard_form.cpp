@@ -64,8 +64,8 @@ constexpr std::array kAttributes{
     AttributeDecl{kCustomer, "name", Type::kString, true, {}, "The customer's name."},
     AttributeDecl{kCustomer, "site", Type::kString, true, {}, "The site (data centre) name."},
     AttributeDecl{kCustomer, "time-zone", Type::kString, false, "UTC",
-                  "IANA time zone of the site, e.g. Europe/Berlin (quiet hours, the appliance's "
-                  "clock display)."},
+                  "IANA time zone of the site, e.g. Europe/Berlin: the customer's quiet hours "
+                  "at the home (home-customer.xml)."},
     AttributeDecl{kContact, "name", Type::kString, true, {}, "The person's name."},
     AttributeDecl{kContact, "role", Type::kString, false, "management",
                   "management (told of every ticket) or engineer (told when on call)."},
@@ -612,6 +612,14 @@ Result<NewCustomerForm> loadForm(const fs::path& file) {
                                  "element (docs/onboarding.md)",
                                  a.element));
       }
+    }
+  }
+  if (form.appliance && !form.appliance->ssh) {
+    for (std::size_t i = 0; i < form.arrays.size(); ++i) {
+      if (form.arrays[i].passwordFrom != PasswordSource::kOnSite) continue;
+      findings.add(*arrayNodes[i], "password",
+                   "\"on-site\" needs someone to log in to the appliance, but its ssh is off: "
+                   "give the password as \"file:PATH\", or set ssh=\"on\"");
     }
   }
   if (form.appliance && !applianceArrays) {

@@ -163,6 +163,14 @@ TEST_CASE("form rules across elements: the appliance, ssh keys, unique agent nam
       loaded.error().message.find("no <ssh-key> says who may log in") != std::string::npos,
       loaded.error().message);
 
+  TempDir dir4;
+  auto sshOff = exampleWith(dir4, R"(ssh="on")", R"(ssh="off")");
+  loaded = loadForm(sshOff);
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK_MESSAGE(loaded.error().message.find(":22: new-customer-form/array/@password: \"on-site\" "
+                                            "needs someone to log in") != std::string::npos,
+                loaded.error().message);
+
   TempDir dir3;
   auto clash = exampleWith(dir3, R"(svp-host="svp-fra2-vsp")", R"(svp-host="pass-acme-fra2")");
   loaded = loadForm(clash);
@@ -282,4 +290,18 @@ TEST_CASE("onboard refuses a re-run whose bundle is gone and writes nothing for 
   CHECK_FALSE(fs::exists(fresh.dir / "out"));
   auto store = Store::open(fresh.dir / "state" / "home.db");
   CHECK(store->agents()->empty());
+}
+
+TEST_CASE("docs/onboarding.md holds the current generated form reference") {
+  const std::string begin = "<!-- BEGIN GENERATED -->\n";
+  const std::string end = "<!-- END GENERATED -->";
+  std::string doc = readText(fs::path(PASS_SOURCE_DIR) / "docs/onboarding.md");
+  auto from = doc.find(begin);
+  auto to = doc.find(end);
+  REQUIRE(from != std::string::npos);
+  REQUIRE(to != std::string::npos);
+  std::string generated = doc.substr(from + begin.size(), to - from - begin.size());
+  CHECK_MESSAGE(generated == config::markdownReference(formSchema(), "new-customer form"),
+                "docs/onboarding.md is out of date with formSchema(): replace the generated "
+                "part with the output of `pass-home form-reference`.");
 }
