@@ -2,8 +2,11 @@
 # The whole test suite: installs what is missing, configures, builds and runs every test.
 # PASS_PRESET=asan runs it under AddressSanitizer + UndefinedBehaviorSanitizer instead.
 # With the dev preset it then tests the Windows agent under Wine (scripts/test-windows.sh: the
-# first run builds the Windows dependencies, about 13 minutes) and the Debian packages in a
-# fresh chroot (installer/debian/test.sh); PASS_TEST_PLATFORMS=0 leaves those two out.
+# first run builds the Windows dependencies, about 13 minutes), the Debian packages in a fresh
+# chroot (installer/debian/test.sh) and the appliance image built from `pass-home onboard`,
+# booted under QEMU (installer/appliance/test.sh --quick: about 6 minutes without KVM; the
+# full boot test, BIOS and UEFI and SSH off, runs before each release: docs/appliance-image.md).
+# PASS_TEST_PLATFORMS=0 leaves those three out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${PASS_PRESET:-dev}"
@@ -15,4 +18,5 @@ ctest --preset "$preset"
 if [ "$preset" = dev ] && [ "${PASS_TEST_PLATFORMS:-1}" != 0 ]; then
   ./scripts/test-windows.sh
   ./installer/debian/test.sh
+  ./installer/appliance/test.sh --quick --debs build/debian-test/debs
 fi

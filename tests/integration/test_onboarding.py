@@ -3,14 +3,11 @@ bundles it wrote → the home holds each agent to the form's arrays. docs/onboar
 """
 
 import json
-import os
 import pathlib
-import shutil
 import sys
-import tempfile
 import unittest
 
-from passlib import HOME_BIN, Bundle, Home, run
+from passlib import HOME_BIN, Bundle, HomeTestCase, run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from svp_log import SvpLog  # noqa: E402
@@ -35,10 +32,10 @@ def form_xml(logs):
 """
 
 
-class OnboardingTest(unittest.TestCase):
+class OnboardingTest(HomeTestCase):
     def setUp(self):
-        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="pass-it-onboard-"))
-        self.home = Home(self.tmp).start()
+        super().setUp()
+        self.tmp = pathlib.Path(self.tmp)
         self.logs = [("svp-a", "470849", SvpLog(self.tmp / "logs-a")),
                      ("svp-b", "470850", SvpLog(self.tmp / "logs-b")),
                      ("svp-c", "470851", SvpLog(self.tmp / "logs-c"))]
@@ -47,13 +44,6 @@ class OnboardingTest(unittest.TestCase):
         self.form = self.tmp / "form.xml"
         self.form.write_text(form_xml(self.logs))
         self.out = self.tmp / "out"
-
-    def tearDown(self):
-        self.home.stop()
-        if os.environ.get("PASS_KEEP_TMP"):
-            print(f"kept {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def cli(self, *args):
         return run([HOME_BIN, *args, "--state", str(self.home.state)])
