@@ -8,7 +8,7 @@
 # 2. pass-home onboard --state HOME --form FORM --out DIR/onboard: enrolls the site's agents
 #    (kept on re-runs), the appliance's inputs, one bundle per Hitachi SVP, home-customer.xml;
 # 3. when the form has an appliance: installer/appliance/build.sh writes DIR/image/<host>.ova,
-#    .vhd and .qcow2 with SHA256SUMS.
+#    .vhd and .qcow2 with SHA256SUMS (scratch space: DIR/work, about 2 GB while it builds).
 # HOME must be a state directory made by `pass-home init`. Installs what is missing (apt-get;
 # sudo when not root); the image build runs as root (through sudo when not root).
 set -euo pipefail
@@ -58,7 +58,7 @@ if [ -z "$debs" ]; then
 fi
 echo "== the appliance image"
 "${sudo_[@]}" installer/appliance/build.sh --input "$out/onboard/appliance" --debs "$debs" \
-  --out "$out/image"
+  --out "$out/image" --work "$out/work"
 echo "== done"
 echo "images:      $out/image/ (see docs/onboarding.md for which file goes to which hypervisor)"
 if [ -d "$out/onboard/svp" ]; then

@@ -3,6 +3,7 @@
 #include "log_file.hpp"
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <system_error>
@@ -32,8 +33,10 @@ void appendLog(const std::filesystem::path& dir, std::string_view command, std::
   }
   std::ofstream out(current, std::ios::binary | std::ios::app);
   if (!out) return;
-  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  const std::string stamp = fmt::format("{:%Y-%m-%dT%H:%M:%SZ} {}: ", now, command);
+  // fmt 9 formats a system_clock time point in local time; gmtime keeps the Z true.
+  const std::string stamp = fmt::format(
+      "{:%Y-%m-%dT%H:%M:%SZ} {}: ",
+      fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())), command);
   std::size_t start = 0;
   while (start < text.size()) {
     auto end = text.find('\n', start);

@@ -110,6 +110,12 @@ Status writeApplianceInputs(const NewCustomerForm& form, const fs::path& dir) {
   const FormAppliance& a = *form.appliance;
   bool needsSnm2 = std::any_of(form.arrays.begin(), form.arrays.end(),
                                [](const FormArray& x) { return x.family == "hitachi_df"; });
+  // Password files typed in on the appliance after it boots: the image ships without them.
+  std::string onSite;
+  for (const auto& x : form.arrays) {
+    if (x.passwordFrom != PasswordSource::kOnSite) continue;
+    onSite += (onSite.empty() ? "" : " ") + x.key();
+  }
   std::string env = "# Written by pass-home onboard; read by installer/appliance/build.sh.\n";
   for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, std::string>>{
            {"PASS_HOSTNAME", a.hostname},
@@ -122,7 +128,8 @@ Status writeApplianceInputs(const NewCustomerForm& form, const fs::path& dir) {
            {"PASS_DISK_GB", "8"},
            {"PASS_NICS", std::to_string(a.interfaces.size())},
            {"PASS_SSH", a.ssh ? "on" : "off"},
-           {"PASS_NEEDS_SNM2", needsSnm2 ? "yes" : "no"}}) {
+           {"PASS_NEEDS_SNM2", needsSnm2 ? "yes" : "no"},
+           {"PASS_ON_SITE_SECRETS", onSite}}) {
     env += fmt::format("{}={}\n", key, shellQuoted(value));
   }
   if (auto done = writeText(dir / "appliance.env", env); !done) return done;

@@ -111,6 +111,7 @@ nics="$(get PASS_NICS 1)"
 ssh="$(get PASS_SSH on)"
 needs_snm2="$(get PASS_NEEDS_SNM2 no)"
 time_zone="$(get PASS_TIME_ZONE Etc/UTC)"
+on_site_secrets="$(get PASS_ON_SITE_SECRETS '')"
 check PASS_HOSTNAME "$hostname" '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' \
   "a host name of lower-case letters, digits and '-' (at most 63), not starting or ending with '-'"
 check PASS_HYPERVISOR "$hypervisor" '^(vmware|hyper-v|virtualbox|proxmox|xen|kvm)$' \
@@ -147,8 +148,14 @@ if [ "$ssh" = on ] && ! grep -qE '^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp[0-9]+|sk-
   "$rootfs/etc/ssh/authorized_keys/pass-admin"; then
   fail "$rootfs/etc/ssh/authorized_keys/pass-admin holds no public key line (ssh-ed25519 ...)"
 fi
-# Every secrets/<file> agent.xml names must be there.
+# Every secrets/<file> agent.xml names must be there, except the passwords the form says are
+# typed in on the appliance (PASS_ON_SITE_SECRETS: docs/onboarding.md, "Passwords on site").
+check PASS_ON_SITE_SECRETS "$on_site_secrets" '^[A-Za-z0-9._ -]*$' "secret file names separated by spaces"
 while read -r ref; do
+  if [[ " $on_site_secrets " == *" ${ref#secrets/} "* ]]; then
+    echo "build.sh: $ref is typed in on the appliance after it boots (on-site); the image has none" >&2
+    continue
+  fi
   [ -s "$input/$ref" ] || fail "$input/bundle/agent.xml names $ref, but $input/$ref is missing or empty"
 done < <(grep -oE '(password|key)-file="secrets/[^"]+"' "$input/bundle/agent.xml" |
   sed -E 's/.*="(secrets\/[^"]+)"/\1/' | sort -u)

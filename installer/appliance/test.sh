@@ -167,13 +167,17 @@ done
 }
 ok "pass-home serve listens on 127.0.0.1:$port (the guest reaches it as 10.0.2.2:$port)"
 
-# The form for `pass-home onboard`: QEMU user networking's addresses; one Nimble array whose
+# The form for `pass-home onboard`: QEMU user networking's addresses; two Nimble arrays whose
 # management address is the host (10.0.2.2), where nothing listens on its REST port, so that a
-# collection fails at once and the heartbeat still goes out.
+# collection fails at once and the heartbeat still goes out; the second's password is on-site.
 write_form() { # NAME SSH DIR
   local key_line=""
   [ "$2" = off ] || key_line="    <ssh-key key=\"$(cat "$work/ssh/id.pub")\"/>"
   printf 'not-a-real-password\n' >"$3/nimble.txt"
+  # A password typed in on site: the image is built without it (SSH on only: the form refuses
+  # "on-site" without a way to log in).
+  local on_site="file:nimble.txt"
+  [ "$2" = off ] || on_site="on-site"
   cat >"$3/form.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <new-customer-form schema="1">
@@ -188,6 +192,8 @@ $key_line
   </appliance>
   <array family="nimble" model="AF40" serial="AF-109084" name="Nimble-1"
          management="10.0.2.2" user="guest" password="file:nimble.txt"/>
+  <array family="nimble" model="HF20" serial="AF-109085" name="Nimble-2"
+         management="10.0.2.2" user="guest" password="$on_site"/>
 </new-customer-form>
 EOF
 }
@@ -417,7 +423,7 @@ run_boot() {
   expect_match "pass-agent.timer active" "$block" '^pass-agent\.timer: active$'
   expect_match "the boot's agent run succeeded" "$block" '^pass-agent last run: success, exit 0$'
   expect_match "check-config ok" "$block" '^check-config: ok$'
-  expect_match "check-config names the agent" "$block" "agent.xml: ok \\(agent $agent, .*1 array"
+  expect_match "check-config names the agent" "$block" "agent.xml: ok \\(agent $agent, .*2 array"
   expect_match "the agent's last error: none" "$block" '^  last error: +none$'
   local ports
   # systemd-timesyncd's NTP client socket (UDP, ephemeral port) is not a service.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -28,8 +29,8 @@ namespace po = boost::program_options;
 
 std::string isoTime(std::optional<std::uint64_t> ms) {
   if (!ms) return "never";
-  const std::chrono::sys_seconds t{std::chrono::seconds(*ms / 1000)};
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", t);
+  // fmt 9 formats a system_clock time point in local time; gmtime keeps the Z true.
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*ms / 1000)));
 }
 
 class Cli {

@@ -2,7 +2,9 @@
 bundles it wrote → the home holds each agent to the form's arrays. docs/onboarding.md.
 """
 
+import datetime
 import json
+import os
 import pathlib
 import sys
 import unittest
@@ -76,6 +78,11 @@ class OnboardingTest(HomeTestCase):
         # svp-a runs as onboarded: its heartbeat lists its array; nothing is missing.
         self.run_agent(bundles["svp-a"])
         self.assertEqual([], self.tickets())
+        # Its status prints UTC whatever the local time zone (an appliance in Berlin, say).
+        delivered = bundles["svp-a"].status()["last_delivery_ms"]
+        status = bundles["svp-a"].agent("status", env={**os.environ, "TZ": "America/New_York"})
+        utc = datetime.datetime.fromtimestamp(delivered // 1000, datetime.timezone.utc)
+        self.assertIn(f"last delivery:  {utc:%Y-%m-%dT%H:%M:%S}Z", status.stdout)
 
         # svp-b's agent.xml lost its <arrays> (a bundle re-imported from `enroll`, say).
         config = bundles["svp-b"].config

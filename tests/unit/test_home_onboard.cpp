@@ -216,6 +216,7 @@ TEST_CASE("onboard writes the appliance's bundle and inputs and one bundle per S
   CHECK(env.find("PASS_HOSTNAME='pass-acme-fra2'\n") != std::string::npos);
   CHECK(env.find("PASS_SSH='on'\n") != std::string::npos);
   CHECK(env.find("PASS_NEEDS_SNM2='yes'\n") != std::string::npos);
+  CHECK(env.find("PASS_ON_SITE_SECRETS='nimble-AF-204455'\n") != std::string::npos);
   CHECK(readText(appliance / "snm2-units.txt")
             .find("HUS-FRA2\t92210033\tHUS130\t10.20.5.30\t10.20.5.31") != std::string::npos);
 
