@@ -387,17 +387,17 @@ run_boot() {
   boot "$name" "$firmware" "$disk"
   if [ "$vm_accel" = kvm ]; then deadline="${PASS_APPLIANCE_BOOT_DEADLINE:-240}"; else deadline="${PASS_APPLIANCE_BOOT_DEADLINE:-900}"; fi
   wait_status "$deadline" || rc=$?
-  if [ "$rc" = 2 ] && [ "$vm_accel" = kvm ] && [ "$accel" = auto ]; then
-    echo "# KVM cannot run the guest here ($(head -c 300 "$vm/qemu.log" | tr '\n' ' ')); TCG from now on"
-    stop_qemu
-    vm_accel=tcg
-    boot "$name" "$firmware" "$disk"
-    deadline="${PASS_APPLIANCE_BOOT_DEADLINE:-900}"
-    rc=0
-    wait_status "$deadline" || rc=$?
-  elif [ "$rc" = 1 ] && [ "$vm_accel" = kvm ] && [ "$accel" = auto ] &&
-    ! grep -q 'Linux version' "$vm/console.log"; then
-    echo "# KVM: no kernel output within $deadline s (a nested host that hangs the guest); TCG from now on"
+  # KVM that cannot run the guest (qemu aborts) or hangs it (no kernel output): TCG from now on.
+  kvm_failed=""
+  if [ "$vm_accel" = kvm ] && [ "$accel" = auto ]; then
+    if [ "$rc" = 2 ]; then
+      kvm_failed="KVM cannot run the guest here ($(head -c 300 "$vm/qemu.log" | tr '\n' ' '))"
+    elif [ "$rc" = 1 ] && ! grep -q 'Linux version' "$vm/console.log"; then
+      kvm_failed="KVM: no kernel output within $deadline s (a nested host that hangs the guest)"
+    fi
+  fi
+  if [ -n "$kvm_failed" ]; then
+    echo "# $kvm_failed; TCG from now on"
     stop_qemu
     vm_accel=tcg
     boot "$name" "$firmware" "$disk"
