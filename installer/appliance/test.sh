@@ -380,6 +380,12 @@ power_off() {
   fi
 }
 
+# A value of the current input's appliance.env (written by pass-home onboard, shell-quoted).
+appliance_env() { (. "$input/appliance.env" && eval "printf '%s' \"\${$1:-}\""); }
+on_site_secrets() { appliance_env PASS_ON_SITE_SECRETS; }
+# Whether the on-site passwords of the disk being booted were typed in (over SSH, first boot).
+on_site_typed=0
+
 # run_boot NAME FIRMWARE DISK SSH AGENT -> boots and checks; heartbeat check when FIRST=1
 run_boot() {
   local name="$1" firmware="$2" disk="$3" ssh="$4" agent="$5" first="$6" deadline rc=0 block
@@ -422,8 +428,23 @@ run_boot() {
   expect_match "DNS 10.0.2.3" "$block" '^dns: 10\.0\.2\.3 ?$'
   expect_match "pass-agent.timer active" "$block" '^pass-agent\.timer: active$'
   expect_match "the boot's agent run succeeded" "$block" '^pass-agent last run: success, exit 0$'
-  expect_match "check-config ok" "$block" '^check-config: ok$'
-  expect_match "check-config names the agent" "$block" "agent.xml: ok \\(agent $agent, .*2 array"
+  # check-config names what the arrays still lack here: the passwords typed in on site
+  # (until the first boot's SSH login below types them in) and the SNM2 CLI, which the
+  # engineer copies in after deployment.
+  local pending=() f
+  if [ "$on_site_typed" = 0 ]; then
+    for f in $(on_site_secrets); do pending+=("password-file: cannot open /etc/pass/secrets/$f"); done
+  fi
+  [ "$(appliance_env PASS_NEEDS_SNM2)" = yes ] && pending+=("snm2-dir: /opt/snm2/auunitinfo is missing")
+  if [ "${#pending[@]}" = 0 ]; then
+    expect_match "check-config ok" "$block" '^check-config: ok$'
+    expect_match "check-config names the agent" "$block" "agent.xml: ok \\(agent $agent, .*2 array"
+  else
+    expect_match "check-config: FAILED while the arrays lack something" "$block" '^check-config: FAILED \(exit 2\)$'
+    for f in "${pending[@]}"; do
+      expect_match "check-config names it: $f" "$block" "agent\\.xml:[0-9]+: ${f//./\\.}"
+    done
+  fi
   expect_match "the agent's last error: none" "$block" '^  last error: +none$'
   local ports
   # systemd-timesyncd's NTP client socket (UDP, ephemeral port) is not a service.
@@ -466,6 +487,25 @@ run_boot() {
       'sudo -n ss -Hltn | wc -l; findmnt -no FSTYPE /tmp; test -d /var/log/journal/$(cat /etc/machine-id) && echo persistent; systemctl is-active systemd-networkd; cat /etc/machine-id | wc -c' 2>&1 || true)"
     expect_eq "in the guest: listening sockets, /tmp, journal, networkd, machine-id" \
       "$(printf '%s\n' "$extra" | tr '\n' ' ')" "2 tmpfs persistent active 33 "
+    if [ "$on_site_typed" = 0 ] && [ -n "$(on_site_secrets)" ]; then
+      # docs/onboarding.md, "Passwords on site": the file made empty, then the password written.
+      local typed
+      for f in $(on_site_secrets); do
+        ssh "${o[@]}" -i "$work/ssh/id" pass-admin@127.0.0.1 \
+          "sudo -n install -o pass -g pass -m 0600 /dev/null /etc/pass/secrets/$f &&
+           printf 'not-a-real-password\n' | sudo -n tee /etc/pass/secrets/$f >/dev/null" 2>&1 || true
+      done
+      on_site_typed=1
+      typed="$(ssh "${o[@]}" -i "$work/ssh/id" pass-admin@127.0.0.1 \
+        'sudo -n runuser -u pass -- pass-agent check-config' 2>&1 || true)"
+      if [ "$(appliance_env PASS_NEEDS_SNM2)" = yes ]; then
+        expect_match "with the on-site passwords in, check-config names only the SNM2 CLI" "$typed" \
+          "problem\\(s\\) with the arrays' settings"
+      else
+        expect_match "with the on-site passwords in, check-config: ok" "$typed" \
+          "agent.xml: ok \\(agent $agent, .*2 array"
+      fi
+    fi
   fi
   power_off
 }
@@ -482,6 +522,7 @@ if [ "$quick" = 0 ]; then
 
   step "input (SSH off)"
   make_input pass-test-nossh off
+  on_site_typed=0
   step "build.sh (SSH off; qcow2 only)"
   out_off="$work/out-nossh"
   build_started=$(date +%s%N)

@@ -456,11 +456,11 @@ expect_exit "add the array to agent.xml" 0 ch sed -i 's#</pass-agent>#  <arrays>
 expect_eq "/etc/pass/agent.xml after the edit" "$(stat_in '%U:%G %a' /etc/pass/agent.xml)" "root:pass 640"
 expect_eq "/etc/pass/secrets/nimble-1" "$(stat_in '%U:%G %a' /etc/pass/secrets/nimble-1)" "pass:pass 600"
 expect_exit "others cannot read /etc/pass" 1 ch runuser -u nobody -- cat /etc/pass/agent.xml
-expect_exit "the shipped example agent.xml passes check-config (with this bundle's keys)" 0 \
+# --config-only: the example's SNM2 folder (/opt/snm2) is not on this machine.
+expect_exit "the shipped example agent.xml passes check-config --config-only (with this bundle's keys)" 0 \
   ch sh -c 'd="$(mktemp -d)" && cp /usr/share/doc/pass-agent/examples/agent.xml /etc/pass/*.key \
-    /etc/pass/*.crt /etc/pass/*.pub "$d/" && mkdir "$d/secrets" &&
-    echo x >"$d/secrets/nimble-1" && echo x >"$d/secrets/3par-1.key" &&
-    pass-agent check-config --config "$d/agent.xml"; rc=$?; rm -r "$d"; exit $rc'
+    /etc/pass/*.crt /etc/pass/*.pub "$d/" &&
+    pass-agent check-config --config-only --config "$d/agent.xml"; rc=$?; rm -r "$d"; exit $rc'
 
 step "appliance: check-config, test, run, status (docs/install-appliance.md)"
 expect_exit "pass-agent check-config" 0 ch runuser -u pass -- pass-agent check-config &&

@@ -48,7 +48,7 @@ class Cli {
   int parse(const po::variables_map& vm) const;
   int run(const AgentConfig& cfg) const;
   int test(const AgentConfig& cfg, const std::string& message) const;
-  int checkConfig(const AgentConfig& cfg) const;
+  int checkConfig(const AgentConfig& cfg, bool configOnly) const;
   int status(const AgentConfig& cfg, bool json) const;
   int forgetPin(const AgentConfig& cfg, const po::variables_map& vm) const;
   const ExtraCommand* extra(const std::string& name) const;
@@ -68,7 +68,8 @@ void Cli::usage(std::ostream& to) const {
         "                    then flush the spool\n"
         "  parse             decode one captured array output and print its events\n"
         "  test              seal a test message, send it now, print the home's answer\n"
-        "  check-config      validate the configuration and the key files it names\n"
+        "  check-config      validate the configuration, the key files it names and what\n"
+        "                    each array needs here (password files, folders, programs)\n"
         "  status            spool depth, last delivery, next heartbeat\n"
         "  forget-pin        forget an array's pinned SSH/TLS keys (after a replacement)\n"
         "  config-reference  print the agent.xml reference (markdown)\n";
@@ -80,6 +81,9 @@ void Cli::usage(std::ostream& to) const {
         "  --json            status: machine-readable output\n"
         "  --dry-run         run: collect and print new events as JSON lines; send nothing,\n"
         "                    advance no cursor\n"
+        "  --config-only     check-config: agent.xml and its key files only, not the files\n"
+        "                    the arrays' settings name (for a machine that will not run\n"
+        "                    the agent, e.g. an image build)\n"
         "  --array SERIAL    forget-pin: the array's serial number\n"
         "  --family F        parse: the array family (hitachi_svp, ...)\n"
         "  --source S        parse: what the file is (parse --family F lists them)\n"
@@ -228,7 +232,7 @@ int Cli::test(const AgentConfig& cfg, const std::string& message) const {
   return kFailure;
 }
 
-int Cli::checkConfig(const AgentConfig& cfg) const {
+int Cli::checkConfig(const AgentConfig& cfg, bool configOnly) const {
   for (const auto& [what, path] :
        {std::pair{"agent-sign.key", cfg.signKey}, std::pair{"agent-tls.key", cfg.tlsKey},
         std::pair{"agent-tls.crt", cfg.tlsCert}, std::pair{"home-ca.crt", cfg.homeCa},
@@ -251,16 +255,32 @@ int Cli::checkConfig(const AgentConfig& cfg) const {
     err_ << prefix() << k.error().message << "\n";
     return kConfigError;
   }
+  // Every array is checked, so that one pass lists everything left to fix.
+  std::size_t problems = 0;
   for (const auto& array : cfg.arrays) {
-    // Building the collector checks the array's own settings (profiles, paths, ...).
-    if (auto collector = createCollector(array); !collector) {
+    // Building the collector checks the array's own settings (profiles, bounds, ...).
+    auto collector = createCollector(array);
+    if (!collector) {
       err_ << prefix() << collector.error().message << "\n";
-      return kConfigError;
+      ++problems;
+      continue;
+    }
+    if (configOnly) continue;
+    for (const auto& problem : (*collector)->checkPrerequisites()) {
+      err_ << prefix() << problem.message << "\n";
+      ++problems;
     }
   }
-  out_ << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s), {} array(s))\n",
+  if (problems > 0) {
+    err_ << prefix()
+         << fmt::format("{}: {} problem(s) with the arrays' settings\n",
+                        platform::displayPath(cfg.file), problems);
+    return kConfigError;
+  }
+  out_ << fmt::format("{}: ok (agent {}, customer {}, site {}, {} endpoint(s), {} array(s)){}\n",
                       platform::displayPath(cfg.file), formatUuid(cfg.agentId), cfg.customer,
-                      cfg.site, cfg.endpoints.size(), cfg.arrays.size());
+                      cfg.site, cfg.endpoints.size(), cfg.arrays.size(),
+                      configOnly ? "; the arrays' files were not checked (--config-only)" : "");
   return kOk;
 }
 
@@ -344,6 +364,7 @@ int Cli::dispatch(const std::vector<std::string>& args) {
       "message", po::value<std::string>()->default_value(program_.name + " test message"),
       "test message text")("json", po::bool_switch(), "machine-readable status")(
       "dry-run", po::bool_switch(), "run: collect only")(
+      "config-only", po::bool_switch(), "check-config: not the arrays' files")(
       "family", po::value<std::string>(), "parse: array family")("source", po::value<std::string>(),
                                                                  "parse: source kind")(
       "serial", po::value<std::string>(), "parse: the array's serial for the output")(
@@ -400,7 +421,7 @@ int Cli::dispatch(const std::vector<std::string>& args) {
   }
   if (command == "run") return vm["dry-run"].as<bool>() ? dryRun(*cfg) : run(*cfg);
   if (command == "test") return test(*cfg, vm["message"].as<std::string>());
-  if (command == "check-config") return checkConfig(*cfg);
+  if (command == "check-config") return checkConfig(*cfg, vm["config-only"].as<bool>());
   if (command == "forget-pin") return forgetPin(*cfg, vm);
   return status(*cfg, vm["json"].as<bool>());
 }

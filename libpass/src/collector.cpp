@@ -143,6 +143,11 @@ Result<std::string> readSecret(const ArrayConfig& array, std::string_view name) 
   return std::string(first);
 }
 
+void checkSecret(const ArrayConfig& array, std::string_view name, std::vector<Error>& problems) {
+  if (setting(array, name).empty()) return;
+  if (auto secret = readSecret(array, name); !secret) problems.push_back(secret.error());
+}
+
 void CollectorRegistry::add(CollectorInfo info) { collectors_.push_back(std::move(info)); }
 
 const CollectorInfo* CollectorRegistry::find(std::string_view family) const {

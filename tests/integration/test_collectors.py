@@ -133,6 +133,62 @@ class SvpCollectorTest(HomeTestCase):
         self.assertIn("no-such-profile", proc.stderr)
 
 
+class CheckConfigPrerequisitesTest(HomeTestCase):
+    """check-config also checks what the arrays' settings name on this machine (password and key
+    files, the SIM folder, the SNM2 CLI), and lists every problem in one pass."""
+
+    def check(self, config, *extra):
+        return run([AGENT_BIN, "check-config", "--config", config, *extra])
+
+    def test_each_missing_file_is_named_until_everything_is_in_place(self):
+        bundle = self.home.enroll("appliance-01")
+        site = pathlib.Path(self.tmp) / "site"
+        bundle.add_array("hitachi-svp", serial="470849", model="DKC710", name="VSP-1",
+                         sim_dir=str(site / "SIM"))
+        bundle.add_array("hitachi-df", serial="91110206", model="HUS110", name="HUS-1",
+                         snm2_dir=str(site / "snm2"), unit="HUS110_91110206")
+        bundle.add_array("hpe-3par", serial="1400123", model="8200", name="3PAR-1",
+                         address="127.0.0.1", user="passmon", key_file=str(site / "3par-1.key"))
+        bundle.add_array("nimble", serial="AF-109084", model="AF40", name="Nimble-1",
+                         address="127.0.0.1", user="passmon", password_file=str(site / "nimble-1"))
+        config = str(bundle.config)
+
+        proc = self.check(config)
+        self.assertEqual(2, proc.returncode, proc.stdout + proc.stderr)
+        self.assertEqual("", proc.stdout, "no ok line while something is missing")
+        problems = [line for line in proc.stderr.splitlines() if "agent.xml:" in line]
+        for needle in (f"the SIM log directory {site / 'SIM'} does not exist",
+                       f"snm2-dir: there is no folder {site / 'snm2'}",
+                       f"key-file: cannot open {site / '3par-1.key'}",
+                       f"password-file: cannot open {site / 'nimble-1'}"):
+            self.assertEqual(1, sum(needle in line for line in problems), (needle, proc.stderr))
+        self.assertIn("4 problem(s)", proc.stderr)
+
+        only = self.check(config, "--config-only")
+        self.assertEqual(0, only.returncode, only.stdout + only.stderr)
+        self.assertIn("4 array(s)); the arrays' files were not checked (--config-only)", only.stdout)
+
+        (site / "SIM").mkdir(parents=True)
+        (site / "3par-1.key").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+        (site / "nimble-1").write_text("\n")
+        (site / "snm2").mkdir()
+        for command in ("auunitinfo", "auparts"):
+            (site / "snm2" / command).write_text("#!/bin/sh\n")
+        (site / "snm2" / "auunitinfo").chmod(0o755)
+        proc = self.check(config)
+        self.assertEqual(2, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn(f"password-file: the first line of {site / 'nimble-1'} is empty", proc.stderr)
+        self.assertIn(f"snm2-dir: {site / 'snm2' / 'auparts'} is missing or this user may not run it",
+                      proc.stderr)
+        self.assertIn("2 problem(s)", proc.stderr)
+
+        (site / "nimble-1").write_text("not-a-real-password\n")
+        (site / "snm2" / "auparts").chmod(0o755)
+        proc = self.check(config)
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn("agent.xml: ok", proc.stdout)
+
+
 class ParseCommandTest(HomeTestCase):
     def test_parse_prints_one_json_line_per_sim(self):
         log = SvpLog(pathlib.Path(self.tmp) / "capture")

@@ -117,6 +117,8 @@ Error pinMismatch(const ArrayConfig& array, std::string_view what, std::string_v
 /// A secret named by a `*-file` setting (e.g. password-file): the file's first line, without
 /// its line end. "config" errors name the array's line, the setting and the file.
 Result<std::string> readSecret(const ArrayConfig& array, std::string_view setting);
+/// Appends readSecret's error to `problems` when `setting` is set and its file is not usable.
+void checkSecret(const ArrayConfig& array, std::string_view setting, std::vector<Error>& problems);
 
 /// A setting's value ("" when absent) and a path setting resolved against agent.xml's folder.
 const std::string& setting(const ArrayConfig& array, std::string_view name);
@@ -163,6 +165,13 @@ class Collector {
   Outcome collect(CollectContext& ctx);
 
   const ArrayConfig& array() const { return array_; }
+
+  /// What a run needs from this machine beyond agent.xml: the secret files, folders and
+  /// programs the array's settings name. `pass-agent check-config` asks, so that a missing
+  /// password file is found when it is installed, not as the array's "config" status at the
+  /// next run. One "config" error per problem, naming the array's line, the setting and the
+  /// path; none when the array is ready.
+  virtual std::vector<Error> checkPrerequisites() const { return {}; }
 
  protected:
   /// The collector's one job: what is new since ctx.cursor. Errors carry a code that

@@ -4,6 +4,7 @@
 // wires that to the configuration, the CLI, the cursor and `pass-agent parse`.
 
 #include <charconv>
+#include <filesystem>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -17,6 +18,10 @@
 #include "pass/vendor_codes.hpp"
 #include "platform/fs.hpp"
 #include "platform/process.hpp"
+
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 namespace pass::hitachi_df {
 namespace {
@@ -116,12 +121,46 @@ std::vector<CollectedEvent> eventsOf(const Diff& d, std::uint64_t generation) {
   return events;
 }
 
+/// The SNM2 CLI commands a run starts.
+constexpr const char* kCommands[] = {"auunitinfo", "auparts"};
+
+bool runnable(const std::filesystem::path& program) {
+  std::error_code ec;
+#ifdef _WIN32
+  // CreateProcess adds .exe to a name without one.
+  auto exe = program;
+  exe += ".exe";
+  return std::filesystem::is_regular_file(program, ec) || std::filesystem::is_regular_file(exe, ec);
+#else
+  return std::filesystem::is_regular_file(program, ec) && ::access(program.c_str(), X_OK) == 0;
+#endif
+}
+
 class DfCollector final : public Collector {
  public:
   DfCollector(ArrayConfig array, std::chrono::seconds timeout)
       : Collector(std::move(array)), timeout_(timeout) {
     snm2Dir_ = settingPath(this->array(), "snm2-dir");
     unit_ = setting(this->array(), "unit");
+  }
+
+  std::vector<Error> checkPrerequisites() const override {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(snm2Dir_, ec)) {
+      return {Error{"config", fmt::format("{}: snm2-dir: there is no folder {}; snm2-dir must be "
+                                          "the SNM2 CLI folder (STONAVM_HOME)",
+                                          array().where, platform::displayPath(snm2Dir_))}};
+    }
+    std::vector<Error> problems;
+    for (const char* command : kCommands) {
+      const auto program = snm2Dir_ / command;
+      if (!runnable(program)) {
+        problems.push_back(Error{
+            "config", fmt::format("{}: snm2-dir: {} is missing or this user may not run it",
+                                  array().where, platform::displayPath(program))});
+      }
+    }
+    return problems;
   }
 
  protected:

@@ -56,6 +56,13 @@ class SvpCollector final : public Collector {
     pattern_ = setting(this->array(), "pattern");
   }
 
+  std::vector<Error> checkPrerequisites() const override {
+    auto listed = realFileSystem().list(simDir_);
+    if (listed) return {};
+    if (listed.error().code == "not_found") return {simDirMissing()};
+    return {Error{"config", fmt::format("{}: sim-dir: {}", array().where, listed.error().message)}};
+  }
+
  protected:
   Result<Collection> doCollect(CollectContext& ctx) override {
     TailState state;
@@ -66,10 +73,7 @@ class SvpCollector final : public Collector {
     }
     auto batch = readNew(*ctx.fs, simDir_, pattern_, state, options_);
     if (!batch) {
-      if (batch.error().code == "not_found") {
-        return fail("config", fmt::format("{}: the SIM log directory {} does not exist",
-                                          array().where, platform::displayPath(simDir_)));
-      }
+      if (batch.error().code == "not_found") return std::unexpected(simDirMissing());
       return std::unexpected(batch.error());
     }
     Collection out;
@@ -97,6 +101,11 @@ class SvpCollector final : public Collector {
   }
 
  private:
+  Error simDirMissing() const {
+    return Error{"config", fmt::format("{}: the SIM log directory {} does not exist",
+                                       array().where, platform::displayPath(simDir_))};
+  }
+
   LineProfile profile_;
   TailOptions options_;
   std::filesystem::path simDir_;

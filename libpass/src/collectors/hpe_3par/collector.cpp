@@ -20,6 +20,7 @@
 #include "collectors/hpe_3par/parse.hpp"
 #include "collectors/hpe_3par/ssh.hpp"
 #include "pass/collector.hpp"
+#include "platform/fs.hpp"
 
 namespace pass::hpe_3par {
 
@@ -129,6 +130,18 @@ class ThreeParCollector final : public Collector {
   ThreeParCollector(ArrayConfig array, Settings settings)
       : Collector(std::move(array)), settings_(std::move(settings)) {
     who_ = fmt::format("{} {}", kFamily, this->array().serial);
+  }
+
+  std::vector<Error> checkPrerequisites() const override {
+    std::vector<Error> problems;
+    checkSecret(array(), "password-file", problems);
+    if (!settings_.keyFile.empty()) {
+      if (auto key = platform::readFile(settings_.keyFile); !key) {
+        problems.push_back(
+            Error{"config", fmt::format("{}: key-file: {}", array().where, key.error().message)});
+      }
+    }
+    return problems;
   }
 
  protected:

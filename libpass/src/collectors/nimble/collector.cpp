@@ -145,6 +145,13 @@ class NimbleCollector final : public Collector {
     user_ = setting(this->array(), "user");
   }
 
+  std::vector<Error> checkPrerequisites() const override {
+    if (auto password = readSecret(array(), "password-file"); !password) {
+      return {password.error()};
+    }
+    return {};
+  }
+
  protected:
   Result<Collection> doCollect(CollectContext& ctx) override {
     std::optional<Cursor> cursor;
