@@ -363,8 +363,8 @@ int Cli::dispatch(const std::vector<std::string>& args) {
       "config", po::value<std::string>()->default_value(program_.defaultConfig), "agent.xml")(
       "message", po::value<std::string>()->default_value(program_.name + " test message"),
       "test message text")("json", po::bool_switch(), "machine-readable status")(
-      "dry-run", po::bool_switch(), "run: collect only")(
-      "config-only", po::bool_switch(), "check-config: not the arrays' files")(
+      "dry-run", po::bool_switch(), "run: collect only")("config-only", po::bool_switch(),
+                                                         "check-config: not the arrays' files")(
       "family", po::value<std::string>(), "parse: array family")("source", po::value<std::string>(),
                                                                  "parse: source kind")(
       "serial", po::value<std::string>(), "parse: the array's serial for the output")(

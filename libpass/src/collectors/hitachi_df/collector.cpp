@@ -4,8 +4,8 @@
 // wires that to the configuration, the CLI, the cursor and `pass-agent parse`.
 
 #include <charconv>
-#include <filesystem>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <utility>
 
@@ -155,9 +155,9 @@ class DfCollector final : public Collector {
     for (const char* command : kCommands) {
       const auto program = snm2Dir_ / command;
       if (!runnable(program)) {
-        problems.push_back(Error{
-            "config", fmt::format("{}: snm2-dir: {} is missing or this user may not run it",
-                                  array().where, platform::displayPath(program))});
+        problems.push_back(
+            Error{"config", fmt::format("{}: snm2-dir: {} is missing or this user may not run it",
+                                        array().where, platform::displayPath(program))});
       }
     }
     return problems;

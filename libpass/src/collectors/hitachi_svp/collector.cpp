@@ -102,8 +102,8 @@ class SvpCollector final : public Collector {
 
  private:
   Error simDirMissing() const {
-    return Error{"config", fmt::format("{}: the SIM log directory {} does not exist",
-                                       array().where, platform::displayPath(simDir_))};
+    return Error{"config", fmt::format("{}: the SIM log directory {} does not exist", array().where,
+                                       platform::displayPath(simDir_))};
   }
 
   LineProfile profile_;
