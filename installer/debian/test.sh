@@ -466,6 +466,13 @@ step "appliance: check-config, test, run, status (docs/install-appliance.md)"
 expect_exit "pass-agent check-config" 0 ch runuser -u pass -- pass-agent check-config &&
   expect_match "check-config names the agent and the array" "$out" \
     "agent.xml: ok \\(agent $agent_id, customer ACME, site Berlin, 1 endpoint\\(s\\), 1 array\\(s\\)\\)"
+# docs/install-appliance.md, troubleshooting: a key file the agent's user cannot read.
+expect_exit "chmod 0000 /etc/pass/agent-tls.key" 0 ch chmod 0000 /etc/pass/agent-tls.key
+expect_exit "check-config: exit 2 for a key file pass cannot read" 2 \
+  ch runuser -u pass -- pass-agent check-config &&
+  expect_match "check-config names the file and why" "$out" \
+    'agent\.xml: agent-tls\.key file: cannot open /etc/pass/agent-tls\.key: Permission denied'
+expect_exit "chmod 0600 /etc/pass/agent-tls.key" 0 ch chmod 0600 /etc/pass/agent-tls.key
 expect_exit "pass-agent test" 0 ch runuser -u pass -- pass-agent test &&
   expect_match "test: accepted" "$out" '^test: accepted by https://127\.0\.0\.1'
 expect_exit "pass-agent run (as the timer runs it)" 0 ch runuser -u pass -- pass-agent run &&

@@ -244,6 +244,13 @@ int Cli::checkConfig(const AgentConfig& cfg, bool configOnly) const {
                           platform::displayPath(path));
       return kConfigError;
     }
+    // Read as this user, as a run will: a key the agent's user may not read fails here.
+    if (auto text = platform::readFile(path); !text) {
+      err_ << prefix()
+           << fmt::format("{}: {} file: {}\n", platform::displayPath(cfg.file), what,
+                          text.error().message);
+      return kConfigError;
+    }
   }
   if (auto k = Ed25519Key::loadPem(cfg.signKey.string()); !k || !k->hasPrivate()) {
     err_ << prefix()
