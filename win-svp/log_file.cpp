@@ -2,14 +2,14 @@
 
 #include "log_file.hpp"
 
-#include <chrono>
-#include <ctime>
 #include <fstream>
 #include <string>
 #include <system_error>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
+
+#include "pass/agent.hpp"
+#include "pass/iso_time.hpp"
 
 namespace pass::win {
 namespace {
@@ -33,10 +33,8 @@ void appendLog(const std::filesystem::path& dir, std::string_view command, std::
   }
   std::ofstream out(current, std::ios::binary | std::ios::app);
   if (!out) return;
-  // fmt 9 formats a system_clock time point in local time; gmtime keeps the Z true.
-  const std::string stamp = fmt::format(
-      "{:%Y-%m-%dT%H:%M:%SZ} {}: ",
-      fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())), command);
+  const std::string stamp =
+      fmt::format("{} {}: ", isoUtc(static_cast<std::int64_t>(systemNowMs())), command);
   std::size_t start = 0;
   while (start < text.size()) {
     auto end = text.find('\n', start);

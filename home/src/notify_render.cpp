@@ -3,16 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <ctime>
 #include <iterator>
 #include <string>
 #include <string_view>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <boost/locale/utf.hpp>
 
 #include "pass/home/notify.hpp"
+#include "pass/iso_time.hpp"
 
 namespace pass::home::notify {
 
@@ -117,11 +116,6 @@ std::string cutSeptets(std::string_view gsm, std::size_t maxSeptets) {
   });
   trimTrailingBlanks(out);
   return out + "...";
-}
-
-/// ISO 8601 UTC to the second ("2023-11-14T22:13:20Z"): what a reader on a phone needs.
-std::string isoUtc(std::int64_t ms) {
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", fmt::gmtime(static_cast<std::time_t>(ms / 1000)));
 }
 
 std::string joinNonEmpty(std::string_view separator,

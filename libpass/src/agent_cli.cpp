@@ -4,14 +4,11 @@
 #include "pass/agent_cli.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <ctime>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -19,6 +16,7 @@
 #include "pass/agent.hpp"
 #include "pass/collector.hpp"
 #include "pass/crypto.hpp"
+#include "pass/iso_time.hpp"
 #include "pass/payload.hpp"
 #include "platform/fs.hpp"
 
@@ -28,9 +26,7 @@ namespace {
 namespace po = boost::program_options;
 
 std::string isoTime(std::optional<std::uint64_t> ms) {
-  if (!ms) return "never";
-  // fmt 9 formats a system_clock time point in local time; gmtime keeps the Z true.
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(static_cast<std::time_t>(*ms / 1000)));
+  return ms ? isoUtc(static_cast<std::int64_t>(*ms)) : "never";
 }
 
 class Cli {
