@@ -275,6 +275,15 @@ Result<Store::Impl::Statement*> Store::Impl::cached(const char* sql) {
 
 namespace {
 
+/// Whether a repeat of a live ticket's problem gets its own audit row: occurrences 2 to 9, then
+/// each number with one significant digit (10, 20, …, 90, 100, 200, …). A flapping component
+/// repeats without end; its log grows by nine rows per tenfold, while the ticket's count and
+/// last_seen stay exact and the events table keeps every occurrence.
+bool auditsOccurrence(std::int64_t n) {
+  while (n >= 10 && n % 10 == 0) n /= 10;
+  return n < 10;
+}
+
 /// The ticket operations of one write transaction. Borrowed from Store::Impl for one call.
 class Book {
  public:
@@ -563,8 +572,10 @@ class Book {
     if (!current) return std::unexpected(current.error());
     if (*current) {
       auto& c = **current;
+      const std::int64_t occurrence = c.count + 1;
       if (auto done = repeat(c, t.lastSeenMs, t.detail); !done) return done;
-      return log(c.id, nowMs, who, "repeated", fmt::format("occurrence {}", c.count + 1));
+      if (!auditsOccurrence(occurrence)) return {};
+      return log(c.id, nowMs, who, "repeated", fmt::format("occurrence {}", occurrence));
     }
     auto resolved = recentlyResolved(key, nowMs - policy_.config().reopenWindowMs);
     if (!resolved) return std::unexpected(resolved.error());
