@@ -256,15 +256,18 @@ Status Store::Impl::storeNew(const EnvelopeRecord& r) {
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     if (!ev) return propagate(ev);
     std::int64_t idx = 0;
+    std::vector<const EventRecord*> fresh;
+    fresh.reserve(r.events.size());
     for (const auto& e : r.events) {
       (*ev)->bind(1, r.agentId).bind(2, seq).bind(3, idx++).bind(4, e.array).bind(5, e.code);
       (*ev)->bind(6, e.severity).bind(7, e.occurredMs).bind(8, e.payload);
       (*ev)->bind(9, e.family).bind(10, e.id).bind(11, e.kind);
       if (auto done = (*ev)->run(); !done) return done;
       // A repeat (same family, array and id) changes no ticket.
-      if (policy && db.changes() > 0) {
-        if (auto done = onNewEvent(r, e); !done) return done;
-      }
+      if (db.changes() > 0) fresh.push_back(&e);
+    }
+    if (policy && !fresh.empty()) {
+      if (auto done = onNewEvents(r, fresh); !done) return done;
     }
   }
   auto upd = statement(updateAgentSeq,

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 
@@ -59,7 +60,8 @@ struct Store::Impl {
   /// Outbox rows written since the caller last took this count (wakes the outbox worker).
   std::int64_t enqueued = 0;
 
-  Status onNewEvent(const EnvelopeRecord& r, const EventRecord& e);
+  /// Tickets for the new events of one envelope (those its insert did not find stored).
+  Status onNewEvents(const EnvelopeRecord& r, std::span<const EventRecord* const> events);
   Status onHeartbeat(const EnvelopeRecord& r);
 };
 

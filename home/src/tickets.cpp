@@ -360,13 +360,28 @@ class Book {
   }
 
   /// A repeat of a live ticket's problem: count and last seen.
-  Status repeat(const TicketRow& t, std::int64_t seenMs, const std::string& detail) {
+  /// Adds `n` occurrences, the latest seen at `seenMs` with `detail`.
+  Status repeat(std::int64_t id, std::int64_t n, std::int64_t seenMs, const std::string& detail) {
     auto s = impl_.cached(
-        "UPDATE tickets SET count = count + 1, last_seen_ms = max(last_seen_ms, ?2), "
+        "UPDATE tickets SET count = count + ?4, last_seen_ms = max(last_seen_ms, ?2), "
         "detail = ?3 WHERE id = ?1");
     if (!s) return propagate(s);
-    (*s)->bind(1, t.id).bind(2, seenMs).bind(3, detail);
+    (*s)->bind(1, id).bind(2, seenMs).bind(3, detail).bind(4, n);
     return (*s)->run();
+  }
+
+  /// Counts `n` repeats of a live ticket that had `before` occurrences, with their audit rows.
+  Status repeated(std::int64_t id, std::int64_t before, std::int64_t n, std::int64_t seenMs,
+                  const std::string& detail, std::string_view who, std::int64_t nowMs) {
+    if (auto done = repeat(id, n, seenMs, detail); !done) return done;
+    for (std::int64_t occurrence = before + 1; occurrence <= before + n; ++occurrence) {
+      if (!auditsOccurrence(occurrence)) continue;
+      if (auto done = log(id, nowMs, who, "repeated", fmt::format("occurrence {}", occurrence));
+          !done) {
+        return done;
+      }
+    }
+    return {};
   }
 
   Status setState(std::int64_t id, std::string_view state, std::string_view who,
@@ -565,24 +580,49 @@ class Book {
     return true;
   }
 
+  /// raise() for the alerts of one envelope, in order. Repeats of one live ticket that follow
+  /// each other (a storm of one SIM in one report) are counted in memory and written as one
+  /// UPDATE, with the same audit rows, when another problem comes or flushRepeats() runs.
+  /// The caller runs flushRepeats() before anything else touches tickets, and at the end.
+  Status raiseCoalesced(TicketRow t, std::string_view who, std::int64_t nowMs) {
+    std::string key = dedupKey(t.customer, t.site, t.family, t.array, t.problem);
+    if (pending_ && pending_->key == key) {
+      ++pending_->n;
+      pending_->seenMs = std::max(pending_->seenMs, t.lastSeenMs);
+      pending_->detail = std::move(t.detail);
+      return {};
+    }
+    if (auto done = flushRepeats(); !done) return done;
+    auto current = live(key);
+    if (!current) return std::unexpected(current.error());
+    if (!*current) return raise(std::move(t), who, nowMs);
+    pending_ = PendingRepeats{std::move(key), (*current)->id,      (*current)->count, 1,
+                              t.lastSeenMs,   std::move(t.detail), std::string(who),  nowMs};
+    return {};
+  }
+
+  Status flushRepeats() {
+    if (!pending_) return {};
+    PendingRepeats p = std::move(*pending_);
+    pending_.reset();
+    return repeated(p.ticket, p.before, p.n, p.seenMs, p.detail, p.who, p.nowMs);
+  }
+
   /// Opens, counts or reopens the ticket of a problem, with audit rows and notifications.
   Status raise(TicketRow t, std::string_view who, std::int64_t nowMs) {
     const std::string key = dedupKey(t.customer, t.site, t.family, t.array, t.problem);
     auto current = live(key);
     if (!current) return std::unexpected(current.error());
     if (*current) {
-      auto& c = **current;
-      const std::int64_t occurrence = c.count + 1;
-      if (auto done = repeat(c, t.lastSeenMs, t.detail); !done) return done;
-      if (!auditsOccurrence(occurrence)) return {};
-      return log(c.id, nowMs, who, "repeated", fmt::format("occurrence {}", occurrence));
+      const auto& c = **current;
+      return repeated(c.id, c.count, 1, t.lastSeenMs, t.detail, who, nowMs);
     }
     auto resolved = recentlyResolved(key, nowMs - policy_.config().reopenWindowMs);
     if (!resolved) return std::unexpected(resolved.error());
     if (*resolved) {
       auto r = **resolved;
       if (auto done = setState(r.id, "open", who, nowMs); !done) return done;
-      if (auto done = repeat(r, t.lastSeenMs, t.detail); !done) return done;
+      if (auto done = repeat(r.id, 1, t.lastSeenMs, t.detail); !done) return done;
       if (auto done = log(r.id, nowMs, who, "reopened",
                           fmt::format("came back {} after it was resolved",
                                       duration(nowMs - r.resolvedMs.value_or(nowMs))));
@@ -676,8 +716,21 @@ class Book {
     return out;
   }
 
+  /// Repeats counted by raiseCoalesced() and not yet written.
+  struct PendingRepeats {
+    std::string key;
+    std::int64_t ticket = 0;
+    std::int64_t before = 0;  // the ticket's count before them
+    std::int64_t n = 0;
+    std::int64_t seenMs = 0;
+    std::string detail;
+    std::string who;
+    std::int64_t nowMs = 0;
+  };
+
   Store::Impl& impl_;
   const Policy& policy_;
+  std::optional<PendingRepeats> pending_;
 };
 
 std::string eventTitle(const EventRecord& e, const CodeEntry* decoded) {
@@ -782,54 +835,65 @@ Status checkExpectedArrays(Store::Impl& impl, Book& book, const AgentInfo& a,
 
 }  // namespace
 
-Status Store::Impl::onNewEvent(const EnvelopeRecord& r, const EventRecord& e) {
+Status Store::Impl::onNewEvents(const EnvelopeRecord& r,
+                                std::span<const EventRecord* const> events) {
   Book book(*this, *policy);
   auto agent = book.agent(r.agentId);
   if (!agent) return std::unexpected(agent.error());
   if (!*agent) return {};
-  const std::string family = e.family.value_or("");
-  const std::string array = e.array.value_or("");
-  const std::string code = e.code.value_or("");
-  const std::string component = e.component.value_or("");
-  const std::string problem = problemOf(family, code, component);
+  const AgentInfo& a = **agent;
   const std::int64_t now = r.receivedMs;
-  const std::int64_t seen = e.occurredMs.value_or(now);
-  const std::string who = fmt::format("array {} (agent {})", array, (*agent)->name);
+  for (const EventRecord* event : events) {
+    const EventRecord& e = *event;
+    const std::string family = e.family.value_or("");
+    const std::string array = e.array.value_or("");
+    const std::string code = e.code.value_or("");
+    const std::string component = e.component.value_or("");
+    const std::string problem = problemOf(family, code, component);
+    const std::int64_t seen = e.occurredMs.value_or(now);
+    const std::string who = fmt::format("array {} (agent {})", array, a.name);
 
-  if (e.kind == "recovery") {
-    return book.resolveLive(
-        dedupKey((*agent)->customer, (*agent)->site, family, array, problem), who,
-        fmt::format("the array reports recovery: {}", e.text.value_or(code)), now);
+    if (e.kind == "recovery") {
+      if (auto done = book.flushRepeats(); !done) return done;
+      if (auto done = book.resolveLive(
+              dedupKey(a.customer, a.site, family, array, problem), who,
+              fmt::format("the array reports recovery: {}", e.text.value_or(code)), now);
+          !done) {
+        return done;
+      }
+      continue;
+    }
+    Decision decision =
+        decide(policy->config(), a.customer, a.site, family, code, e.severity.value_or(""));
+    if (decision.action != RuleAction::kTicket) continue;
+    const CodeTable* table = builtinCodeTable(family);
+    const CodeEntry* decoded = table ? table->find(code) : nullptr;
+    TicketRow t;
+    t.kind = "alert";
+    t.customer = a.customer;
+    t.site = a.site;
+    t.family = family;
+    t.array = array;
+    t.agentId = r.agentId;
+    t.problem = problem;
+    t.title = eventTitle(e, decoded);
+    t.code = code;
+    t.severity = e.severity.value_or("");
+    t.component = component;
+    t.urgent = decision.urgent;
+    t.count = 1;
+    t.firstSeenMs = seen;
+    t.lastSeenMs = seen;
+    t.openedMs = now;
+    Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
+                   {"text", e.text.value_or("")},
+                   {"model", r.arrayModel.value_or("")},
+                   {"name", r.arrayName.value_or("")},
+                   {"rule", decision.why}};
+    t.detail = detail.dump();
+    if (auto done = book.raiseCoalesced(std::move(t), who, now); !done) return done;
   }
-  Decision decision = decide(policy->config(), (*agent)->customer, (*agent)->site, family, code,
-                             e.severity.value_or(""));
-  if (decision.action != RuleAction::kTicket) return {};
-  const CodeTable* table = builtinCodeTable(family);
-  const CodeEntry* decoded = table ? table->find(code) : nullptr;
-  TicketRow t;
-  t.kind = "alert";
-  t.customer = (*agent)->customer;
-  t.site = (*agent)->site;
-  t.family = family;
-  t.array = array;
-  t.agentId = r.agentId;
-  t.problem = problem;
-  t.title = eventTitle(e, decoded);
-  t.code = code;
-  t.severity = e.severity.value_or("");
-  t.component = component;
-  t.urgent = decision.urgent;
-  t.count = 1;
-  t.firstSeenMs = seen;
-  t.lastSeenMs = seen;
-  t.openedMs = now;
-  Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
-                 {"text", e.text.value_or("")},
-                 {"model", r.arrayModel.value_or("")},
-                 {"name", r.arrayName.value_or("")},
-                 {"rule", decision.why}};
-  t.detail = detail.dump();
-  return book.raise(std::move(t), who, now);
+  return book.flushRepeats();
 }
 
 Status Store::Impl::onHeartbeat(const EnvelopeRecord& r) {

@@ -229,6 +229,50 @@ TEST_CASE(
   CHECK(repeats == expected);
 }
 
+TEST_CASE("a storm of 1000 identical alerts in one report counts as exactly as 1000 reports") {
+  Home home;
+  std::vector<EventRecord> storm;
+  for (int i = 0; i < 1000; ++i) storm.push_back(alert(fmt::format("sim-{}", i)));
+  home.commit(report(kAgentA, home.seq++, kT0, std::move(storm)));
+  auto tickets = home.tickets();
+  REQUIRE(tickets.size() == 1);
+  CHECK(tickets[0].count == 1000);
+  auto actions = home.actions(tickets[0].id);
+  CHECK(actions.size() == 28);
+  CHECK(std::count(actions.begin(), actions.end(), "repeated") == 27);
+}
+
+TEST_CASE("repeats in one report are counted per problem, in order with a recovery between") {
+  Home home;
+  auto a = [](int i) { return alert(fmt::format("a{}", i)); };
+  auto b = [](int i) { return alert(fmt::format("b{}", i), "307080", "acute", "DKC-1 fan 3"); };
+  auto fixed = alert("a:fixed");
+  fixed.kind = "recovery";
+  // a a a b b a a (recovery of a) a
+  home.commit(report(kAgentA, 1, kT0, {a(1), a(2), a(3), b(1), b(2), a(4), a(5), fixed, a(6)}));
+  auto tickets = home.tickets();
+  REQUIRE(tickets.size() == 2);
+  const auto& ta = tickets[0].component == "DKC-0 fan 2" ? tickets[0] : tickets[1];
+  const auto& tb = tickets[0].component == "DKC-0 fan 2" ? tickets[1] : tickets[0];
+  CHECK(ta.count == 6);
+  CHECK(ta.state == "open");  // reopened by the alert after the recovery
+  CHECK(tb.count == 2);
+  CHECK(tb.state == "open");
+  auto log = home.store->ticketLog(ta.id);
+  REQUIRE(log.has_value());
+  std::vector<std::string> story;
+  for (const auto& r : *log) {
+    if (r.action == "repeated") {
+      story.push_back(r.detail);
+    } else if (r.action == "opened" || r.action == "resolved" || r.action == "reopened") {
+      story.push_back(r.action);
+    }
+  }
+  CHECK(story == std::vector<std::string>{"opened", "occurrence 2", "occurrence 3", "occurrence 4",
+                                          "occurrence 5", "resolved", "reopened"});
+  CHECK(home.actions(tb.id) == std::vector<std::string>{"opened", "repeated"});
+}
+
 TEST_CASE("the same event id sent twice changes no ticket") {
   Home home;
   home.commit(report(kAgentA, 1, kT0, {alert("sim-1")}));
