@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <set>
 
 #include <fmt/format.h>
@@ -584,20 +585,27 @@ class Book {
   /// each other (a storm of one SIM in one report) are counted in memory and written as one
   /// UPDATE, with the same audit rows, when another problem comes or flushRepeats() runs.
   /// The caller runs flushRepeats() before anything else touches tickets, and at the end.
-  Status raiseCoalesced(TicketRow t, std::string_view who, std::int64_t nowMs) {
-    std::string key = dedupKey(t.customer, t.site, t.family, t.array, t.problem);
+  /// `key` is the dedup key of the row `make` builds; only a row that is written is built.
+  Status raiseCoalesced(std::string key, std::int64_t seenMs, std::function<TicketRow()> make,
+                        std::string_view who, std::int64_t nowMs) {
     if (pending_ && pending_->key == key) {
       ++pending_->n;
-      pending_->seenMs = std::max(pending_->seenMs, t.lastSeenMs);
-      pending_->detail = std::move(t.detail);
+      pending_->seenMs = std::max(pending_->seenMs, seenMs);
+      pending_->latest = std::move(make);
       return {};
     }
     if (auto done = flushRepeats(); !done) return done;
     auto current = live(key);
     if (!current) return std::unexpected(current.error());
-    if (!*current) return raise(std::move(t), who, nowMs);
-    pending_ = PendingRepeats{std::move(key), (*current)->id,      (*current)->count, 1,
-                              t.lastSeenMs,   std::move(t.detail), std::string(who),  nowMs};
+    if (!*current) return raise(make(), who, nowMs);
+    pending_ = PendingRepeats{.key = std::move(key),
+                              .ticket = (*current)->id,
+                              .before = (*current)->count,
+                              .n = 1,
+                              .seenMs = seenMs,
+                              .latest = std::move(make),
+                              .who = std::string(who),
+                              .nowMs = nowMs};
     return {};
   }
 
@@ -605,7 +613,7 @@ class Book {
     if (!pending_) return {};
     PendingRepeats p = std::move(*pending_);
     pending_.reset();
-    return repeated(p.ticket, p.before, p.n, p.seenMs, p.detail, p.who, p.nowMs);
+    return repeated(p.ticket, p.before, p.n, p.seenMs, p.latest().detail, p.who, p.nowMs);
   }
 
   /// Opens, counts or reopens the ticket of a problem, with audit rows and notifications.
@@ -723,7 +731,7 @@ class Book {
     std::int64_t before = 0;  // the ticket's count before them
     std::int64_t n = 0;
     std::int64_t seenMs = 0;
-    std::string detail;
+    std::function<TicketRow()> latest;  // builds the row of the latest repeat, for its detail
     std::string who;
     std::int64_t nowMs = 0;
   };
@@ -866,32 +874,42 @@ Status Store::Impl::onNewEvents(const EnvelopeRecord& r,
     Decision decision =
         decide(policy->config(), a.customer, a.site, family, code, e.severity.value_or(""));
     if (decision.action != RuleAction::kTicket) continue;
-    const CodeTable* table = builtinCodeTable(family);
-    const CodeEntry* decoded = table ? table->find(code) : nullptr;
-    TicketRow t;
-    t.kind = "alert";
-    t.customer = a.customer;
-    t.site = a.site;
-    t.family = family;
-    t.array = array;
-    t.agentId = r.agentId;
-    t.problem = problem;
-    t.title = eventTitle(e, decoded);
-    t.code = code;
-    t.severity = e.severity.value_or("");
-    t.component = component;
-    t.urgent = decision.urgent;
-    t.count = 1;
-    t.firstSeenMs = seen;
-    t.lastSeenMs = seen;
-    t.openedMs = now;
-    Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
-                   {"text", e.text.value_or("")},
-                   {"model", r.arrayModel.value_or("")},
-                   {"name", r.arrayName.value_or("")},
-                   {"rule", decision.why}};
-    t.detail = detail.dump();
-    if (auto done = book.raiseCoalesced(std::move(t), who, now); !done) return done;
+    // The row (title, detail JSON) is built only when it is written: for a new ticket, and for
+    // the last of a run of repeats.
+    auto make = [&r, &a, &e, family, array, code, component, problem, seen, now,
+                 decision = std::move(decision)] {
+      const CodeTable* table = builtinCodeTable(family);
+      const CodeEntry* decoded = table ? table->find(code) : nullptr;
+      TicketRow t;
+      t.kind = "alert";
+      t.customer = a.customer;
+      t.site = a.site;
+      t.family = family;
+      t.array = array;
+      t.agentId = r.agentId;
+      t.problem = problem;
+      t.title = eventTitle(e, decoded);
+      t.code = code;
+      t.severity = e.severity.value_or("");
+      t.component = component;
+      t.urgent = decision.urgent;
+      t.count = 1;
+      t.firstSeenMs = seen;
+      t.lastSeenMs = seen;
+      t.openedMs = now;
+      Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
+                     {"text", e.text.value_or("")},
+                     {"model", r.arrayModel.value_or("")},
+                     {"name", r.arrayName.value_or("")},
+                     {"rule", decision.why}};
+      t.detail = detail.dump();
+      return t;
+    };
+    if (auto done = book.raiseCoalesced(dedupKey(a.customer, a.site, family, array, problem), seen,
+                                        std::move(make), who, now);
+        !done) {
+      return done;
+    }
   }
   return book.flushRepeats();
 }
