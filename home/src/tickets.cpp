@@ -597,7 +597,7 @@ class Book {
     if (auto done = flushRepeats(); !done) return done;
     auto current = live(key);
     if (!current) return std::unexpected(current.error());
-    if (!*current) return raise(make(), who, nowMs);
+    if (!*current) return raiseNew(make(), key, who, nowMs);
     pending_ = PendingRepeats{.key = std::move(key),
                               .ticket = (*current)->id,
                               .before = (*current)->count,
@@ -625,6 +625,11 @@ class Book {
       const auto& c = **current;
       return repeated(c.id, c.count, 1, t.lastSeenMs, t.detail, who, nowMs);
     }
+    return raiseNew(std::move(t), key, who, nowMs);
+  }
+
+  /// raise() for a problem with no live ticket: reopens a recently resolved one or opens one.
+  Status raiseNew(TicketRow t, const std::string& key, std::string_view who, std::int64_t nowMs) {
     auto resolved = recentlyResolved(key, nowMs - policy_.config().reopenWindowMs);
     if (!resolved) return std::unexpected(resolved.error());
     if (*resolved) {
@@ -758,6 +763,38 @@ std::string problemOf(std::string_view family, std::string_view code, std::strin
   return fmt::format("event:{}|{}", code, component);
 }
 
+/// The ticket an alert of agent `a` opens, as `decision` ruled.
+TicketRow alertTicket(const EnvelopeRecord& r, const AgentInfo& a, const EventRecord& e,
+                      const Decision& decision) {
+  const std::string code = e.code.value_or("");
+  const CodeTable* table = builtinCodeTable(e.family.value_or(""));
+  const CodeEntry* decoded = table ? table->find(code) : nullptr;
+  TicketRow t;
+  t.kind = "alert";
+  t.customer = a.customer;
+  t.site = a.site;
+  t.family = e.family.value_or("");
+  t.array = e.array.value_or("");
+  t.agentId = r.agentId;
+  t.component = e.component.value_or("");
+  t.problem = problemOf(t.family, code, t.component);
+  t.title = eventTitle(e, decoded);
+  t.code = code;
+  t.severity = e.severity.value_or("");
+  t.urgent = decision.urgent;
+  t.count = 1;
+  t.firstSeenMs = e.occurredMs.value_or(r.receivedMs);
+  t.lastSeenMs = t.firstSeenMs;
+  t.openedMs = r.receivedMs;
+  Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
+                 {"text", e.text.value_or("")},
+                 {"model", r.arrayModel.value_or("")},
+                 {"name", r.arrayName.value_or("")},
+                 {"rule", decision.why}};
+  t.detail = detail.dump();
+  return t;
+}
+
 constexpr std::array<std::string_view, 4> kUnreachableStates = {"unreachable", "timeout",
                                                                 "login_failed", "pin_mismatch"};
 
@@ -876,34 +913,8 @@ Status Store::Impl::onNewEvents(const EnvelopeRecord& r,
     if (decision.action != RuleAction::kTicket) continue;
     // The row (title, detail JSON) is built only when it is written: for a new ticket, and for
     // the last of a run of repeats.
-    auto make = [&r, &a, &e, family, array, code, component, problem, seen, now,
-                 decision = std::move(decision)] {
-      const CodeTable* table = builtinCodeTable(family);
-      const CodeEntry* decoded = table ? table->find(code) : nullptr;
-      TicketRow t;
-      t.kind = "alert";
-      t.customer = a.customer;
-      t.site = a.site;
-      t.family = family;
-      t.array = array;
-      t.agentId = r.agentId;
-      t.problem = problem;
-      t.title = eventTitle(e, decoded);
-      t.code = code;
-      t.severity = e.severity.value_or("");
-      t.component = component;
-      t.urgent = decision.urgent;
-      t.count = 1;
-      t.firstSeenMs = seen;
-      t.lastSeenMs = seen;
-      t.openedMs = now;
-      Json detail = {{"meaning", decoded ? decoded->meaning : std::string()},
-                     {"text", e.text.value_or("")},
-                     {"model", r.arrayModel.value_or("")},
-                     {"name", r.arrayName.value_or("")},
-                     {"rule", decision.why}};
-      t.detail = detail.dump();
-      return t;
+    auto make = [&r, &a, &e, decision = std::move(decision)] {
+      return alertTicket(r, a, e, decision);
     };
     if (auto done = book.raiseCoalesced(dedupKey(a.customer, a.site, family, array, problem), seen,
                                         std::move(make), who, now);
