@@ -162,6 +162,8 @@ Result<Statement> Database::prepare(std::string_view sql) {
 
 std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
+std::int64_t Database::lastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
+
 Result<std::int64_t> Database::queryInt(std::string_view sql) {
   auto stmt = prepare(sql);
   if (!stmt) return std::unexpected(stmt.error());

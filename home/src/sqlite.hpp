@@ -77,6 +77,8 @@ class Database {
   Result<Statement> prepare(std::string_view sql);
   /// Rows changed by the last INSERT/UPDATE/DELETE on this connection.
   std::int64_t changes() const;
+  /// The rowid of the last successful INSERT on this connection.
+  std::int64_t lastInsertRowid() const;
   /// Result of a single-integer query such as "PRAGMA user_version".
   Result<std::int64_t> queryInt(std::string_view sql);
 

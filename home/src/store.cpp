@@ -23,10 +23,11 @@ constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
 // entry.
 //
 // heartbeats and events have no key of their own: a row is written only for a new envelope,
-// whose (agent_id, seq) the envelopes key keeps unique. Without a key their rows are appended
+// whose (agent_id, seq) the envelopes key (from schema 5 envelope_keys and the writer's recent
+// level) keeps unique. Without a key their rows are appended
 // in arrival order; a key clustered by agent would dirty one page per agent in every commit,
 // which on a busy home multiplies what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 4> kMigrations = {
+constexpr std::array<std::string_view, 5> kMigrations = {
     R"sql(
 CREATE TABLE agents (
   id TEXT PRIMARY KEY NOT NULL,
@@ -190,7 +191,48 @@ CREATE TABLE expected_arrays (
   PRIMARY KEY (agent_id, family, serial)
 ) WITHOUT ROWID;
 )sql",
+    // 5: the envelopes key in two levels. envelopes keeps rows in arrival order under an id
+    // and no other key; envelope_keys is the (agent_id, seq) key of every envelope with
+    // id <= envelope_keys_merged.upto, and the writer keeps the later ones' keys in memory and
+    // merges them in key order every kMergeRecentAt envelopes. A key clustered by agent on
+    // envelopes itself dirtied one page per agent in every commit.
+    R"sql(
+CREATE TABLE envelopes_by_id (
+  id INTEGER PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  payload TEXT NOT NULL
+);
+INSERT INTO envelopes_by_id (id, agent_id, seq, created_ms, received_ms, type, size, payload)
+  SELECT rowid, agent_id, seq, created_ms, received_ms, type, size, payload FROM envelopes
+  ORDER BY rowid;
+CREATE TABLE envelope_keys (
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  envelope_id INTEGER NOT NULL,
+  PRIMARY KEY (agent_id, seq)
+) WITHOUT ROWID;
+INSERT INTO envelope_keys (agent_id, seq, envelope_id)
+  SELECT agent_id, seq, id FROM envelopes_by_id ORDER BY agent_id, seq;
+CREATE TABLE envelope_keys_merged (upto INTEGER NOT NULL);
+INSERT INTO envelope_keys_merged (upto) SELECT coalesce(max(id), 0) FROM envelopes_by_id;
+DROP TABLE envelopes;
+ALTER TABLE envelopes_by_id RENAME TO envelopes;
+)sql",
 };
+
+// The recent level of the envelopes key is merged into envelope_keys once it holds this many
+// keys: each merge writes each active agent's leaf page once, where a per-envelope insert
+// wrote it once per commit. At ~80 bytes a key the recent level stays under 400 KB.
+constexpr std::size_t kMergeRecentAt = 4096;
+
+std::string recentKey(std::string_view agentId, std::int64_t seq) {
+  return fmt::format("{}/{}", agentId, seq);
+}
 
 }  // namespace
 
@@ -217,6 +259,77 @@ Status Store::Impl::migrate() {
     if (auto done = tx->commit(); !done) return done;
   }
   return {};
+}
+
+Status Store::Impl::syncRecentKeys() {
+  auto upto = statement(selectMergedUpto, "SELECT upto FROM envelope_keys_merged");
+  if (!upto) return propagate(upto);
+  auto row = (*upto)->step();
+  if (!row) return propagate(row);
+  if (!*row) return fail("store", fmt::format("{}: envelope_keys_merged is empty", db.file()));
+  auto merged = (*upto)->columnInt(0);
+  (*upto)->reset();
+  if (merged != recentUpto) {
+    // First use, a rollback, or another connection merged: read the recent level again.
+    recentKeys.clear();
+    recentUpto = merged;
+    recentLastId = merged;
+  }
+  auto recent = statement(selectRecentKeys,
+                          "SELECT id, agent_id, seq FROM envelopes WHERE id > ?1 ORDER BY id");
+  if (!recent) return propagate(recent);
+  auto& s = **recent;
+  s.bind(1, recentLastId);
+  while (true) {
+    auto more = s.step();
+    if (!more) return propagate(more);
+    if (!*more) break;
+    recentLastId = s.columnInt(0);
+    recentKeys.insert(recentKey(s.columnText(1), s.columnInt(2)));
+  }
+  s.reset();
+  return {};
+}
+
+Result<bool> Store::Impl::envelopeStored(const std::string& key, std::string_view agentId,
+                                         std::int64_t seq) {
+  if (recentKeys.contains(key)) return true;
+  auto merged =
+      statement(selectMergedKey, "SELECT 1 FROM envelope_keys WHERE agent_id = ?1 AND seq = ?2");
+  if (!merged) return propagate(merged);
+  (*merged)->bind(1, agentId).bind(2, seq);
+  auto row = (*merged)->step();
+  (*merged)->reset();
+  return row;
+}
+
+Status Store::Impl::mergeRecentKeys() {
+  if (recentLastId == recentUpto) return {};
+  // Plain INSERT: the key's uniqueness still holds in the database, and a clash here would be
+  // a bug worth failing loudly for.
+  auto merge = db.prepare(
+      "INSERT INTO envelope_keys (agent_id, seq, envelope_id) SELECT agent_id, seq, id FROM "
+      "envelopes WHERE id > ?1 AND id <= ?2 ORDER BY agent_id, seq");
+  if (!merge) return propagate(merge);
+  merge->bind(1, recentUpto).bind(2, recentLastId);
+  if (auto done = merge->run(); !done) return done;
+  auto mark = db.prepare("UPDATE envelope_keys_merged SET upto = ?1");
+  if (!mark) return propagate(mark);
+  mark->bind(1, recentLastId);
+  if (auto done = mark->run(); !done) return done;
+  recentKeys.clear();
+  recentUpto = recentLastId;
+  return {};
+}
+
+Status Store::Impl::foldRecentKeys() {
+  auto tx = Transaction::beginImmediate(db);
+  if (!tx) return propagate(tx);
+  auto done = syncRecentKeys();
+  if (done) done = mergeRecentKeys();
+  if (done) done = tx->commit();
+  if (!done) recentUpto = -1;
+  return done;
 }
 
 Status Store::Impl::storeNew(const EnvelopeRecord& r) {
@@ -406,10 +519,11 @@ Status Store::setExpectedArrays(std::string_view agentId, std::span<const Expect
 }
 
 Result<std::vector<AgentSummary>> Store::agents() {
+  if (auto done = impl_->foldRecentKeys(); !done) return std::unexpected(done.error());
   auto stmt = impl_->db.prepare(
       "SELECT id, customer, site, name, enrolled_ms, revoked_ms, last_seq, last_envelope_ms, "
       "last_heartbeat_ms, next_heartbeat_due_ms, "
-      "(SELECT count(*) FROM envelopes e WHERE e.agent_id = a.id), heartbeat_due_home_ms, "
+      "(SELECT count(*) FROM envelope_keys k WHERE k.agent_id = a.id), heartbeat_due_home_ms, "
       "clock_skew_ms, coalesce(clock_warning, '') "
       "FROM agents a ORDER BY customer, site, name, id");
   if (!stmt) return propagate(stmt);
@@ -439,11 +553,14 @@ Result<std::vector<AgentSummary>> Store::agents() {
 }
 
 Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::string>& agentId) {
+  if (auto done = impl_->foldRecentKeys(); !done) return std::unexpected(done.error());
   auto stmt = impl_->db.prepare(
-      agentId ? "SELECT agent_id, seq, type, created_ms, received_ms, size, payload FROM "
-                "envelopes WHERE agent_id = ?1 ORDER BY agent_id, seq"
-              : "SELECT agent_id, seq, type, created_ms, received_ms, size, payload FROM "
-                "envelopes ORDER BY agent_id, seq");
+      agentId ? "SELECT k.agent_id, k.seq, type, created_ms, received_ms, size, payload FROM "
+                "envelope_keys k JOIN envelopes v ON v.id = k.envelope_id "
+                "WHERE k.agent_id = ?1 ORDER BY k.agent_id, k.seq"
+              : "SELECT k.agent_id, k.seq, type, created_ms, received_ms, size, payload FROM "
+                "envelope_keys k JOIN envelopes v ON v.id = k.envelope_id "
+                "ORDER BY k.agent_id, k.seq");
   if (!stmt) return propagate(stmt);
   if (agentId) stmt->bind(1, std::string_view(*agentId));
   std::vector<StoredEnvelope> out;
@@ -465,11 +582,12 @@ Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::st
 }
 
 Result<std::vector<StoredEvent>> Store::events(const std::optional<std::string>& array) {
+  if (auto done = impl_->foldRecentKeys(); !done) return std::unexpected(done.error());
   auto stmt = impl_->db.prepare(
       "SELECT e.agent_id, e.seq, e.family, e.array, e.event_id, e.code, e.severity, "
-      "e.occurred_ms, v.received_ms, e.payload FROM events e JOIN envelopes v "
-      "ON v.agent_id = e.agent_id AND v.seq = e.seq WHERE ?1 IS NULL OR e.array = ?1 "
-      "ORDER BY e.rowid");
+      "e.occurred_ms, v.received_ms, e.payload FROM events e JOIN envelope_keys k "
+      "ON k.agent_id = e.agent_id AND k.seq = e.seq JOIN envelopes v ON v.id = k.envelope_id "
+      "WHERE ?1 IS NULL OR e.array = ?1 ORDER BY e.rowid");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, array);
   std::vector<StoredEvent> out;
@@ -505,29 +623,40 @@ Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* 
   if (!rollback) return propagate(rollback);
   auto insert = impl.statement(
       impl.insertEnvelope,
-      "INSERT OR IGNORE INTO envelopes (agent_id, seq, created_ms, received_ms, type, size, "
-      "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "INSERT INTO envelopes (agent_id, seq, created_ms, received_ms, type, size, payload) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!insert) return propagate(insert);
 
   if (auto begun = (*begin)->run(); !begun) return std::unexpected(begun.error());
   auto abort = [&](const Error& error) -> std::unexpected<Error> {
     (void)(*rollback)->run();
+    impl.recentUpto = -1;  // the recent keys may name rolled-back envelopes
     return std::unexpected(error);
   };
+  if (auto done = impl.syncRecentKeys(); !done) return abort(done.error());
   std::vector<CommitResult> results;
   results.reserve(batch.size());
   for (const EnvelopeRecord* r : batch) {
-    auto& s = **insert;
-    s.bind(1, r->agentId).bind(2, static_cast<std::int64_t>(r->seq)).bind(3, r->createdMs);
-    s.bind(4, r->receivedMs).bind(5, r->type).bind(6, static_cast<std::int64_t>(r->size));
-    s.bind(7, r->payload);
-    if (auto done = s.run(); !done) return abort(done.error());
-    if (impl.db.changes() == 0) {
+    auto seq = static_cast<std::int64_t>(r->seq);
+    auto key = recentKey(r->agentId, seq);
+    auto stored = impl.envelopeStored(key, r->agentId, seq);
+    if (!stored) return abort(stored.error());
+    if (*stored) {
       results.push_back(CommitResult::kDuplicate);
       continue;
     }
+    auto& s = **insert;
+    s.bind(1, r->agentId).bind(2, seq).bind(3, r->createdMs);
+    s.bind(4, r->receivedMs).bind(5, r->type).bind(6, static_cast<std::int64_t>(r->size));
+    s.bind(7, r->payload);
+    if (auto done = s.run(); !done) return abort(done.error());
+    impl.recentLastId = impl.db.lastInsertRowid();
+    impl.recentKeys.insert(std::move(key));
     if (auto done = impl.storeNew(*r); !done) return abort(done.error());
     results.push_back(CommitResult::kAccepted);
+  }
+  if (impl.recentKeys.size() >= kMergeRecentAt) {
+    if (auto done = impl.mergeRecentKeys(); !done) return abort(done.error());
   }
   // A failed COMMIT may leave the transaction open; ROLLBACK then ends it.
   if (auto done = (*commit)->run(); !done) return abort(done.error());

@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
@@ -26,6 +27,9 @@ struct Store::Impl {
 
   Database db;
   std::optional<Statement> insertEnvelope;
+  std::optional<Statement> selectMergedKey;
+  std::optional<Statement> selectMergedUpto;
+  std::optional<Statement> selectRecentKeys;
   std::optional<Statement> insertHeartbeat;
   std::optional<Statement> insertEvent;
   std::optional<Statement> updateAgentSeq;
@@ -46,6 +50,29 @@ struct Store::Impl {
   }
 
   Status migrate();
+
+  // --- the envelopes key in two levels (store.cpp, docs/architecture.md) --------------------
+  // envelope_keys holds the (agent, seq) of every envelope up to envelope_keys_merged.upto;
+  // the envelopes after it are the recent level, whose keys this connection keeps in memory.
+  // Both levels together are exact: an (agent, seq) found in either is a duplicate.
+  std::unordered_set<std::string> recentKeys;
+  /// The upto recentKeys was built against; -1 when they must be read again (a rollback).
+  std::int64_t recentUpto = -1;
+  /// The highest envelope id whose key is in recentKeys (or merged).
+  std::int64_t recentLastId = 0;
+
+  /// Inside a write transaction: brings recentKeys up to date with the database, including
+  /// what another connection stored or merged.
+  Status syncRecentKeys();
+  /// Inside a write transaction, after syncRecentKeys: whether (agent, seq) is stored.
+  Result<bool> envelopeStored(const std::string& recentKey, std::string_view agentId,
+                              std::int64_t seq);
+  /// Inside a write transaction, after syncRecentKeys: moves the recent keys into
+  /// envelope_keys, in key order, so that each agent's leaf page is written once per merge.
+  Status mergeRecentKeys();
+  /// In its own transaction: merges whatever is recent, so that readers find every envelope
+  /// through envelope_keys.
+  Status foldRecentKeys();
   /// Stores a new envelope's rows; with a policy, also what its events and heartbeat do to
   /// tickets and the outbox.
   Status storeNew(const EnvelopeRecord& r);

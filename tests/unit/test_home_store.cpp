@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -135,6 +136,93 @@ TEST_CASE("a commit stores each (agent, seq) once, within one batch and across b
   CHECK(a.lastSeq == 3);
   CHECK(a.envelopes == 3);
   CHECK(a.lastEnvelopeMs.has_value());
+}
+
+TEST_CASE("the envelopes key stays exact across a merge of its recent level") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  // More than one merge's worth in one batch: the batch ends with a merge.
+  std::vector<EnvelopeRecord> many;
+  for (std::uint64_t seq = 1; seq <= 5000; ++seq) {
+    many.push_back(sampleRecord(kAgentA, seq, "report", 0));
+  }
+  auto first = commitAll(store, many);
+  CHECK(std::count(first.begin(), first.end(), CommitResult::kAccepted) == 5000);
+  {
+    RawDb raw(dir / "home.db");
+    CHECK(raw.count("SELECT count(*) FROM envelope_keys") == 5000);
+    CHECK(raw.count("SELECT upto FROM envelope_keys_merged") ==
+          raw.count("SELECT max(id) FROM envelopes"));
+  }
+  // Merged keys, a recent one and new ones, in one batch.
+  auto second = commitAll(
+      store, {sampleRecord(kAgentA, 1, "report", 0), sampleRecord(kAgentA, 5000, "report", 0),
+              sampleRecord(kAgentA, 5001, "report", 0), sampleRecord(kAgentA, 5001, "report", 0)});
+  CHECK(second == std::vector{CommitResult::kDuplicate, CommitResult::kDuplicate,
+                              CommitResult::kAccepted, CommitResult::kDuplicate});
+  RawDb raw(dir / "home.db");
+  CHECK(raw.count("SELECT count(*) FROM envelope_keys") == 5000);  // 5001 is still recent
+  CHECK(raw.count("SELECT count(*) FROM envelopes") == 5001);
+  // A reader merges the recent level first, so it lists every envelope.
+  CHECK(store.envelopes(std::string(kAgentA)).value().size() == 5001);
+  CHECK(raw.count("SELECT count(*) FROM envelope_keys") == 5001);
+}
+
+TEST_CASE("two connections see each other's recent envelopes and merges") {
+  TempDir dir;
+  auto one = openNew(dir / "home.db");
+  REQUIRE(one.addAgent(sampleAgent(kAgentA)).has_value());
+  auto two = Store::open(dir / "home.db");
+  REQUIRE(two.has_value());
+
+  CHECK(commitAll(one, {sampleRecord(kAgentA, 1), sampleRecord(kAgentA, 2)}) ==
+        std::vector{CommitResult::kAccepted, CommitResult::kAccepted});
+  // Only in one's recent level and the envelopes table: two must still find it.
+  CHECK(commitAll(*two, {sampleRecord(kAgentA, 2), sampleRecord(kAgentA, 3)}) ==
+        std::vector{CommitResult::kDuplicate, CommitResult::kAccepted});
+  // two's reader merges; one notices and finds the merged keys.
+  CHECK(two->envelopes(std::nullopt).value().size() == 3);
+  CHECK(commitAll(one,
+                  {sampleRecord(kAgentA, 1), sampleRecord(kAgentA, 3), sampleRecord(kAgentA, 4)}) ==
+        std::vector{CommitResult::kDuplicate, CommitResult::kDuplicate, CommitResult::kAccepted});
+  auto agents = one.agents().value();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].envelopes == 4);
+  CHECK(agents[0].lastSeq == 4);
+}
+
+TEST_CASE("a database from before the two-level key is migrated with its envelopes") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  { openNew(file).addAgent(sampleAgent(kAgentA)).value(); }
+  {
+    // Put the file back to schema 4: one table keyed by (agent_id, seq), two envelopes.
+    RawDb raw(file);
+    raw.exec(
+        "DROP TABLE envelopes; DROP TABLE envelope_keys; DROP TABLE envelope_keys_merged;"
+        "CREATE TABLE envelopes (agent_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "created_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, type TEXT NOT NULL, "
+        "size INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (agent_id, seq));"
+        "PRAGMA user_version = 4;");
+    raw.exec(
+        fmt::format("INSERT INTO envelopes VALUES ('{0}', 7, 1, 2, 'report', 10, '{{}}'), "
+                    "('{0}', 3, 1, 4, 'heartbeat', 10, '{{}}')",
+                    kAgentA));
+  }
+  auto store = Store::open(file);
+  REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message));
+  CHECK(store->schemaVersion().value() == kSchemaVersion);
+  auto listed = store->envelopes(std::nullopt).value();
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].seq == 3);
+  CHECK(listed[0].receivedMs == 4);
+  CHECK(listed[1].seq == 7);
+  CHECK(commitAll(*store, {sampleRecord(kAgentA, 7), sampleRecord(kAgentA, 8)}) ==
+        std::vector{CommitResult::kDuplicate, CommitResult::kAccepted});
+  RawDb raw(file);
+  CHECK(raw.count("SELECT upto FROM envelope_keys_merged") == 2);
+  CHECK(raw.count("SELECT count(*) FROM envelopes WHERE id > 2") == 1);
 }
 
 TEST_CASE("an event already stored under its family, array and id is a repeat") {

@@ -18,7 +18,7 @@
 namespace pass::home {
 
 /// The schema version this build migrates to.
-inline constexpr std::int64_t kSchemaVersion = 4;
+inline constexpr std::int64_t kSchemaVersion = 5;
 
 /// An agent as enrolled.
 struct NewAgent {
