@@ -23,10 +23,10 @@ constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
 // entry.
 //
 // heartbeats and events have no key of their own: a row is written only for a new envelope,
-// whose (agent_id, seq) the envelopes key (from schema 5 envelope_keys and the writer's recent
-// level) keeps unique. Without a key their rows are appended
-// in arrival order; a key clustered by agent would dirty one page per agent in every commit,
-// which on a busy home multiplies what each COMMIT writes and syncs.
+// whose (agent_id, seq) the envelopes key (from schema 5: envelope_keys and the writer's recent
+// level) keeps unique. Without a key their rows are appended in arrival order; a key clustered
+// by agent would dirty one page per agent in every commit, which on a busy home multiplies
+// what each COMMIT writes and syncs.
 constexpr std::array<std::string_view, 5> kMigrations = {
     R"sql(
 CREATE TABLE agents (
