@@ -192,6 +192,29 @@ TEST_CASE("two connections see each other's recent envelopes and merges") {
   CHECK(agents[0].lastSeq == 4);
 }
 
+TEST_CASE("a rolled-back batch leaves no key behind: its envelopes are new when sent again") {
+  TempDir dir;
+  auto store = openNew(dir / "home.db");
+  REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  RawDb(dir / "home.db")
+      .exec(
+          "CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN NEW.code = 'boom' "
+          "BEGIN SELECT RAISE(ABORT, 'boom refused'); END");
+  auto bad = sampleRecord(kAgentA, 2);
+  bad.events[0].code = "boom";
+  std::vector<const EnvelopeRecord*> batch;
+  auto good = sampleRecord(kAgentA, 1);
+  batch.push_back(&good);
+  batch.push_back(&bad);
+  auto failed = store.commit(batch);
+  REQUIRE_FALSE(failed.has_value());
+  CHECK(failed.error().message.find("boom refused") != std::string::npos);
+  // Seq 1 was inserted, then rolled back with the batch: it must not count as stored.
+  CHECK(commitAll(store, {sampleRecord(kAgentA, 1), sampleRecord(kAgentA, 2)}) ==
+        std::vector{CommitResult::kAccepted, CommitResult::kAccepted});
+  CHECK(store.envelopes(std::nullopt).value().size() == 2);
+}
+
 TEST_CASE("a database from before the two-level key is migrated with its envelopes") {
   TempDir dir;
   auto file = dir / "home.db";
