@@ -20,6 +20,9 @@ if [ -f "$prefix/.complete" ]; then
   echo "$prefix"
   exit 0
 fi
+# Callers capture stdout as the prefix: everything else (apt-get, dpkg, the builds) goes to
+# stderr, and only the last line below goes to the saved stdout.
+exec 3>&1 1>&2
 
 log() { echo "windows-deps: $*" >&2; }
 sudo=""
@@ -131,4 +134,4 @@ cd "$cache"
 rm -rf "$work"
 touch "$prefix/.complete"
 log "built in $((SECONDS - start)) s: $prefix"
-echo "$prefix"
+echo "$prefix" >&3
