@@ -266,7 +266,12 @@ Status Store::Impl::syncRecentKeys() {
   if (!upto) return propagate(upto);
   auto row = (*upto)->step();
   if (!row) return propagate(row);
-  if (!*row) return fail("store", fmt::format("{}: envelope_keys_merged is empty", db.file()));
+  if (!*row) {
+    return fail("store", fmt::format("{}: table envelope_keys_merged has no row (pass-home "
+                                     "writes it once, in migration 5): was the database edited "
+                                     "by hand?",
+                                     db.file()));
+  }
   auto merged = (*upto)->columnInt(0);
   (*upto)->reset();
   if (merged != recentUpto) {
@@ -304,32 +309,26 @@ Result<bool> Store::Impl::envelopeStored(const std::string& key, std::string_vie
 }
 
 Status Store::Impl::mergeRecentKeys() {
-  if (recentLastId == recentUpto) return {};
   // Plain INSERT: the key's uniqueness still holds in the database, and a clash here would be
-  // a bug worth failing loudly for.
-  auto merge = db.prepare(
-      "INSERT INTO envelope_keys (agent_id, seq, envelope_id) SELECT agent_id, seq, id FROM "
-      "envelopes WHERE id > ?1 AND id <= ?2 ORDER BY agent_id, seq");
-  if (!merge) return propagate(merge);
-  merge->bind(1, recentUpto).bind(2, recentLastId);
-  if (auto done = merge->run(); !done) return done;
-  auto mark = db.prepare("UPDATE envelope_keys_merged SET upto = ?1");
-  if (!mark) return propagate(mark);
-  mark->bind(1, recentLastId);
-  if (auto done = mark->run(); !done) return done;
+  // a bug worth failing loudly for. Inside the write lock, max(id) is the last recent envelope.
+  if (auto done = db.exec(
+          "INSERT INTO envelope_keys (agent_id, seq, envelope_id) SELECT agent_id, seq, id FROM "
+          "envelopes WHERE id > (SELECT upto FROM envelope_keys_merged) ORDER BY agent_id, seq;"
+          "UPDATE envelope_keys_merged SET upto = (SELECT coalesce(max(id), upto) FROM envelopes)");
+      !done) {
+    return done;
+  }
+  // The next sync starts from the new upto, with nothing after it to read.
   recentKeys.clear();
-  recentUpto = recentLastId;
+  recentUpto = -1;
   return {};
 }
 
 Status Store::Impl::foldRecentKeys() {
   auto tx = Transaction::beginImmediate(db);
   if (!tx) return propagate(tx);
-  auto done = syncRecentKeys();
-  if (done) done = mergeRecentKeys();
-  if (done) done = tx->commit();
-  if (!done) recentUpto = -1;
-  return done;
+  if (auto done = mergeRecentKeys(); !done) return done;
+  return tx->commit();
 }
 
 Status Store::Impl::storeNew(const EnvelopeRecord& r) {

@@ -67,11 +67,11 @@ struct Store::Impl {
   /// Inside a write transaction, after syncRecentKeys: whether (agent, seq) is stored.
   Result<bool> envelopeStored(const std::string& recentKey, std::string_view agentId,
                               std::int64_t seq);
-  /// Inside a write transaction, after syncRecentKeys: moves the recent keys into
+  /// Inside a write transaction: moves the keys of the envelopes after upto into
   /// envelope_keys, in key order, so that each agent's leaf page is written once per merge.
   Status mergeRecentKeys();
-  /// In its own transaction: merges whatever is recent, so that readers find every envelope
-  /// through envelope_keys.
+  /// mergeRecentKeys in its own transaction, so that readers find every envelope through
+  /// envelope_keys alone.
   Status foldRecentKeys();
   /// Stores a new envelope's rows; with a policy, also what its events and heartbeat do to
   /// tickets and the outbox.
