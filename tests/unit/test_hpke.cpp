@@ -18,7 +18,7 @@ namespace {
 using pass::Bytes;
 using pass::ByteView;
 
-const std::string kVectorFile = PASS_SHARED_DIR "/testdata/rfc9180/x25519-sha256-aes128gcm.txt";
+const std::string kVectorFile = PASS_SOURCE_DIR "/tests/data/rfc9180/x25519-sha256-aes128gcm.txt";
 
 /// One "key: value" group; values are kept as written (hex or decimal), wrapped lines joined.
 using Record = std::map<std::string, std::string>;

@@ -1,5 +1,5 @@
 #pragma once
-/// Envelope wire format v1 (docs/protocol.md, ../shared/DESIGN.md): signed with the agent's
+/// Envelope wire format v1 (docs/protocol.md): signed with the agent's
 /// Ed25519 key, payload sealed with HPKE to the home's X25519 key.
 
 #include <array>
