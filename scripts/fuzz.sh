@@ -8,18 +8,11 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 out="${PASS_FUZZ_DIR:-build/fuzz}"
 
-missing=()
-for p in clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev libical-dev \
-  libhowardhinnant-date-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}" >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+PASS_LOG=fuzz
+. scripts/lib.sh
+
+need_packages clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev libical-dev \
+  libhowardhinnant-date-dev
 
 mkdir -p "$out"
 # Each harness names the sources it needs on its "// sources:" line.
@@ -34,7 +27,7 @@ for harness in tests/fuzz/fuzz_*.cpp; do
     -o "$out/$name"
   corpus="$out/$name.corpus"
   mkdir -p "$corpus"
-  echo "fuzz: $name for ${seconds}s" >&2
+  say "$name for ${seconds}s"
   # Seeds (tests/fuzz/seeds/<harness>/): real-shaped inputs, so that the fuzzer reaches the
   # paths behind a recognised line ("Serial Number :", "Id :") within a short CI run.
   seeds=()

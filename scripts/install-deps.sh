@@ -2,24 +2,11 @@
 # Installs what PASS needs to build and test on Debian 12, from Debian's archive only.
 # Idempotent: packages already present are left alone. Uses sudo when not root.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
-  libboost1.81-dev libboost-filesystem1.81-dev libboost-program-options1.81-dev
-  libssl-dev openssl libsodium-dev libcurl4-openssl-dev libpugixml-dev libfmt-dev doctest-dev
-  nlohmann-json3-dev libsqlite3-dev sqlite3 python3 clang-format
-  libssh-dev openssh-server openssh-client
-  libical-dev libhowardhinnant-date-dev tzdata python3-aiosmtpd faketime
-)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "installing: ${missing[*]}" >&2
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+need_packages build-essential cmake ninja-build pkg-config git ca-certificates \
+  libboost1.81-dev libboost-filesystem1.81-dev libboost-program-options1.81-dev \
+  libssl-dev openssl libsodium-dev libcurl4-openssl-dev libpugixml-dev libfmt-dev doctest-dev \
+  nlohmann-json3-dev libsqlite3-dev sqlite3 python3 clang-format \
+  libssh-dev openssh-server openssh-client \
+  libical-dev libhowardhinnant-date-dev tzdata python3-aiosmtpd faketime dpkg-dev

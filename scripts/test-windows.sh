@@ -10,21 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
-start=$SECONDS
-step() { echo "test-windows: $* ($((SECONDS - start)) s)" >&2; }
+PASS_LOG=test-windows
+. scripts/lib.sh
 
-missing=()
-for p in wine wine64 wixl msitools; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  step "installing: ${missing[*]}"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+need_packages wine wine64 wixl msitools
 
 step "Windows dependencies"
 PASS_WINDOWS_DEPS="$(scripts/windows-deps.sh)"
@@ -52,7 +41,7 @@ ctest --preset windows
 
 step "end to end: pass-svp.exe under Wine, pass-home on Linux"
 home_bin="$repo/build/${PASS_PRESET:-dev}/home/pass-home"
-[ -x "$home_bin" ] || { echo "test-windows: $home_bin is missing; run scripts/test.sh first" >&2; exit 1; }
+[ -x "$home_bin" ] || die "$home_bin is missing; run scripts/test.sh first"
 PASS_SVP_EXE="$repo/build/windows/win-svp/pass-svp.exe" PASS_HOME_BIN="$home_bin" \
   python3 -m unittest -v tests/windows/test_svp_wine.py
 
@@ -61,3 +50,4 @@ if [ -x installer/windows/test.sh ]; then
   PASS_HOME_BIN="$home_bin" installer/windows/test.sh "$repo/build/windows/win-svp/pass-svp.exe"
 fi
 step "done"
+say "total $(elapsed "$started") s"

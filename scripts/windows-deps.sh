@@ -24,16 +24,9 @@ fi
 # stderr, and only the last line below goes to the saved stdout.
 exec 3>&1 1>&2
 
-log() { echo "windows-deps: $*" >&2; }
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-
-packages=(g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
-  mingw-w64-x86-64-dev make perl bison dpkg-dev xz-utils nlohmann-json3-dev doctest-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
+PASS_LOG=windows-deps
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+log() { say "$*"; }
 
 # apt-get source needs deb-src entries; derive them from the binary sources when absent.
 have_src() { apt-get indextargets --format '$(IDENTIFIER)' 2>/dev/null | grep -qx Sources; }
@@ -41,20 +34,16 @@ if ! have_src; then
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     log "adding deb-src entries (/etc/apt/sources.list.d/pass-deb-src.sources)"
     sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
-      $sudo tee /etc/apt/sources.list.d/pass-deb-src.sources >/dev/null
+      as_root tee /etc/apt/sources.list.d/pass-deb-src.sources >/dev/null
   elif [ -f /etc/apt/sources.list ]; then
     log "adding deb-src entries (/etc/apt/sources.list.d/pass-deb-src.list)"
     sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list |
-      $sudo tee /etc/apt/sources.list.d/pass-deb-src.list >/dev/null
+      as_root tee /etc/apt/sources.list.d/pass-deb-src.list >/dev/null
   fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-elif [ ${#missing[@]} -gt 0 ]; then
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 fi
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing: ${missing[*]}"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+need_packages g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64 \
+  mingw-w64-x86-64-dev make perl bison dpkg-dev xz-utils nlohmann-json3-dev doctest-dev
 
 work="$cache/build-$key"
 rm -rf "$work" "$prefix"

@@ -43,36 +43,18 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$input" ] && [ -n "$debs" ] && [ -n "$out" ] || usage
 
-started=$(date +%s%N)
-step_started=0
-step_name=""
-elapsed() {
-  local ms=$((($(date +%s%N) - $1) / 1000000))
-  printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100))
-}
-step() {
-  [ -z "$step_name" ] || echo "build.sh: $step_name done in $(elapsed "$step_started") s" >&2
-  step_name="$1"
-  step_started=$(date +%s%N)
-  echo "build.sh: $*" >&2
-}
-fail() {
-  echo "build.sh: FAIL: $*" >&2
-  exit 1
-}
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-R() { $sudo "$@"; }
+PASS_LOG=appliance/build.sh
+. "$repo/scripts/lib.sh"
+R() { as_root "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 step "checking the input $input"
-[ -d "$input" ] || fail "--input $input: no such directory (pass-home onboard writes OUT/appliance/)"
+[ -d "$input" ] || die "--input $input: no such directory (pass-home onboard writes OUT/appliance/)"
 input="$(cd "$input" && pwd)"
-[ -d "$debs" ] || fail "--debs $debs: no such directory"
+[ -d "$debs" ] || die "--debs $debs: no such directory"
 debs="$(cd "$debs" && pwd)"
 env_file="$input/appliance.env"
-[ -f "$env_file" ] || fail "$env_file is missing"
+[ -f "$env_file" ] || die "$env_file is missing"
 
 # appliance.env is read, not sourced: KEY='value' lines, comments and blank lines only.
 declare -A conf=()
@@ -85,7 +67,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   elif [[ "$line" =~ ^(PASS_[A-Z0-9_]+)=([A-Za-z0-9._/:-]*)[[:space:]]*(#.*)?$ ]]; then
     conf[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
   else
-    fail "$env_file:$lineno: not a KEY='value' line: $line"
+    die "$env_file:$lineno: not a KEY='value' line: $line"
   fi
 done <"$env_file"
 get() { # KEY DEFAULT -> value; a missing key without a default is an error
@@ -94,11 +76,11 @@ get() { # KEY DEFAULT -> value; a missing key without a default is an error
   elif [ $# -ge 2 ]; then
     printf '%s' "$2"
   else
-    fail "$env_file: $1 is missing"
+    die "$env_file: $1 is missing"
   fi
 }
 check() { # KEY VALUE REGEX WHAT
-  [[ "$2" =~ $3 ]] || fail "$env_file: $1='$2': $4"
+  [[ "$2" =~ $3 ]] || die "$env_file: $1='$2': $4"
 }
 hostname="$(get PASS_HOSTNAME)" || exit 1
 customer="$(get PASS_CUSTOMER '')"
@@ -119,57 +101,57 @@ check PASS_HYPERVISOR "$hypervisor" '^(vmware|hyper-v|virtualbox|proxmox|xen|kvm
 check PASS_CPUS "$cpus" '^([1-9]|1[0-6])$' "a number of virtual CPUs from 1 to 16"
 check PASS_MEMORY_MB "$memory_mb" '^[0-9]+$' "a number of MB"
 [ "$memory_mb" -ge 512 ] && [ "$memory_mb" -le 65536 ] ||
-  fail "$env_file: PASS_MEMORY_MB='$memory_mb': from 512 to 65536"
+  die "$env_file: PASS_MEMORY_MB='$memory_mb': from 512 to 65536"
 check PASS_DISK_GB "$disk_gb" '^[0-9]+$' "a number of GB"
-[ "$disk_gb" -ge 4 ] && [ "$disk_gb" -le 1024 ] || fail "$env_file: PASS_DISK_GB='$disk_gb': from 4 to 1024"
+[ "$disk_gb" -ge 4 ] && [ "$disk_gb" -le 1024 ] || die "$env_file: PASS_DISK_GB='$disk_gb': from 4 to 1024"
 check PASS_NICS "$nics" '^[12]$' "1 or 2 network interfaces"
 check PASS_SSH "$ssh" '^(on|off)$' "on or off"
 check PASS_NEEDS_SNM2 "$needs_snm2" '^(yes|no)$' "yes or no"
 check PASS_TIME_ZONE "$time_zone" '^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$' "a tz database name such as Europe/Berlin"
-case "$customer$site" in *[\<\>\&\"]*) fail "$env_file: PASS_CUSTOMER/PASS_SITE may not contain < > & \"" ;; esac
+case "$customer$site" in *[\<\>\&\"]*) die "$env_file: PASS_CUSTOMER/PASS_SITE may not contain < > & \"" ;; esac
 
 bundle_files=(agent.xml agent-sign.key agent-tls.key agent-tls.crt home-ca.crt home-hpke.pub)
 for f in "${bundle_files[@]}"; do
-  [ -s "$input/bundle/$f" ] || fail "$input/bundle/$f is missing or empty (the agent bundle)"
+  [ -s "$input/bundle/$f" ] || die "$input/bundle/$f is missing or empty (the agent bundle)"
 done
 rootfs="$input/rootfs"
 need_root=(etc/hostname etc/hosts etc/resolv.conf etc/systemd/network/10-eth0.network)
 [ "$nics" = 1 ] || need_root+=(etc/systemd/network/11-eth1.network)
 [ "$ssh" = off ] || need_root+=(etc/ssh/authorized_keys/pass-admin)
 for f in "${need_root[@]}"; do
-  [ -s "$rootfs/$f" ] || fail "$rootfs/$f is missing or empty (PASS_NICS=$nics, PASS_SSH=$ssh)"
+  [ -s "$rootfs/$f" ] || die "$rootfs/$f is missing or empty (PASS_NICS=$nics, PASS_SSH=$ssh)"
 done
 [ "$(tr -d '[:space:]' <"$rootfs/etc/hostname")" = "$hostname" ] ||
-  fail "$rootfs/etc/hostname says '$(head -c 100 "$rootfs/etc/hostname")', appliance.env PASS_HOSTNAME='$hostname'"
+  die "$rootfs/etc/hostname says '$(head -c 100 "$rootfs/etc/hostname")', appliance.env PASS_HOSTNAME='$hostname'"
 if [ "$ssh" = off ] && [ -e "$rootfs/etc/ssh/authorized_keys/pass-admin" ]; then
-  fail "$rootfs/etc/ssh/authorized_keys/pass-admin exists but PASS_SSH='off'"
+  die "$rootfs/etc/ssh/authorized_keys/pass-admin exists but PASS_SSH='off'"
 fi
 if [ "$ssh" = on ] && ! grep -qE '^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9@.-]+) ' \
   "$rootfs/etc/ssh/authorized_keys/pass-admin"; then
-  fail "$rootfs/etc/ssh/authorized_keys/pass-admin holds no public key line (ssh-ed25519 ...)"
+  die "$rootfs/etc/ssh/authorized_keys/pass-admin holds no public key line (ssh-ed25519 ...)"
 fi
 # Every secrets/<file> agent.xml names must be there, except the passwords the form says are
 # typed in on the appliance (PASS_ON_SITE_SECRETS: docs/onboarding.md, "Passwords on site").
 check PASS_ON_SITE_SECRETS "$on_site_secrets" '^[A-Za-z0-9._ -]*$' "secret file names separated by spaces"
 while read -r ref; do
   if [[ " $on_site_secrets " == *" ${ref#secrets/} "* ]]; then
-    echo "build.sh: $ref is typed in on the appliance after it boots (on-site); the image has none" >&2
+    say "$ref is typed in on the appliance after it boots (on-site); the image has none"
     continue
   fi
-  [ -s "$input/$ref" ] || fail "$input/bundle/agent.xml names $ref, but $input/$ref is missing or empty"
+  [ -s "$input/$ref" ] || die "$input/bundle/agent.xml names $ref, but $input/$ref is missing or empty"
 done < <(grep -oE '(password|key)-file="secrets/[^"]+"' "$input/bundle/agent.xml" |
   sed -E 's/.*="(secrets\/[^"]+)"/\1/' | sort -u)
 if [ -d "$input/secrets" ]; then
   bad_name="$(find "$input/secrets" -mindepth 1 ! -type f -o -mindepth 1 -name '.*' | head -1)"
-  [ -z "$bad_name" ] || fail "$bad_name: secrets/ holds only plain files"
+  [ -z "$bad_name" ] || die "$bad_name: secrets/ holds only plain files"
 fi
 agent_deb="$(ls "$debs"/pass-agent_*_amd64.deb 2>/dev/null | sort -V | tail -1)"
-[ -n "$agent_deb" ] || fail "no pass-agent_*_amd64.deb in $debs (installer/debian/build.sh DIR makes it)"
+[ -n "$agent_deb" ] || die "no pass-agent_*_amd64.deb in $debs (installer/debian/build.sh DIR makes it)"
 IFS=, read -r -a format_list <<<"$formats"
 for f in "${format_list[@]}"; do
-  case "$f" in qcow2 | ova | vhd) ;; *) fail "--formats: '$f' is not one of qcow2, ova, vhd" ;; esac
+  case "$f" in qcow2 | ova | vhd) ;; *) die "--formats: '$f' is not one of qcow2, ova, vhd" ;; esac
 done
-echo "build.sh: $hostname ($customer, $site): $hypervisor, $cpus CPU, $memory_mb MB, $disk_gb GB, $nics NIC(s), ssh $ssh; $(basename "$agent_deb")" >&2
+say "$hostname ($customer, $site): $hypervisor, $cpus CPU, $memory_mb MB, $disk_gb GB, $nics NIC(s), ssh $ssh; $(basename "$agent_deb")"
 
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -204,7 +186,7 @@ cleanup() {
     fi
   fi
   rm -f "$work/disk.raw"
-  [ "$rc" -eq 0 ] || echo "build.sh: failed after $(elapsed "$started") s (work directory $work)" >&2
+  [ "$rc" -eq 0 ] || say "failed after $(elapsed "$started") s (work directory $work)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -212,42 +194,28 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
 step "checking host tools"
-need=()
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v mke2fs >/dev/null || need+=(e2fsprogs)
-command -v mkfs.fat >/dev/null || need+=(dosfstools)
-command -v mcopy >/dev/null || need+=(mtools)
-command -v sfdisk >/dev/null || need+=(fdisk)
-command -v qemu-img >/dev/null || need+=(qemu-utils)
-command -v grub-mkimage >/dev/null || need+=(grub-common)
-[ -f /usr/lib/grub/i386-pc/boot.img ] || need+=(grub-pc-bin)
-[ -d /usr/lib/grub/x86_64-efi ] || need+=(grub-efi-amd64-bin)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "build.sh: installing ${need[*]}" >&2
-  R env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  R env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
-    >/dev/null || fail "apt-get could not install ${need[*]} on the host"
-fi
+need_packages debootstrap e2fsprogs dosfstools mtools fdisk qemu-utils grub-common grub-pc-bin \
+  grub-efi-amd64-bin
 # mke2fs -d copies owners only when it may create files of any owner.
-[ "$(id -u)" -eq 0 ] || fail "run as root (sudo $0 ...): mke2fs -d must keep the files' owners"
+[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0 ...): mke2fs -d must keep the files' owners"
 
 # ---------------------------------------------------------------------------------------------
 step "base system ($suite minbase, $mirror)"
 arch=amd64
-[ "$(dpkg --print-architecture)" = "$arch" ] || fail "the appliance is amd64; this host is $(dpkg --print-architecture)"
+[ "$(dpkg --print-architecture)" = "$arch" ] || die "the appliance is amd64; this host is $(dpkg --print-architecture)"
 key="debootstrap-$suite-minbase-$arch-$(printf '%s' "$mirror" | tr -c 'A-Za-z0-9.' '_')"
 mkdir -p "$cache"
 tarball="$(find "$cache" -maxdepth 1 -name "$key-*.tar.gz" -mtime -7 2>/dev/null | sort | tail -1)"
 if [ -n "$tarball" ]; then
-  echo "build.sh: cached $tarball" >&2
+  say "cached $tarball"
 else
   tarball="$cache/$key-$(date -u +%Y%m%d).tar.gz"
   pristine="$work/pristine"
   R rm -rf --one-file-system "$pristine"
-  echo "build.sh: debootstrap --variant=minbase $suite (about 2 minutes)" >&2
+  say "debootstrap --variant=minbase $suite (about 2 minutes)"
   R debootstrap --variant=minbase "$suite" "$pristine" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
-    fail "debootstrap $suite from $mirror failed (log: $work/debootstrap.log)"
+    die "debootstrap $suite from $mirror failed (log: $work/debootstrap.log)"
   }
   R tar -C "$pristine" --numeric-owner -czf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
@@ -255,7 +223,7 @@ else
   find "$cache" -maxdepth 1 -name "$key-*.tar.gz" ! -path "$tarball" -delete
 fi
 if findmnt -rn -o TARGET | grep -qF "$root/"; then
-  fail "something is still mounted under $root from an earlier run; unmount it first"
+  die "something is still mounted under $root from an earlier run; unmount it first"
 fi
 R rm -rf --one-file-system "$root"
 mkdir -p "$root"
@@ -284,7 +252,7 @@ mkdir -p "$archives"
 find "$archives" -maxdepth 1 -name '*.deb' -exec cp -t "$root/var/cache/apt/archives/" {} +
 ch apt-get update -qq >"$work/apt.log" 2>&1 || {
   tail -20 "$work/apt.log" >&2
-  fail "apt-get update failed (log: $work/apt.log)"
+  die "apt-get update failed (log: $work/apt.log)"
 }
 # The kernel's initramfs: every storage and network driver (MODULES=most, Debian's default), so
 # that the same image boots on each hypervisor's virtual hardware.
@@ -294,14 +262,14 @@ packages=(linux-image-amd64 systemd-sysv systemd-timesyncd dbus unattended-upgra
   openssh-server sudo iproute2 procps less nano ca-certificates "./debs/$(basename "$agent_deb")")
 ch sh -c "cd /root && apt-get install -y --no-install-recommends ${packages[*]}" >>"$work/apt.log" 2>&1 || {
   tail -30 "$work/apt.log" >&2
-  fail "apt-get install failed (log: $work/apt.log)"
+  die "apt-get install failed (log: $work/apt.log)"
 }
-ch apt-get -y dist-upgrade >>"$work/apt.log" 2>&1 || fail "apt-get dist-upgrade failed (log: $work/apt.log)"
+ch apt-get -y dist-upgrade >>"$work/apt.log" 2>&1 || die "apt-get dist-upgrade failed (log: $work/apt.log)"
 find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n -t "$archives/" {} +
 rm -rf "$root/root/debs"
 for p in rpcbind exim4-base postfix nfs-common avahi-daemon; do
   if ch dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok'; then
-    fail "package $p was installed; the appliance must listen on no port but SSH"
+    die "package $p was installed; the appliance must listen on no port but SSH"
   fi
 done
 
@@ -322,7 +290,7 @@ chmod 0755 "$root/etc/systemd/network"
 
 # The site's time zone: unattended-upgrades' 04:00 reboot and the journal's times are local.
 [ -f "$root/usr/share/zoneinfo/$time_zone" ] ||
-  fail "$env_file: PASS_TIME_ZONE='$time_zone' is not in the image's tzdata"
+  die "$env_file: PASS_TIME_ZONE='$time_zone' is not in the image's tzdata"
 ln -sfn "/usr/share/zoneinfo/$time_zone" "$root/etc/localtime"
 echo "$time_zone" >"$root/etc/timezone"
 cat >"$root/etc/fstab" <<EOF
@@ -343,7 +311,7 @@ install -m 0644 "$files/conf/20auto-upgrades" "$files/conf/52pass-unattended-upg
 origins="$(ch apt-config dump Unattended-Upgrade::Origins-Pattern | grep -c '^Unattended-Upgrade::Origins-Pattern:: ' || true)"
 security="$(ch apt-config dump Unattended-Upgrade::Origins-Pattern | grep -c 'label=Debian-Security";$' || true)"
 [ "$origins" = 1 ] && [ "$security" = 1 ] ||
-  fail "unattended-upgrades would use $origins origin pattern(s), want only Debian-Security"
+  die "unattended-upgrades would use $origins origin pattern(s), want only Debian-Security"
 install -D -m 0644 "$files/conf/journald.conf" "$root/etc/systemd/journald.conf.d/pass.conf"
 install -d -m 2755 "$root/var/log/journal"
 chroot "$root" chgrp systemd-journal /var/log/journal
@@ -355,7 +323,7 @@ install -m 0644 "$files/units/pass-appliance-status.service" "$files/units/pass-
   "$root/etc/systemd/system/"
 ch systemctl enable systemd-networkd.service systemd-timesyncd.service tmp.mount \
   pass-appliance-status.service pass-agent.timer >>"$work/apt.log" 2>&1 ||
-  fail "systemctl enable failed (log: $work/apt.log)"
+  die "systemctl enable failed (log: $work/apt.log)"
 ch systemctl enable apt-daily.timer apt-daily-upgrade.timer >>"$work/apt.log" 2>&1 || true
 
 # Users: root has no password (no console login with a password anywhere); pass-admin logs in
@@ -369,16 +337,16 @@ install -m 0644 "$files/conf/sshd.conf" "$root/etc/ssh/sshd_config.d/pass.conf"
 install -D -m 0644 "$files/conf/ssh-keys.conf" "$root/etc/systemd/system/ssh.service.d/pass-keys.conf"
 rm -f "$root"/etc/ssh/ssh_host_*
 if [ "$ssh" = on ]; then
-  ch systemctl enable ssh.service >>"$work/apt.log" 2>&1 || fail "systemctl enable ssh failed"
+  ch systemctl enable ssh.service >>"$work/apt.log" 2>&1 || die "systemctl enable ssh failed"
 else
   # Installed (it keeps getting security updates) but masked: nothing can start it until an
   # administrator runs `systemctl unmask ssh.service && systemctl enable --now ssh.service`.
   ch systemctl disable ssh.service >>"$work/apt.log" 2>&1 || true
-  ch systemctl mask ssh.service ssh.socket >>"$work/apt.log" 2>&1 || fail "systemctl mask ssh failed"
+  ch systemctl mask ssh.service ssh.socket >>"$work/apt.log" 2>&1 || die "systemctl mask ssh failed"
 fi
 
 # The bundle and the array secrets (docs/install-appliance.md, "Where files live").
-pass_uid="$(chroot "$root" id -u pass)" || fail "the pass-agent package did not create the user pass"
+pass_uid="$(chroot "$root" id -u pass)" || die "the pass-agent package did not create the user pass"
 pass_gid="$(chroot "$root" id -g pass)"
 for f in agent.xml agent-tls.crt home-ca.crt home-hpke.pub; do
   install -o 0 -g "$pass_gid" -m 0640 "$input/bundle/$f" "$root/etc/pass/$f"
@@ -400,7 +368,7 @@ fi
 # and the status block at each boot shows what is still missing.
 ch runuser -u pass -- pass-agent check-config --config-only >"$work/check-config.log" 2>&1 || {
   cat "$work/check-config.log" >&2
-  fail "pass-agent check-config fails on the bundle in the image (output above)"
+  die "pass-agent check-config fails on the bundle in the image (output above)"
 }
 
 {
@@ -423,7 +391,7 @@ EOF
 # /initrd.img are the links the kernel package keeps pointing at the newest kernel, so a kernel
 # security update needs no boot loader change; .old is the previous one.
 [ -e "$root/vmlinuz" ] && [ -e "$root/initrd.img" ] ||
-  fail "the kernel package made no /vmlinuz and /initrd.img links (/etc/kernel-img.conf do_symlinks)"
+  die "the kernel package made no /vmlinuz and /initrd.img links (/etc/kernel-img.conf do_symlinks)"
 cmdline="root=UUID=$root_uuid ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 biosdevname=0"
 mkdir -p "$root/boot/grub"
 cat >"$root/boot/grub/grub.cfg" <<EOF
@@ -471,7 +439,7 @@ root_start=131072
 root_size=$((total - 34 - root_start))
 root_size=$((root_size / 8 * 8))
 truncate -s $((total * sector)) "$disk"
-sfdisk --quiet --no-reread --no-tell-kernel "$disk" <<EOF || fail "sfdisk could not write the partition table"
+sfdisk --quiet --no-reread --no-tell-kernel "$disk" <<EOF || die "sfdisk could not write the partition table"
 label: gpt
 label-id: $(uuid_for disk)
 unit: sectors
@@ -489,15 +457,15 @@ printf 'search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub
 grub_modules=(part_gpt part_msdos ext2 search search_fs_uuid normal linux configfile echo test
   serial terminal terminfo sleep minicmd gzio)
 grub-mkimage -O i386-pc -o "$work/core.img" -c "$early" -p /boot/grub \
-  biosdisk "${grub_modules[@]}" || fail "grub-mkimage i386-pc failed"
+  biosdisk "${grub_modules[@]}" || die "grub-mkimage i386-pc failed"
 grub-mkimage -O x86_64-efi -o "$work/BOOTX64.EFI" -c "$early" -p /boot/grub \
-  "${grub_modules[@]}" fat efi_gop efi_uga all_video || fail "grub-mkimage x86_64-efi failed"
+  "${grub_modules[@]}" fat efi_gop efi_uga all_video || die "grub-mkimage x86_64-efi failed"
 
 # BIOS: GRUB's boot.img in the protective MBR (code area only; the partition table stays),
 # pointing at core.img in the BIOS boot partition, whose first sector (diskboot) lists the rest
 # of core.img; what grub-bios-setup does for an embedded core.
 core_sectors=$((($(stat -c %s "$work/core.img") + sector - 1) / sector))
-[ "$core_sectors" -le "$bios_size" ] || fail "core.img ($core_sectors sectors) does not fit the BIOS boot partition"
+[ "$core_sectors" -le "$bios_size" ] || die "core.img ($core_sectors sectors) does not fit the BIOS boot partition"
 le() { # VALUE BYTES -> little-endian bytes on stdout
   local v=$1 n=$2 i
   for ((i = 0; i < n; i++)); do
@@ -522,12 +490,12 @@ dd if="$core" of="$disk" bs=$sector seek="$bios_start" conv=notrunc status=none
 mkfs.fat -F 32 -s 1 -n ESP -i "$esp_id" --invariant --offset="$esp_start" "$disk" $((esp_size / 2)) \
   >"$work/mkfs.fat.log" 2>&1 || {
   cat "$work/mkfs.fat.log" >&2
-  fail "mkfs.fat failed"
+  die "mkfs.fat failed"
 }
 export MTOOLS_SKIP_CHECK=1
 img="$disk@@$((esp_start * sector))"
-mmd -i "$img" ::/EFI ::/EFI/BOOT || fail "mmd failed on the EFI system partition"
-mcopy -i "$img" -m "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI || fail "mcopy BOOTX64.EFI failed"
+mmd -i "$img" ::/EFI ::/EFI/BOOT || die "mmd failed on the EFI system partition"
+mcopy -i "$img" -m "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI || die "mcopy BOOTX64.EFI failed"
 
 # The root: ext4 made from the tree, in place at its partition's offset. Features GRUB 2.06
 # reads; fixed UUID, hash seed and times.
@@ -536,7 +504,7 @@ E2FSPROGS_FAKE_TIME="$epoch" mke2fs -q -F -t ext4 -L root -U "$root_uuid" -b 409
   -E "offset=$((root_start * sector)),hash_seed=$hash_seed,root_owner=0:0,lazy_itable_init=0,nodiscard" \
   -d "$root" "$disk" $((root_size * sector / 4096)) >"$work/mke2fs.log" 2>&1 || {
   cat "$work/mke2fs.log" >&2
-  fail "mke2fs -d could not make the root file system"
+  die "mke2fs -d could not make the root file system"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -545,13 +513,13 @@ rm -f "$out/$hostname".{qcow2,ova,vhd,packages} "$out/SHA256SUMS"
 has() { [[ ",$formats," == *",$1,"* ]]; }
 if has qcow2; then
   step "qcow2"
-  qemu-img convert -O qcow2 "$disk" "$out/$hostname.qcow2" || fail "qemu-img convert to qcow2 failed"
+  qemu-img convert -O qcow2 "$disk" "$out/$hostname.qcow2" || die "qemu-img convert to qcow2 failed"
 fi
 if has vhd; then
   step "VHD (dynamic)"
   # force_size: the virtual size is exactly the disk's, not rounded to a CHS geometry.
   qemu-img convert -O vpc -o subformat=dynamic,force_size=on "$disk" "$out/$hostname.vhd" ||
-    fail "qemu-img convert to vpc failed"
+    die "qemu-img convert to vpc failed"
 fi
 if has ova; then
   step "OVA (OVF 1.0, streamOptimized VMDK, SHA256 manifest)"
@@ -560,27 +528,27 @@ if has ova; then
   mkdir -p "$ova"
   vmdk="$hostname-disk1.vmdk"
   qemu-img convert -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic,hwversion=6 \
-    "$disk" "$ova/$vmdk" || fail "qemu-img convert to streamOptimized vmdk failed"
+    "$disk" "$ova/$vmdk" || die "qemu-img convert to streamOptimized vmdk failed"
   vmdk_size="$(stat -c %s "$ova/$vmdk")"
   used_bytes="$(du -B1 "$disk" | cut -f1)"
   "$here/ovf.sh" --name "$hostname" --customer "$customer" --site "$site" --cpus "$cpus" \
     --memory-mb "$memory_mb" --disk-gb "$disk_gb" --nics "$nics" --vmdk "$vmdk" \
     --vmdk-size "$vmdk_size" --populated-size "$used_bytes" >"$ova/$hostname.ovf" ||
-    fail "ovf.sh could not write the OVF descriptor"
+    die "ovf.sh could not write the OVF descriptor"
   (cd "$ova" && for f in "$hostname.ovf" "$vmdk"; do
     printf 'SHA256(%s)= %s\n' "$f" "$(sha256sum "$f" | cut -d' ' -f1)"
   done) >"$ova/$hostname.mf"
   touch -d "@$epoch" "$ova"/*
   # The OVF must come first in an OVA, the manifest after the disk (OVF 1.0, section 5.3).
   tar -C "$ova" --format=ustar --owner=0 --group=0 --numeric-owner --mode=0644 --mtime="@$epoch" \
-    -cf "$out/$hostname.ova" "$hostname.ovf" "$vmdk" "$hostname.mf" || fail "tar could not write the OVA"
+    -cf "$out/$hostname.ova" "$hostname.ovf" "$vmdk" "$hostname.mf" || die "tar could not write the OVA"
   rm -rf "$ova"
 fi
 
 step "package list and checksums"
 cp "$work/packages" "$out/$hostname.packages"
 (cd "$out" && sha256sum "$hostname".* >SHA256SUMS)
-step_name="" # the last step's line, then the total
-echo "build.sh: checksums done in $(elapsed "$step_started") s" >&2
+
+say "checksums done in $(elapsed "$step_started") s"
 ls -l "$out" >&2
-echo "build.sh: built $hostname in $(elapsed "$started") s" >&2
+say "built $hostname in $(elapsed "$started") s"

@@ -35,42 +35,8 @@ while [ $# -gt 0 ]; do
 done
 case "$accel" in auto | kvm | tcg) ;; *) echo "--accel: auto, kvm or tcg" >&2; exit 2 ;; esac
 
-started=$(date +%s%N)
-passed=0
-failed=0
-elapsed() {
-  local ms=$((($(date +%s%N) - $1) / 1000000))
-  printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100))
-}
-step_started=$started
-step() {
-  [ "$step_started" = "$started" ] || echo "# ($(elapsed "$step_started") s)"
-  step_started=$(date +%s%N)
-  echo "# == $*"
-}
-ok() {
-  passed=$((passed + 1))
-  echo "ok - $*"
-}
-bad() {
-  failed=$((failed + 1))
-  echo "not ok - $*"
-}
-die() {
-  bad "$*"
-  exit 1
-}
-expect_eq() { # WHAT GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: got '$2', want '$3'"; fi
-}
-expect_match() { # WHAT TEXT REGEX
-  if printf '%s\n' "$2" | grep -qE -- "$3"; then
-    ok "$1"
-  else
-    bad "$1: no line matches /$3/ in:"
-    printf '%s\n' "$2" | tail -30 | sed 's/^/#   /'
-  fi
-}
+PASS_LOG=appliance
+. "$repo/scripts/lib.sh"
 
 home_pid=""
 qemu_pid=""
@@ -97,13 +63,11 @@ cleanup() {
     wait "$home_pid" 2>/dev/null
   fi
   if [ "${PASS_APPLIANCE_KEEP:-0}" = 1 ]; then
-    echo "# kept $work"
+    say "kept $work"
   else
     rm -rf "$work/images" "$work/out-"* "$work/vm-"*
   fi
-  [ "$failed" -eq 0 ] || rc=1
-  echo "# appliance: total $(elapsed "$started") s"
-  echo "# appliance: $passed passed, $failed failed"
+  summary || rc=1
   exit "$rc"
 }
 trap cleanup EXIT
@@ -114,16 +78,7 @@ mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
 step "host tools"
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v qemu-img >/dev/null || need+=(qemu-utils)
-[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "# installing: ${need[*]}"
-  env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
-    >/dev/null || die "apt-get could not install ${need[*]} on the host"
-fi
+need_packages qemu-system-x86 qemu-utils ovmf
 ok "qemu-system-x86_64, qemu-img, OVMF"
 
 if [ -z "$debs" ]; then
@@ -228,7 +183,7 @@ fi
 if [ "$ssh_ok" = 0 ]; then
   mkdir -p "$work/ssh"
   echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm0w+9D3l1cOAQj7P1rS0ck6XgGmS0p7kq1h6CwXz2H test" >"$work/ssh/id.pub"
-  echo "# no ssh client on this host: the SSH login checks are skipped"
+  say "no ssh client on this host: the SSH login checks are skipped"
 fi
 
 step "input (SSH on)"
@@ -403,7 +358,7 @@ run_boot() {
     fi
   fi
   if [ -n "$kvm_failed" ]; then
-    echo "# $kvm_failed; TCG from now on"
+    say "$kvm_failed; TCG from now on"
     stop_qemu
     vm_accel=tcg
     boot "$name" "$firmware" "$disk"

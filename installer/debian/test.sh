@@ -30,35 +30,9 @@ elif [ $# -ne 0 ]; then
   exit 2
 fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-R() { $sudo "$@"; }
-
-started=$(date +%s%N)
-step_started=$started
-passed=0
-failed=0
-elapsed() { # milliseconds since $1 as seconds with one decimal
-  local ms=$((($(date +%s%N) - $1) / 1000000))
-  printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100))
-}
-step() {
-  [ "$step_started" = "$started" ] || echo "      ($(elapsed "$step_started") s)"
-  step_started=$(date +%s%N)
-  echo "== $*"
-}
-ok() {
-  passed=$((passed + 1))
-  echo "   ok: $*"
-}
-bad() {
-  failed=$((failed + 1))
-  echo "FAIL: $*" >&2
-}
-die() {
-  bad "$*"
-  exit 1
-}
+PASS_LOG=debian
+. "$repo/scripts/lib.sh"
+R() { as_root "$@"; }
 
 # Processes started inside the chroot (pid files in the chroot), and mounts under $root.
 server_pid_file="$root/run/pass-home-test.pid"
@@ -117,9 +91,7 @@ cleanup() {
       echo "kept the chroot: $root"
     fi
   fi
-  [ "$failed" -eq 0 ] || rc=1
-  echo "debian: total $(elapsed "$started") s"
-  echo "debian: $passed passed, $failed failed"
+  summary || rc=1
   exit "$rc"
 }
 trap cleanup EXIT
@@ -129,32 +101,6 @@ trap 'exit 130' INT TERM
 ch() {
   R chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"
-}
-# Runs a command in the chroot (ch ...), expects exit code $2 and prints its output on failure.
-# Usage: expect_exit WHAT CODE cmd...; the output is left in $out.
-out=""
-expect_exit() {
-  local what="$1" want="$2" rc=0
-  shift 2
-  out="$("$@" 2>&1)" || rc=$?
-  if [ "$rc" -eq "$want" ]; then
-    ok "$what"
-    return 0
-  fi
-  bad "$what: exit $rc, want $want; output:"
-  printf '%s\n' "$out" | tail -20 | sed 's/^/      /' >&2
-  return 1
-}
-expect_eq() { # WHAT GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: got '$2', want '$3'"; fi
-}
-expect_match() { # WHAT TEXT REGEX
-  if printf '%s\n' "$2" | grep -qE -- "$3"; then
-    ok "$1"
-  else
-    bad "$1: output does not match /$3/:"
-    printf '%s\n' "$2" | tail -20 | sed 's/^/      /' >&2
-  fi
 }
 # docs/install-appliance.md quotes the figures: 1.1 (pass-home), 1.6 (pass-agent).
 check_exposure() { # WHAT OUTPUT-OF-systemd-analyze-security
@@ -174,16 +120,7 @@ in_root_exists() { R test -e "$root$1" || R test -L "$root$1"; }
 stat_in() { ch stat -c "$1" "$2" 2>/dev/null || echo "(missing)"; }
 
 step "host tools"
-need=()
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v lintian >/dev/null || need+=(lintian)
-command -v systemd-analyze >/dev/null || need+=(systemd)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  R env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  R env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
-    >/dev/null || die "apt-get could not install ${need[*]} on the host"
-fi
+need_commands debootstrap=debootstrap lintian=lintian systemd-analyze=systemd
 ok "debootstrap, lintian, systemd-analyze"
 
 if [ -z "$debs" ]; then

@@ -18,55 +18,35 @@ exe="$1"
 mkdir -p "$2"
 out="$(cd "$2" && pwd)"
 
-fail() {
-  echo "build.sh: FAIL: $*" >&2
-  exit 1
-}
-[ -f "$exe" ] || fail "$exe does not exist (the cross-built pass-svp.exe: cmake --preset windows)"
+PASS_LOG=windows/build.sh
+. "$repo/scripts/lib.sh"
+[ -f "$exe" ] || die "$exe does not exist (the cross-built pass-svp.exe: cmake --preset windows)"
 case "$(head -c2 "$exe")" in
   MZ) ;;
-  *) fail "$exe is not a Windows executable" ;;
+  *) die "$exe is not a Windows executable" ;;
 esac
-started=$(date +%s%N)
 
-# The tools, and the Debian packages that have them.
-declare -A package_of=(
-  [wixl]=wixl
-  [msiinfo]=msitools
-  [msibuild]=msitools
-  [x86_64-w64-mingw32-strip]=binutils-mingw-w64-x86-64
-  [x86_64-w64-mingw32-g++-posix]=g++-mingw-w64-x86-64-posix
-)
-missing=()
-for tool in "${!package_of[@]}"; do
-  command -v "$tool" >/dev/null || missing+=("${package_of[$tool]}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "build.sh: installing ${missing[*]}" >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null || fail "apt-get could not install ${missing[*]}"
-fi
+need_commands wixl=wixl msiinfo=msitools msibuild=msitools \
+  x86_64-w64-mingw32-strip=binutils-mingw-w64-x86-64 \
+  x86_64-w64-mingw32-g++-posix=g++-mingw-w64-x86-64-posix
 
 version="${PASS_VERSION:-$(sed -n 's/^project(pass VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")}"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
-  fail "no version x.y.z in $repo/CMakeLists.txt's project() (got '$version')"
+  die "no version x.y.z in $repo/CMakeLists.txt's project() (got '$version')"
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/pass-msi-stage.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/docs"
 
-x86_64-w64-mingw32-strip -o "$stage/pass-svp.exe" "$exe" || fail "cannot strip $exe"
+x86_64-w64-mingw32-strip -o "$stage/pass-svp.exe" "$exe" || die "cannot strip $exe"
 # Static, so that the DLL needs nothing but what every Windows has (kernel32, msi, msvcrt).
 x86_64-w64-mingw32-g++-posix -std=c++20 -O2 -Wall -Wextra -Wpedantic -Wshadow -Werror -shared \
   -static -s -o "$stage/pass-msi-ca.dll" "$here/custom_action.cpp" -lmsi ||
-  fail "cannot build the custom-action DLL from $here/custom_action.cpp"
+  die "cannot build the custom-action DLL from $here/custom_action.cpp"
 
 docs=(install-windows.md agent.md configuration.md supported-arrays.md security.md)
 for doc in "${docs[@]}"; do
-  cp "$repo/docs/$doc" "$stage/docs/" || fail "docs/$doc is missing"
+  cp "$repo/docs/$doc" "$stage/docs/" || die "docs/$doc is missing"
 done
 
 # vendor-codes/ as it is: one directory element per folder, one component per file. Ids and
@@ -81,9 +61,9 @@ guid() {
 }
 xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"$1"; }
 vendor="$repo/vendor-codes"
-[ -d "$vendor" ] || fail "$vendor is missing"
+[ -d "$vendor" ] || die "$vendor is missing"
 mapfile -t files < <(cd "$vendor" && find . -type f ! -name '.*' -printf '%P\n' | LC_ALL=C sort)
-[ ${#files[@]} -gt 0 ] || fail "$vendor holds no files"
+[ ${#files[@]} -gt 0 ] || die "$vendor holds no files"
 cp -r "$vendor" "$stage/vendor-codes"
 {
   echo '<?xml version="1.0" encoding="utf-8"?>'
@@ -111,7 +91,7 @@ cp -r "$vendor" "$stage/vendor-codes"
   }
   emit_files . '      '
   for d in "${dirs[@]}"; do
-    case "$d" in */*) fail "vendor-codes/$d: folders deeper than one level are not packaged" ;; esac
+    case "$d" in */*) die "vendor-codes/$d: folders deeper than one level are not packaged" ;; esac
     printf '      <Directory Id="vd_%s" Name="%s">\n' "$(hex "$d" | cut -c1-16)" "$(xml_escape "$d")"
     emit_files "$d" '        '
     echo '      </Directory>'
@@ -132,7 +112,7 @@ rm -f "$msi"
 (cd "$stage" && wixl -a x64 -D Version="$version" -o "$msi" "$here/pass-svp.wxs" vendor-codes.wxs) \
   2>"$stage/wixl.log" || {
   cat "$stage/wixl.log" >&2
-  fail "wixl could not build $msi"
+  die "wixl could not build $msi"
 }
 # GLib warnings that wixl prints for attributes it ignores are not errors; show them anyway.
 [ ! -s "$stage/wixl.log" ] || sed 's/^/build.sh: wixl: /' "$stage/wixl.log" >&2
@@ -142,9 +122,9 @@ rm -f "$msi"
 # SecureCustomProperties it wrote for the upgrade rows.
 secure="$(msiinfo export "$msi" Property | tr -d '\r' |
   awk -F'\t' '$1 == "SecureCustomProperties" { print $2 }')"
-[ -n "$secure" ] || fail "$msi has no SecureCustomProperties (the Upgrade rows are missing?)"
+[ -n "$secure" ] || die "$msi has no SecureCustomProperties (the Upgrade rows are missing?)"
 msibuild "$msi" -q "UPDATE \`Property\` SET \`Value\` = '$secure;BUNDLE;EVERY' WHERE \`Property\` = 'SecureCustomProperties'" ||
-  fail "msibuild cannot update the Property table of $msi"
+  die "msibuild cannot update the Property table of $msi"
 
 # wixl 0.101 drops UpgradeVersion's IncludeMaximum and MigrateFeatures: the row that finds
 # older builds, and other builds of this same version, gets them here (msidbUpgradeAttributes:
@@ -153,21 +133,21 @@ msibuild "$msi" -q "UPDATE \`Property\` SET \`Value\` = '$secure;BUNDLE;EVERY' W
 msiinfo export "$msi" Upgrade | tr -d '\r' |
   awk -F'\t' -v OFS='\t' 'NR > 3 && $7 == "WIX_UPGRADE_DETECTED" { $5 = 769 } { print }' \
     >"$stage/Upgrade.idt"
-msibuild "$msi" -i "$stage/Upgrade.idt" || fail "msibuild cannot update the Upgrade table of $msi"
+msibuild "$msi" -i "$stage/Upgrade.idt" || die "msibuild cannot update the Upgrade table of $msi"
 upgrade="$(msiinfo export "$msi" Upgrade | tr -d '\r' | awk -F'\t' '$7 == "WIX_UPGRADE_DETECTED" { print $2 "-" $3 "/" $5 }')"
-[ "$upgrade" = "0.0.0-$version/769" ] || fail "$msi: the upgrade row is '$upgrade', want 0.0.0-$version/769"
+[ "$upgrade" = "0.0.0-$version/769" ] || die "$msi: the upgrade row is '$upgrade', want 0.0.0-$version/769"
 
 # wixl has placed relative sequence entries wrongly before (the reference's pitfall 8): check
 # the order the custom actions depend on.
-sequence="$(msiinfo export "$msi" InstallExecuteSequence | tr -d '\r')" || fail "msiinfo cannot read $msi"
+sequence="$(msiinfo export "$msi" InstallExecuteSequence | tr -d '\r')" || die "msiinfo cannot read $msi"
 seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$sequence"; }
 before() { # A B: A runs before B
   local a b
   a="$(seq_of "$1")"
   b="$(seq_of "$2")"
-  [ -n "$a" ] || fail "$msi: $1 is not in the InstallExecuteSequence"
-  [ -n "$b" ] || fail "$msi: $2 is not in the InstallExecuteSequence"
-  [ "$a" -lt "$b" ] || fail "$msi: $1 ($a) must run before $2 ($b)"
+  [ -n "$a" ] || die "$msi: $1 is not in the InstallExecuteSequence"
+  [ -n "$b" ] || die "$msi: $2 is not in the InstallExecuteSequence"
+  [ "$a" -lt "$b" ] || die "$msi: $1 ($a) must run before $2 ($b)"
 }
 before AppSearch SetEveryFromSaved
 before SetEveryFromSaved SetEveryDefault
@@ -184,7 +164,5 @@ before ImportBundle InstallTask
 before InstallTask InstallFinalize
 before RemoveExistingProducts InstallFiles
 
-ms=$((($(date +%s%N) - started) / 1000000))
-printf 'build.sh: %s (%d KiB) in %d.%01d s\n' "$msi" $(($(stat -c %s "$msi") / 1024)) \
-  $((ms / 1000)) $((ms % 1000 / 100)) >&2
+say "$msi ($(($(stat -c %s "$msi") / 1024)) KiB) in $(elapsed "$started") s"
 echo "$msi"

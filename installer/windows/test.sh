@@ -32,62 +32,9 @@ export WINEPREFIX="${WINEPREFIX:-$work/wine}"
 wine=/usr/lib/wine/wine64
 wineserver=/usr/lib/wine/wineserver
 
-started=$(date +%s%N)
-step_started=$started
-passed=0
-failed=0
+PASS_LOG=msi PASS_FOCUS=RunPassSvp
+. "$repo/scripts/lib.sh"
 declare -A timing=()
-elapsed() { # milliseconds since $1 as seconds with one decimal
-  local ms=$((($(date +%s%N) - $1) / 1000000))
-  printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100))
-}
-step() {
-  [ "$step_started" = "$started" ] || echo "      ($(elapsed "$step_started") s)"
-  step_started=$(date +%s%N)
-  echo "== $*"
-}
-ok() {
-  passed=$((passed + 1))
-  echo "   ok: $*"
-}
-bad() {
-  failed=$((failed + 1))
-  echo "FAIL: $*" >&2
-}
-die() {
-  bad "$*"
-  exit 1
-}
-out=""
-expect_exit() { # WHAT CODE cmd...: runs cmd, keeps its output in $out
-  local what="$1" want="$2" rc=0
-  shift 2
-  out="$("$@" 2>&1)" || rc=$?
-  if [ "$rc" -eq "$want" ]; then
-    ok "$what"
-    return 0
-  fi
-  bad "$what: exit $rc, want $want; output:"
-  printf '%s\n' "$out" | tail -20 | sed 's/^/      /' >&2
-  return 1
-}
-expect_eq() { # WHAT GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: got '$2', want '$3'"; fi
-}
-expect_match() { # WHAT TEXT REGEX
-  if printf '%s\n' "$2" | grep -qE -- "$3"; then
-    ok "$1"
-    return 0
-  fi
-  bad "$1: does not match /$3/:"
-  # An MSI log is long: its custom action's lines are what matters.
-  if printf '%s\n' "$2" | grep -q 'RunPassSvp'; then
-    printf '%s\n' "$2" | grep 'RunPassSvp' | tail -20 | sed 's/^/      /' >&2
-  else
-    printf '%s\n' "$2" | tail -20 | sed 's/^/      /' >&2
-  fi
-  return 1
-}
 expect_file() { # WHAT PATH
   if [ -f "$2" ]; then ok "$1"; else bad "$1: $2 does not exist"; fi
 }
@@ -115,10 +62,8 @@ cleanup() {
   elif [ -z "${PASS_MSI_WORK:-}" ]; then
     rm -rf "$work"
   fi
-  [ "$failed" -eq 0 ] || rc=1
-  for t in "${!timing[@]}"; do echo "msi: $t ${timing[$t]} s"; done | sort
-  echo "msi: whole test $(elapsed "$started") s"
-  echo "msi: $passed passed, $failed failed"
+  for t in $(printf '%s\n' "${!timing[@]}" | sort); do say "$t ${timing[$t]} s"; done
+  summary || rc=1
   exit "$rc"
 }
 trap cleanup EXIT
@@ -127,14 +72,7 @@ trap 'exit 130' INT TERM
 step "tools"
 [ -f "$exe" ] || die "$exe does not exist (the cross-built pass-svp.exe)"
 [ -x "$home_bin" ] || die "$home_bin does not exist (build pass-home: ninja -C build/dev pass-home, or set PASS_HOME_BIN)"
-if [ ! -x "$wine" ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing wine64"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine wine64 \
-    >/dev/null || die "apt-get could not install wine64"
-fi
+need_packages wine wine64
 # A copy: build/dev is rebuilt by others, and a binary being relinked cannot be run.
 cp "$home_bin" "$work/pass-home" || die "cannot copy $home_bin to $work"
 home_src="$home_bin"
@@ -374,4 +312,4 @@ expect_no_path "scheduled task removed" "$task_file"
 expect_match "MSI log: remove-task ran" "$(tr -d '\r' <"$work/uninstall.log")" 'RunPassSvp: pass-svp\.exe remove-task finished'
 expect_match "Event Log source removed" "$(reg_query "$eventlog")" 'Unable to find'
 expect_match "HKLM\\SOFTWARE\\PASS removed" "$(reg_query 'HKLM\SOFTWARE\PASS')" 'Unable to find'
-echo "      ($(elapsed "$step_started") s)"
+say "   ($(elapsed "$step_started") s)"

@@ -1,0 +1,117 @@
+# shellcheck shell=bash
+# Sourced, never run, by the project's shell scripts: what each of them needs and once had its
+# own copy of.
+#
+#   . "$repo/scripts/lib.sh"
+#
+# Installing what is missing, from Debian's archive only:
+#   as_root CMD...          runs CMD as root: directly when root, else through sudo ($sudo:
+#                           "sudo" or empty, for a command that must be a child of the script)
+#   need_packages PKG...    apt-get installs those PKG that dpkg does not list as installed
+#                           (one `apt-get update` first); nothing when all are there
+#   need_commands CMD=PKG…  need_packages of each PKG whose CMD is not on the PATH
+# Progress and results, all on stderr, each line led by "$PASS_LOG: " when PASS_LOG is set:
+#   step WHAT               "== WHAT", after the time the previous step took
+#   ok WHAT / bad WHAT      a check passed / failed (counted in $passed / $failed)
+#   die WHAT                bad WHAT, then exit 1
+#   expect_eq WHAT GOT WANT, expect_match WHAT TEXT REGEX, expect_exit WHAT CODE CMD...
+#                           (expect_exit keeps CMD's output in $out; a failed expect_match
+#                           shows the text's last lines, or those matching $PASS_FOCUS)
+#   elapsed START           seconds since START (a `date +%s%N`), one decimal
+#   summary                 "total N s" and "N passed, N failed"; fails when any check failed
+
+started=$(date +%s%N)
+step_started=$started
+passed=0
+failed=0
+out=""
+
+say() { echo "${PASS_LOG:+$PASS_LOG: }$*" >&2; }
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+as_root() { $sudo "$@"; }
+
+need_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  say "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >&2 || die "apt-get could not install ${missing[*]}"
+}
+
+need_commands() {
+  local packages=() pair
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null || packages+=("${pair#*=}")
+  done
+  [ ${#packages[@]} -eq 0 ] || need_packages "${packages[@]}"
+}
+
+elapsed() {
+  local ms=$((($(date +%s%N) - $1) / 1000000))
+  printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+step() {
+  [ "$step_started" = "$started" ] || say "   ($(elapsed "$step_started") s)"
+  step_started=$(date +%s%N)
+  say "== $*"
+}
+
+ok() {
+  passed=$((passed + 1))
+  say "   ok: $*"
+}
+
+bad() {
+  failed=$((failed + 1))
+  say "FAIL: $*"
+}
+
+die() {
+  bad "$*"
+  exit 1
+}
+
+expect_eq() {
+  if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: got '$2', want '$3'"; fi
+}
+
+expect_match() {
+  if printf '%s\n' "$2" | grep -qE -- "$3"; then
+    ok "$1"
+  else
+    bad "$1: no line matches /$3/ in:"
+    # In a long text (an MSI log) the lines matching $PASS_FOCUS are what matters, when set.
+    if [ -n "${PASS_FOCUS:-}" ] && printf '%s\n' "$2" | grep -q -- "$PASS_FOCUS"; then
+      printf '%s\n' "$2" | grep -- "$PASS_FOCUS" | tail -20 | sed 's/^/      /' >&2
+    else
+      printf '%s\n' "$2" | tail -20 | sed 's/^/      /' >&2
+    fi
+    return 1
+  fi
+}
+
+expect_exit() {
+  local what="$1" want="$2" rc=0
+  shift 2
+  out="$("$@" 2>&1)" || rc=$?
+  if [ "$rc" -eq "$want" ]; then
+    ok "$what"
+    return 0
+  fi
+  bad "$what: exit $rc, want $want; output:"
+  printf '%s\n' "$out" | tail -20 | sed 's/^/      /' >&2
+  return 1
+}
+
+summary() {
+  say "total $(elapsed "$started") s"
+  say "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
