@@ -17,6 +17,8 @@ cmake --build --preset "$preset"
 ctest --preset "$preset"
 if [ "$preset" = dev ] && [ "${PASS_TEST_PLATFORMS:-1}" != 0 ]; then
   ./scripts/test-windows.sh
-  ./installer/debian/test.sh
+  # The packages are made from this build's binaries (the dev preset has Debian's hardening
+  # flags): no second compile.
+  PASS_DEB_FROM="build/$preset" ./installer/debian/test.sh
   ./installer/appliance/test.sh --quick --debs build/debian-test/debs
 fi

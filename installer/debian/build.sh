@@ -2,11 +2,14 @@
 # Builds the Debian packages pass-agent and pass-home from this source tree:
 #   installer/debian/build.sh OUTDIR
 # writes OUTDIR/pass-agent_<version>_<arch>.deb and OUTDIR/pass-home_<version>_<arch>.deb.
-# A Release build (Debian's hardening flags, no tests) in build/debian, staged trees, Depends
-# computed by dpkg-shlibdeps, binaries stripped, then dpkg-deb. Offline apart from apt-get for
-# missing build tools (through sudo when not root).
-# Environment: PASS_JOBS (ninja -j, default 2), PASS_DEB_BUILD_DIR (default build/debian),
-# PASS_DEB_MAINTAINER (the Maintainer field).
+# The binaries come from a build with Debian's hardening flags (PASS_HARDENING,
+# cmake/debian-hardening.cmake): by default a Release build of its own in build/debian (no
+# tests); with PASS_DEB_FROM=DIR, the build already configured in DIR (the dev preset's
+# build/dev in the test command: the packages then cost no second compile). Then staged trees,
+# Depends computed by dpkg-shlibdeps, binaries stripped, then dpkg-deb. Offline apart from
+# apt-get for missing build tools (through sudo when not root).
+# Environment: PASS_DEB_FROM (see above), PASS_JOBS (ninja -j, default 2), PASS_DEB_BUILD_DIR
+# (default build/debian), PASS_DEB_MAINTAINER (the Maintainer field).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -15,58 +18,38 @@ if [ $# -ne 1 ]; then
 fi
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+PASS_LOG=debian/build.sh
+. "$repo/scripts/lib.sh"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
-build="${PASS_DEB_BUILD_DIR:-$repo/build/debian}"
 jobs="${PASS_JOBS:-2}"
 maintainer="${PASS_DEB_MAINTAINER:-PASS developers <pass-dev@example.com>}"
 umask 022
 
-step_started=0
-step() {
-  step_started=$(date +%s%N)
-  echo "build.sh: $*" >&2
-}
-step_done() {
-  local ms=$((($(date +%s%N) - step_started) / 1000000))
-  printf 'build.sh: %s done in %d.%01d s\n' "$1" $((ms / 1000)) $((ms % 1000 / 100)) >&2
-}
-fail() {
-  echo "build.sh: FAIL: $*" >&2
-  exit 1
-}
-
-step "checking build tools"
+step "build tools"
 "$repo/scripts/install-deps.sh"
-for tool in dpkg-deb dpkg-shlibdeps dpkg-buildflags strip gzip; do
-  command -v "$tool" >/dev/null || fail "$tool is missing (Debian packages dpkg-dev, binutils)"
-done
-step_done "tools"
+need_commands dpkg-deb=dpkg dpkg-shlibdeps=dpkg-dev strip=binutils gzip=gzip
 
-# Debian's hardening flags (stack protector, fortify, full RELRO, bind now), without -g and
-# -O2: the Release build type gives the optimisation, and no debug info is shipped.
-flags() {
-  DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1" |
-    tr ' ' '\n' | grep -v -e '^-g$' -e '^-O2$' -e '^$' | tr '\n' ' '
-}
-cxxflags="$(flags CPPFLAGS)$(flags CXXFLAGS)"
-ldflags="$(flags LDFLAGS)"
+if [ -n "${PASS_DEB_FROM:-}" ]; then
+  build="$(cd "$PASS_DEB_FROM" && pwd)" || die "PASS_DEB_FROM=$PASS_DEB_FROM: no such build directory"
+  grep -qx 'PASS_HARDENING:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null ||
+    die "$build is not a build with PASS_HARDENING=ON (the dev preset's is; packages need Debian's hardening flags)"
+else
+  build="${PASS_DEB_BUILD_DIR:-$repo/build/debian}"
+  step "configuring $build"
+  mkdir -p "$build"
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPASS_BUILD_TESTS=OFF \
+    -DPASS_BUILD_HOME=ON -DPASS_HARDENING=ON >"$build.configure.log" 2>&1 || {
+    cat "$build.configure.log" >&2
+    die "cmake could not configure $build (log above)"
+  }
+fi
 
-step "configuring $build"
-cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPASS_BUILD_TESTS=OFF \
-  -DPASS_BUILD_HOME=ON -DCMAKE_CXX_FLAGS="$cxxflags" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
-  >"$build.configure.log" 2>&1 || {
-  cat "$build.configure.log" >&2
-  fail "cmake could not configure $build (log above)"
-}
-step_done "configure"
-
-step "building pass-agent and pass-home (ninja -j$jobs)"
-ninja -C "$build" -j"$jobs" pass-agent pass-home || fail "the build failed (compiler output above)"
-step_done "build"
+step "building pass-agent and pass-home in $build (ninja -j$jobs)"
+ninja -C "$build" -j"$jobs" pass-agent pass-home >&2 || die "the build failed (compiler output above)"
 
 version="$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")"
-[ -n "$version" ] || fail "no CMAKE_PROJECT_VERSION in $build/CMakeCache.txt"
+[ -n "$version" ] || die "no CMAKE_PROJECT_VERSION in $build/CMakeCache.txt"
 arch="$(dpkg --print-architecture)"
 # Reproducible timestamps: the last commit's time when this is a git checkout.
 epoch="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}"
@@ -119,11 +102,11 @@ for pkg in pass-agent pass-home; do
   # comes although they are (debian/<package>/ with DEBIAN/): filtered, other lines kept.
   shlibs="$(cd "$pkgroot" && dpkg-shlibdeps -O -e "debian/$pkg/usr/bin/$pkg" 2>"$pkgroot/err")" || {
     cat "$pkgroot/err" >&2
-    fail "dpkg-shlibdeps could not compute the Depends of $pkg"
+    die "dpkg-shlibdeps could not compute the Depends of $pkg"
   }
   grep -v "installed in their package's directory" "$pkgroot/err" >&2 || true
   shlibs="${shlibs#shlibs:Depends=}"
-  [ -n "$shlibs" ] || fail "dpkg-shlibdeps found no libraries for $pkg"
+  [ -n "$shlibs" ] || die "dpkg-shlibdeps found no libraries for $pkg"
   size="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
   subst "$here/$pkg/control.in" "$pkg" |
     sed -e "s|@SHLIBS@|$shlibs|" -e "s|@INSTALLED_SIZE@|$size|" >"$root/DEBIAN/control"
@@ -133,7 +116,7 @@ for pkg in pass-agent pass-home; do
   find "$root" -exec touch -h -d "@$epoch" {} +
   deb="$out/${pkg}_${version}_${arch}.deb"
   dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null ||
-    fail "dpkg-deb could not build $deb"
+    die "dpkg-deb could not build $deb"
   echo "$deb"
 done
-step_done "packaging"
+say "packaged in $(elapsed "$step_started") s"
