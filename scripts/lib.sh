@@ -10,6 +10,14 @@
 #   need_packages PKG...    apt-get installs those PKG that dpkg does not list as installed
 #                           (one `apt-get update` first); nothing when all are there
 #   need_commands CMD=PKG…  need_packages of each PKG whose CMD is not on the PATH
+# A Debian system in a folder, for the package and appliance tests and the image build:
+#   fresh_root SUITE MIRROR ROOT WORK
+#                           ROOT afresh from a minbase debootstrap of SUITE for this host's
+#                           architecture; the debootstrap is kept as a tarball in $pass_cache
+#                           (made in WORK, again when 7 days old). Sets $root_key, the cache key
+#                           for ROOT's companions (its .deb archives)
+#   package_debs DIR WORK   sets $agent_deb and $home_deb to the .debs in DIR or, DIR empty, to
+#                           those installer/debian/build.sh builds into WORK/debs ($debs: the folder)
 # Progress and results, all on stderr, each line led by "$PASS_LOG: " when PASS_LOG is set:
 #   step WHAT               "== WHAT", after the time the previous step took
 #   ok WHAT / bad WHAT      a check passed / failed (counted in $passed / $failed)
@@ -20,6 +28,7 @@
 #   elapsed START           seconds since START (a `date +%s%N`), one decimal
 #   summary                 "total N s" and "N passed, N failed"; fails when any check failed
 
+pass_cache="${XDG_CACHE_HOME:-$HOME/.cache}/pass"
 started=$(date +%s%N)
 step_started=$started
 passed=0
@@ -50,6 +59,51 @@ need_commands() {
     command -v "${pair%%=*}" >/dev/null || packages+=("${pair#*=}")
   done
   [ ${#packages[@]} -eq 0 ] || need_packages "${packages[@]}"
+}
+
+fresh_root() {
+  local suite="$1" mirror="$2" root="$3" work="$4" tarball pristine
+  root_key="debootstrap-$suite-minbase-$(dpkg --print-architecture)-$(printf '%s' "$mirror" | tr -c 'A-Za-z0-9.' '_')"
+  mkdir -p "$pass_cache" "$work"
+  tarball="$(find "$pass_cache" -maxdepth 1 -name "$root_key-*.tar.gz" -mtime -7 2>/dev/null | sort | tail -1)"
+  if [ -n "$tarball" ]; then
+    say "cached: $tarball"
+  else
+    tarball="$pass_cache/$root_key-$(date -u +%Y%m%d).tar.gz"
+    pristine="$work/pristine"
+    as_root rm -rf --one-file-system "$pristine"
+    say "debootstrap --variant=minbase $suite (about 2 minutes)"
+    as_root debootstrap --variant=minbase "$suite" "$pristine" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+      tail -20 "$work/debootstrap.log" >&2
+      die "debootstrap $suite from $mirror failed (log: $work/debootstrap.log)"
+    }
+    as_root tar -C "$pristine" --numeric-owner -czf "$tarball.tmp" .
+    as_root chown "$(id -u):$(id -g)" "$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
+    as_root rm -rf --one-file-system "$pristine"
+    find "$pass_cache" -maxdepth 1 -name "$root_key-*.tar.gz" ! -path "$tarball" -delete
+    say "made: $tarball"
+  fi
+  if findmnt -rn -o TARGET | grep -qF "$root/"; then
+    die "something is still mounted under $root from an earlier run; unmount it first"
+  fi
+  as_root rm -rf --one-file-system "$root"
+  as_root mkdir -p "$root"
+  as_root tar -C "$root" --numeric-owner -xzpf "$tarball"
+}
+
+package_debs() {
+  debs="$1"
+  if [ -z "$debs" ]; then
+    step "installer/debian/build.sh"
+    debs="$2/debs"
+    rm -rf "$debs"
+    "$(dirname "${BASH_SOURCE[0]}")/../installer/debian/build.sh" "$debs" || die "installer/debian/build.sh failed"
+  fi
+  agent_deb="$(find "$debs" -maxdepth 1 -name 'pass-agent_*.deb' | sort -V | tail -1)"
+  home_deb="$(find "$debs" -maxdepth 1 -name 'pass-home_*.deb' | sort -V | tail -1)"
+  [ -n "$agent_deb" ] && [ -n "$home_deb" ] || die "no pass-agent_*.deb and pass-home_*.deb in $debs"
+  ok "$(basename "$agent_deb"), $(basename "$home_deb")"
 }
 
 elapsed() {

@@ -23,7 +23,6 @@ files="$here/files"
 mirror="${PASS_DEB_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${PASS_DEB_SECURITY_MIRROR-http://deb.debian.org/debian-security}"
 suite=bookworm
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/pass"
 
 usage() {
   echo "usage: $0 --input OUT/appliance --debs DIR --out OUTDIR [--work DIR] [--formats qcow2,ova,vhd]" >&2
@@ -201,33 +200,8 @@ need_packages debootstrap e2fsprogs dosfstools mtools fdisk qemu-utils grub-comm
 
 # ---------------------------------------------------------------------------------------------
 step "base system ($suite minbase, $mirror)"
-arch=amd64
-[ "$(dpkg --print-architecture)" = "$arch" ] || die "the appliance is amd64; this host is $(dpkg --print-architecture)"
-key="debootstrap-$suite-minbase-$arch-$(printf '%s' "$mirror" | tr -c 'A-Za-z0-9.' '_')"
-mkdir -p "$cache"
-tarball="$(find "$cache" -maxdepth 1 -name "$key-*.tar.gz" -mtime -7 2>/dev/null | sort | tail -1)"
-if [ -n "$tarball" ]; then
-  say "cached $tarball"
-else
-  tarball="$cache/$key-$(date -u +%Y%m%d).tar.gz"
-  pristine="$work/pristine"
-  R rm -rf --one-file-system "$pristine"
-  say "debootstrap --variant=minbase $suite (about 2 minutes)"
-  R debootstrap --variant=minbase "$suite" "$pristine" "$mirror" >"$work/debootstrap.log" 2>&1 || {
-    tail -20 "$work/debootstrap.log" >&2
-    die "debootstrap $suite from $mirror failed (log: $work/debootstrap.log)"
-  }
-  R tar -C "$pristine" --numeric-owner -czf "$tarball.tmp" .
-  mv "$tarball.tmp" "$tarball"
-  R rm -rf --one-file-system "$pristine"
-  find "$cache" -maxdepth 1 -name "$key-*.tar.gz" ! -path "$tarball" -delete
-fi
-if findmnt -rn -o TARGET | grep -qF "$root/"; then
-  die "something is still mounted under $root from an earlier run; unmount it first"
-fi
-R rm -rf --one-file-system "$root"
-mkdir -p "$root"
-tar -C "$root" --numeric-owner -xzpf "$tarball"
+[ "$(dpkg --print-architecture)" = amd64 ] || die "the appliance is amd64; this host is $(dpkg --print-architecture)"
+fresh_root "$suite" "$mirror" "$root" "$work"
 
 ch() {
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
@@ -247,7 +221,7 @@ chmod 0755 "$root/usr/sbin/policy-rc.d"
   [ -z "$security_mirror" ] || echo "deb $security_mirror $suite-security main"
 } >"$root/etc/apt/sources.list"
 echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99pass-build"
-archives="$cache/$key-archives"
+archives="$pass_cache/$root_key-archives"
 mkdir -p "$archives"
 find "$archives" -maxdepth 1 -name '*.deb' -exec cp -t "$root/var/cache/apt/archives/" {} +
 ch apt-get update -qq >"$work/apt.log" 2>&1 || {

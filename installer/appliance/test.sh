@@ -81,16 +81,7 @@ step "host tools"
 need_packages qemu-system-x86 qemu-utils ovmf
 ok "qemu-system-x86_64, qemu-img, OVMF"
 
-if [ -z "$debs" ]; then
-  step "installer/debian/build.sh"
-  debs="$work/debs"
-  rm -rf "$debs"
-  "$repo/installer/debian/build.sh" "$debs" || die "installer/debian/build.sh failed"
-fi
-agent_deb="$(ls "$debs"/pass-agent_*_amd64.deb 2>/dev/null | sort -V | tail -1)"
-home_deb="$(ls "$debs"/pass-home_*_amd64.deb 2>/dev/null | sort -V | tail -1)"
-[ -n "$agent_deb" ] && [ -n "$home_deb" ] || die "no pass-agent/pass-home .deb in $debs"
-ok "$(basename "$agent_deb"), $(basename "$home_deb")"
+package_debs "$debs" "$work"
 
 step "the home (pass-home serve on 127.0.0.1, ephemeral port)"
 rm -rf "$work/bin" "$work/home" "$work/serve"

@@ -20,7 +20,6 @@ mirror="${PASS_DEB_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${PASS_DEB_SECURITY_MIRROR-http://deb.debian.org/debian-security}"
 suite=bookworm
 work="${PASS_DEB_WORK:-$repo/build/debian-test}"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/pass"
 root="$work/root"
 debs=""
 if [ "${1:-}" = "--debs" ] && [ -n "${2:-}" ]; then
@@ -123,17 +122,7 @@ step "host tools"
 need_commands debootstrap=debootstrap lintian=lintian systemd-analyze=systemd
 ok "debootstrap, lintian, systemd-analyze"
 
-if [ -z "$debs" ]; then
-  step "build.sh"
-  debs="$work/debs"
-  rm -rf "$debs"
-  "$here/build.sh" "$debs" || die "build.sh failed"
-fi
-agent_deb="$(ls "$debs"/pass-agent_*_*.deb 2>/dev/null | head -1)"
-home_deb="$(ls "$debs"/pass-home_*_*.deb 2>/dev/null | head -1)"
-[ -n "$agent_deb" ] || die "no pass-agent_*.deb in $debs"
-[ -n "$home_deb" ] || die "no pass-home_*.deb in $debs"
-ok "$(basename "$agent_deb"), $(basename "$home_deb")"
+package_debs "$debs" "$work"
 
 step "package contents"
 for deb in "$agent_deb" "$home_deb"; do
@@ -187,38 +176,8 @@ for unit in pass-home.service pass-agent.service; do
 done
 R rm -rf "$units"
 
-step "pristine chroot ($suite minbase, $mirror)"
-arch="$(dpkg --print-architecture)"
-key="debootstrap-$suite-minbase-$arch-$(printf '%s' "$mirror" | tr -c 'A-Za-z0-9.' '_')"
-mkdir -p "$cache"
-tarball="$(find "$cache" -maxdepth 1 -name "$key-*.tar.gz" -mtime -7 2>/dev/null | sort | tail -1)"
-if [ -n "$tarball" ]; then
-  ok "cached: $tarball"
-else
-  tarball="$cache/$key-$(date -u +%Y%m%d).tar.gz"
-  pristine="$work/pristine"
-  R rm -rf --one-file-system "$pristine"
-  mkdir -p "$work"
-  echo "debootstrap --variant=minbase $suite (about 2 minutes)"
-  R debootstrap --variant=minbase "$suite" "$pristine" "$mirror" >"$work/debootstrap.log" 2>&1 || {
-    tail -20 "$work/debootstrap.log" >&2
-    die "debootstrap $suite from $mirror failed (log: $work/debootstrap.log)"
-  }
-  R tar -C "$pristine" --numeric-owner -czf "$tarball.tmp" .
-  R chown "$(id -u):$(id -g)" "$tarball.tmp"
-  mv "$tarball.tmp" "$tarball"
-  R rm -rf --one-file-system "$pristine"
-  find "$cache" -maxdepth 1 -name "$key-*.tar.gz" ! -path "$tarball" -delete
-  ok "built: $tarball"
-fi
-
-step "fresh chroot"
-if findmnt -rn -o TARGET | grep -qF "$root/"; then
-  die "something is still mounted under $root from an earlier run; unmount it first"
-fi
-R rm -rf --one-file-system "$root"
-R mkdir -p "$root"
-R tar -C "$root" --numeric-owner -xzpf "$tarball"
+step "fresh chroot ($suite minbase, $mirror)"
+fresh_root "$suite" "$mirror" "$root" "$work"
 R mount -t proc proc "$root/proc"
 R cp /etc/resolv.conf "$root/etc/resolv.conf"
 # Nothing may start in the chroot (there is no systemd; this covers sysvinit scripts too).
@@ -232,7 +191,7 @@ R chmod 0755 "$root/usr/sbin/policy-rc.d"
 # The mirror may be a snapshot whose Release files are past their Valid-Until.
 echo 'Acquire::Check-Valid-Until "false";' | R tee "$root/etc/apt/apt.conf.d/99pass-test" >/dev/null
 # Packages downloaded by earlier runs, so that a rerun downloads only what changed.
-archives="$cache/$key-archives"
+archives="$pass_cache/$root_key-archives"
 mkdir -p "$archives"
 R find "$archives" -maxdepth 1 -name '*.deb' -exec cp -t "$root/var/cache/apt/archives/" {} +
 expect_eq "no systemd running in the chroot" "$(in_root_exists /run/systemd/system && echo yes || echo no)" no
