@@ -33,7 +33,6 @@ started=$(date +%s%N)
 step_started=$started
 passed=0
 failed=0
-out=""
 
 say() { echo "${PASS_LOG:+$PASS_LOG: }$*" >&2; }
 
