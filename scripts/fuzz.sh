@@ -15,10 +15,10 @@ need_packages clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev libical-
   libhowardhinnant-date-dev
 
 mkdir -p "$out"
-# Each harness names the sources it needs on its "// sources:" line.
+# Each harness names the sources it needs on its "// sources:" lines.
 for harness in tests/fuzz/fuzz_*.cpp; do
   name="$(basename "$harness" .cpp)"
-  read -r -a sources <<<"$(sed -n 's|^// sources: ||p' "$harness")"
+  read -r -a sources <<<"$(sed -n 's|^// sources: ||p' "$harness" | tr '\n' ' ')"
   # and, on an optional "// flags:" line, more include directories, defines and libraries.
   read -r -a flags <<<"$(sed -n 's|^// flags: ||p' "$harness")"
   clang++-16 -std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -Wno-builtin-macro-redefined \

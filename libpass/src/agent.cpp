@@ -14,6 +14,7 @@
 #include "pass/envelope.hpp"
 #include "pass/payload.hpp"
 #include "pass/pin_store.hpp"
+#include "pass/text.hpp"
 #include "platform/fs.hpp"
 #include "platform/lock.hpp"
 
@@ -31,9 +32,6 @@ namespace {
 
 constexpr std::string_view kStateFile = "agent-state.json";
 constexpr std::string_view kCursorDir = "cursors";
-// Reports are split so that no envelope nears the home's body limit (1 MiB by default), even
-// when a collector reads a long history.
-constexpr std::size_t kEventsPerReport = 200;
 // Arrays are collected this many at a time: most of a collection is waiting on an array.
 constexpr std::size_t kCollectThreads = 8;
 
@@ -138,7 +136,12 @@ struct Agent::Impl {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
       for (std::size_t i = next++; i < collectors.size(); i = next++) {
-        runs[i] = collectOne(*collectors[i], dryRun);
+        // The per-array boundary, also around what collectOne does besides the collector.
+        try {
+          runs[i] = collectOne(*collectors[i], dryRun);
+        } catch (const std::exception& e) {
+          runs[i] = failedRun(collectors[i]->array(), "collecting", e.what());
+        }
       }
     };
     std::vector<std::thread> threads;
@@ -149,6 +152,23 @@ struct Agent::Impl {
     for (auto& r : unbuildable) r.status.lastRunMs = clock();
     runs.insert(runs.end(), unbuildable.begin(), unbuildable.end());
     return runs;
+  }
+
+  /// An unexpected failure of one array's `step`: that array's "error" state, nothing more.
+  ArrayRun failedRun(const ArrayConfig& array, std::string_view step, std::string_view what) {
+    ArrayRun run;
+    run.array = array;
+    run.status = ArrayStatus{
+        array.family,
+        array.serial,
+        array.name,
+        "error",
+        toUtf8(fmt::format("{}: unexpected failure while {}: {}", arrayLabel(array), step, what)),
+        clock(),
+        std::nullopt,
+        0,
+        0};
+    return run;
   }
 
   ArrayRun collectOne(Collector& collector, bool dryRun) {
@@ -195,10 +215,10 @@ struct Agent::Impl {
   /// Spools the events of one array, then advances its cursor: a crash in between repeats
   /// events (the home drops repeats by id), it never loses one.
   Status commit(ArrayRun& run) {
-    for (std::size_t first = 0; first < run.events.size(); first += kEventsPerReport) {
-      auto count = std::min(kEventsPerReport, run.events.size() - first);
-      auto json = payload::report(clock(), run.array, std::span(run.events).subspan(first, count));
-      auto n = enqueue(EnvelopeKind::kReport, json.dump());
+    // Split so that no envelope nears the home's body limit (1 MiB by default), even when a
+    // collector reads a long history.
+    for (const auto& report : payload::reports(clock(), run.array, run.events)) {
+      auto n = enqueue(EnvelopeKind::kReport, report);
       if (!n) return std::unexpected(n.error());
     }
     if (!run.cursor) return {};
@@ -340,7 +360,14 @@ Result<RunSummary> Agent::run() {
   s.state.arrays.clear();
   for (auto& run : summary.arrays) {
     if (run.status.state == "ok") {
-      if (auto committed = s.commit(run); !committed) {
+      Status committed;
+      try {
+        committed = s.commit(run);
+      } catch (const std::exception& e) {
+        // Nothing was lost: the cursor did not advance, so the events are collected again.
+        run.status = s.failedRun(run.array, "storing its new events", e.what()).status;
+      }
+      if (!committed) {
         if (committed.error().code != "spool_full") return std::unexpected(committed.error());
         // The cursor stays put: these events are collected again next run, never lost.
         summary.spoolRefusal = committed.error();

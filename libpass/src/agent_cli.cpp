@@ -312,6 +312,19 @@ int Cli::status(const AgentConfig& cfg, bool json) const {
     out_ << j.dump(2) << "\n";
     return kOk;
   }
+  // An array that could not be collected is an error of the run too: "none" would hide it.
+  std::string lastError = s.lastError;
+  std::size_t failing = 0;
+  for (const auto& a : s.arrays) {
+    if (a.state == "ok") continue;
+    if (++failing == 1 && lastError.empty()) {
+      lastError = fmt::format("{} {}: {}{}{}", a.family, a.serial, a.state,
+                              a.message.empty() ? "" : ": ", a.message);
+    }
+  }
+  if (failing > 1 && s.lastError.empty()) {
+    lastError += fmt::format(" (and {} more array(s), below)", failing - 1);
+  }
   out_ << fmt::format(
       "agent:          {} ({} / {} / {})\n"
       "spool:          {} envelope(s), {} bytes, {} quarantined\n"
@@ -322,7 +335,7 @@ int Cli::status(const AgentConfig& cfg, bool json) const {
       formatUuid(cfg.agentId), cfg.customer, cfg.site, cfg.name, st->spoolDepth, st->spoolBytes,
       st->quarantined, isoTime(s.lastRunMs), isoTime(s.lastDeliveryMs),
       nextDue ? isoTime(nextDue) : std::string("due at the next run"),
-      s.lastError.empty() ? "none" : s.lastError);
+      lastError.empty() ? "none" : lastError);
   for (const auto& a : s.arrays) {
     out_ << fmt::format("array:          {} {} ({}): {}{}{}, last success {}\n", a.family, a.serial,
                         a.name.empty() ? "-" : a.name, a.state, a.message.empty() ? "" : ": ",

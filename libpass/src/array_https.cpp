@@ -80,11 +80,7 @@ std::optional<std::string> pinOfPem(std::string_view pem) {
   if (len <= 0) return std::nullopt;
   Bytes digest = sha256(ByteView(der, static_cast<std::size_t>(len)));
   OPENSSL_free(der);
-  std::string b64(4 * ((digest.size() + 2) / 3) + 1, '\0');
-  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), digest.data(),
-                                static_cast<int>(digest.size()));
-  b64.resize(static_cast<std::size_t>(std::max(written, 0)));
-  return std::string(kPinPrefix) + b64;
+  return std::string(kPinPrefix) + toBase64(digest);
 }
 
 /// The pin of the leaf certificate of the last handshake on `curl` (CURLOPT_CERTINFO on).

@@ -68,10 +68,12 @@ Collector::Outcome Collector::collect(CollectContext& ctx) {
     result = doCollect(ctx);
   } catch (const std::exception& e) {
     // The boundary: a collector bug must cost one array's run, not the agent's.
-    result = fail("error", fmt::format("{} {}: unexpected failure: {}", array_.family,
-                                       array_.serial, e.what()));
+    result = fail("error", fmt::format("{}: unexpected failure while collecting: {}",
+                                       arrayLabel(array_), e.what()));
   } catch (...) {
-    result = fail("error", fmt::format("{} {}: unexpected failure", array_.family, array_.serial));
+    result = fail("error", fmt::format("{}: unexpected failure while collecting (not a standard "
+                                       "exception)",
+                                       arrayLabel(array_)));
   }
   status.durationMs = steadyMs() - startedSteady;
   if (result) {
@@ -80,9 +82,15 @@ Collector::Outcome Collector::collect(CollectContext& ctx) {
     status.newEvents = result->events.size();
   } else {
     status.state = statusState(result.error().code);
-    status.message = result.error().message;
+    // Messages quote what the array said; the status travels in JSON.
+    status.message = toUtf8(result.error().message);
   }
   return Outcome{std::move(result), std::move(status)};
+}
+
+std::string arrayLabel(const ArrayConfig& array) {
+  if (array.name.empty()) return fmt::format("{} {}", array.family, array.serial);
+  return fmt::format("{} {} ({})", array.family, array.serial, array.name);
 }
 
 Error pinMismatch(const ArrayConfig& array, std::string_view what, std::string_view pinned,
@@ -118,6 +126,28 @@ Result<std::uint64_t> uintSetting(const ArrayConfig& array, std::string_view nam
                                       array.where, name, min, max, text));
   }
   return value;
+}
+
+config::AttributeDecl encodingAttribute() {
+  return config::AttributeDecl{
+      {},
+      "encoding",
+      config::Type::kString,
+      false,
+      {},
+      "The character encoding of the array's text: utf-8, cp932 (Shift-JIS, as Japanese Windows "
+      "writes it), windows-1252 or iso-8859-1. Unset: utf-8 (hitachi_svp: the line profile's). "
+      "Bytes that are not text in it arrive as U+FFFD, their exact bytes in raw_b64."};
+}
+
+Result<TextEncoding> encodingSetting(const ArrayConfig& array, const TextEncoding& fallback) {
+  const std::string& name = setting(array, "encoding");
+  if (name.empty()) return fallback;
+  auto encoding = TextEncoding::named(name);
+  if (!encoding) {
+    return fail("config", fmt::format("{}: {}", array.where, encoding.error().message));
+  }
+  return encoding;
 }
 
 Error damagedCursor(const ArrayConfig& array, const Error& why) {

@@ -293,6 +293,14 @@ bool gcmUpdate(EVP_CIPHER_CTX* ctx, bool encrypt, std::uint8_t* out, ByteView in
 
 void PkeyFree::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 
+std::string toBase64(ByteView data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
+                                      static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(std::max(written, 0)));
+  return out;
+}
+
 Bytes sha256(ByteView data) {
   Bytes out(32);
   unsigned int len = 0;

@@ -1,5 +1,9 @@
 #include "pass/payload.hpp"
 
+#include "pass/bytes.hpp"
+#include "pass/crypto.hpp"
+#include "pass/text.hpp"
+
 namespace pass::payload {
 
 namespace {
@@ -10,6 +14,26 @@ constexpr std::size_t kQuarantineListed = 20;
 nlohmann::json common(std::string_view type, std::uint64_t sentMs) {
   return {
       {"schema", kSchema}, {"type", type}, {"agent_version", PASS_VERSION}, {"sent_ms", sentMs}};
+}
+
+nlohmann::json reportOf(std::uint64_t sentMs, const ArrayConfig& array, nlohmann::json events) {
+  auto j = common("report", sentMs);
+  j["array"] = {{"family", array.family},
+                {"serial", array.serial},
+                {"model", array.model},
+                {"name", array.name}};
+  j["events"] = std::move(events);
+  return j;
+}
+
+/// Every string is UTF-8 already; replacement instead of an exception all the same.
+std::string dumpSafely(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// A field of an event cut to `max` bytes, between characters.
+std::string bounded(std::string_view text, std::size_t max) {
+  return std::string(cutUtf8(toUtf8(text), max));
 }
 
 }  // namespace
@@ -29,7 +53,7 @@ nlohmann::json heartbeat(const HeartbeatInfo& info) {
       info.quarantine.size() > kQuarantineListed ? info.quarantine.size() - kQuarantineListed : 0;
   for (std::size_t i = first; i < info.quarantine.size(); ++i) {
     const auto& q = info.quarantine[i];
-    recent.push_back({{"seq", q.seq}, {"kind", toString(q.kind)}, {"reason", q.reason}});
+    recent.push_back({{"seq", q.seq}, {"kind", toString(q.kind)}, {"reason", toUtf8(q.reason)}});
   }
   j["quarantine"] = {{"count", info.quarantine.size()}, {"recent", std::move(recent)}};
   j["dropped_heartbeats"] = info.droppedHeartbeats;
@@ -46,7 +70,7 @@ nlohmann::json arrayStatus(const ArrayStatus& a) {
           {"serial", a.serial},
           {"name", a.name},
           {"state", a.state},
-          {"message", a.message},
+          {"message", toUtf8(a.message)},
           {"last_run_ms", a.lastRunMs},
           {"last_success_ms",
            a.lastSuccessMs ? nlohmann::json(*a.lastSuccessMs) : nlohmann::json(nullptr)},
@@ -55,29 +79,57 @@ nlohmann::json arrayStatus(const ArrayStatus& a) {
 }
 
 nlohmann::json event(const ArrayConfig& array, const CollectedEvent& e) {
-  return {{"family", array.family},
-          {"array", array.serial},
-          {"id", e.id},
-          {"kind", e.kind},
-          {"code", e.code},
-          {"severity", e.severity},
-          {"occurred_ms", e.occurredMs ? nlohmann::json(*e.occurredMs) : nlohmann::json(nullptr)},
-          {"component", e.component},
-          {"text", e.text},
-          {"raw", e.raw}};
+  // The collectors hand over UTF-8 (CollectedEvent::setRaw); toUtf8 again here makes a payload
+  // that cannot be dumped impossible, whatever a collector missed. The bounds keep one event
+  // far below the home's body limit, whatever an array printed.
+  nlohmann::json j = {
+      {"family", array.family},
+      {"array", array.serial},
+      {"id", bounded(e.id, kMaxTextBytes)},
+      {"kind", e.kind},
+      {"code", bounded(e.code, kMaxTextBytes)},
+      {"severity", bounded(e.severity, kMaxTextBytes)},
+      {"occurred_ms", e.occurredMs ? nlohmann::json(*e.occurredMs) : nlohmann::json(nullptr)},
+      {"component", bounded(e.component, kMaxTextBytes)},
+      {"text", bounded(e.text, kMaxTextBytes)},
+      {"raw", bounded(e.raw, kMaxRawBytes)}};
+  std::string_view bytes = e.rawBytes ? std::string_view(*e.rawBytes) : std::string_view(e.raw);
+  if (e.rawBytes || !isCleanUtf8(e.raw)) {
+    j["raw_b64"] = toBase64(asBytes(bytes.substr(0, kMaxRawBytes)));
+  }
+  if (bytes.size() > kMaxRawBytes) j["raw_size"] = bytes.size();
+  return j;
 }
 
 nlohmann::json report(std::uint64_t sentMs, const ArrayConfig& array,
                       std::span<const CollectedEvent> events) {
-  auto j = common("report", sentMs);
-  j["array"] = {{"family", array.family},
-                {"serial", array.serial},
-                {"model", array.model},
-                {"name", array.name}};
   auto list = nlohmann::json::array();
   for (const auto& e : events) list.push_back(event(array, e));
-  j["events"] = std::move(list);
-  return j;
+  return reportOf(sentMs, array, std::move(list));
+}
+
+std::vector<std::string> reports(std::uint64_t sentMs, const ArrayConfig& array,
+                                 std::span<const CollectedEvent> events) {
+  std::vector<std::string> out;
+  std::vector<nlohmann::json> batch;
+  std::size_t batchBytes = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    out.push_back(dumpSafely(reportOf(sentMs, array, std::move(batch))));
+    batch.clear();
+    batchBytes = 0;
+  };
+  for (const auto& e : events) {
+    auto j = event(array, e);
+    const std::size_t size = dumpSafely(j).size();
+    if (batch.size() == kEventsPerReport || (!batch.empty() && batchBytes + size > kReportBytes)) {
+      flush();
+    }
+    batch.push_back(std::move(j));
+    batchBytes += size;
+  }
+  flush();
+  return out;
 }
 
 nlohmann::json test(std::uint64_t sentMs, const std::string& message) {

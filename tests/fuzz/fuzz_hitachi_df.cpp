@@ -1,7 +1,8 @@
 // libFuzzer harness for the hitachi_df parsers: parseAuparts, parseUnitSerial, the snapshot
 // diff and the cursor JSON. Built and run by scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the
-// clang note). The line below lists what it links.
+// clang note). The lines below list what it links.
 // sources: libpass/src/collectors/hitachi_df/auparts.cpp
+// sources: libpass/src/text.cpp libpass/src/platform/posix/codepage.cpp
 //
 // The input is an auparts answer. Properties: the parser never fails on its own bounds; what it
 // reads survives the cursor round trip exactly; reading the same answer twice reports nothing

@@ -1,8 +1,9 @@
 // libFuzzer harness for the hitachi_svp parsers: decodeSsb, parseProfiles and parseSimLine.
 // Built and run by scripts/fuzz.sh (clang 16: libstdc++ 12 offers std::expected only when
 // __cpp_concepts >= 202002, which no clang up to 16 defines although clang 16 implements what
-// <expected> needs; the script overrides the macro). The line below lists what it links.
+// <expected> needs; the script overrides the macro). The lines below list what it links.
 // sources: libpass/src/collectors/hitachi_svp/sim.cpp
+// sources: libpass/src/text.cpp libpass/src/platform/posix/codepage.cpp
 //
 // The input is used three ways: as an SSB, as lines for a few fixed profiles, and, split at
 // its first NUL byte, as a profile file followed by lines for the profiles it defines.
@@ -51,7 +52,10 @@ void checkEvent(const pass::CollectedEvent& ev, std::string_view line) {
       ev.severity != "moderate" && ev.severity != "service") {
     std::abort();
   }
-  if (!line.starts_with(ev.raw) || ev.raw.size() + 1 < line.size()) std::abort();
+  // raw is UTF-8; the line's exact bytes are raw itself or, when it is not, rawBytes.
+  if (!pass::isCleanUtf8(ev.raw)) std::abort();
+  const std::string& exact = ev.rawBytes ? *ev.rawBytes : ev.raw;
+  if (!line.starts_with(exact) || exact.size() + 1 < line.size()) std::abort();
   if (!ev.id.empty()) std::abort();
 }
 

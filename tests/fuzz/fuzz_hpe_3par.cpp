@@ -1,7 +1,8 @@
 // libFuzzer harness for the hpe_3par parsers: showalert -d blocks, WSAPI eventlog pages, the
 // cursor, and following alerts from one answer to the next. Built and run by scripts/fuzz.sh.
-// The line below lists what it links.
+// The lines below list what it links.
 // sources: libpass/src/collectors/hpe_3par/parse.cpp
+// sources: libpass/src/text.cpp libpass/src/platform/posix/codepage.cpp
 //
 // The input is read as showalert output, as an eventlog page, as a cursor and as a
 // zone-abbreviations setting; split at its first NUL byte, the two halves are two consecutive

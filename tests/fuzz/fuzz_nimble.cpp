@@ -1,6 +1,7 @@
 // libFuzzer harness for the nimble decoders: parsePage, readEvent, readAlarm and errorText.
 // Built and run by scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note).
 // sources: libpass/src/collectors/nimble/parse.cpp
+// sources: libpass/src/text.cpp libpass/src/platform/posix/codepage.cpp
 //
 // The input is one REST answer; each record of a page that parses is read as an event and as
 // an alarm, and what every successful read promises is checked.

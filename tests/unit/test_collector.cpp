@@ -19,7 +19,7 @@ namespace {
 /// Does whatever the test sets `behaviour` to.
 class ScriptedCollector final : public pass::Collector {
  public:
-  enum class Behaviour { kEvents, kFail, kThrow, kThrowOther };
+  enum class Behaviour { kEvents, kFail, kFailQuotingBytes, kThrow, kThrowOther };
   explicit ScriptedCollector(Behaviour b) : Collector(array()), behaviour_(b) {}
 
   static ArrayConfig array() {
@@ -41,8 +41,12 @@ class ScriptedCollector final : public pass::Collector {
       }
       case Behaviour::kFail:
         return pass::fail("test.unreachable", "192.0.2.1: connection refused");
+      case Behaviour::kFailQuotingBytes:
+        return pass::fail("test.bad_output",
+                          "the array answered \"L\xfc"
+                          "fter\"");
       case Behaviour::kThrow:
-        throw std::runtime_error("boom");
+        throw std::runtime_error("boom \xfc");
       case Behaviour::kThrowOther:
         throw 42;
     }
@@ -95,8 +99,20 @@ TEST_CASE("an exception stops at the boundary and names the array") {
     auto out = c.collect(ctx);
     REQUIRE_FALSE(out.result.has_value());
     CHECK(out.status.state == "error");
-    CHECK(out.status.message.find("test_family 12345") != std::string::npos);
+    CHECK(out.status.message.find("test_family 12345 (lab): unexpected failure while collecting") ==
+          0);
+    CHECK(pass::isCleanUtf8(out.status.message));
   }
+}
+
+TEST_CASE("a failure quoting bytes that are not UTF-8 is a status in UTF-8") {
+  ScriptedCollector c(ScriptedCollector::Behaviour::kFailQuotingBytes);
+  auto ctx = context();
+  auto out = c.collect(ctx);
+  CHECK(out.status.state == "bad_output");
+  CHECK(out.status.message ==
+        "the array answered \"L\xef\xbf\xbd"
+        "fter\"");
 }
 
 TEST_CASE("statusState keeps the known classes and calls the rest error") {

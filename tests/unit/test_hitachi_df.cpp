@@ -334,11 +334,13 @@ TEST_CASE("snapshot: JSON round trip, and a damaged cursor is refused") {
   }
 }
 
-TEST_CASE("snapshot: bytes that are not UTF-8 become '?' and survive the cursor unchanged") {
+TEST_CASE("snapshot: bytes that are not UTF-8 become U+FFFD and survive the cursor unchanged") {
+  const std::string f(pass::kReplacement);
   Parts p = parse("Fan\n  Unit  Fan  Status\n  \xc3\xa9  \xf5\xf5\xb9\x01  Al\xe0\x80rm\n");
   REQUIRE(p.rows.size() == 1);
-  CHECK(p.rows[0].key == "Fan/Unit \xc3\xa9/Fan ????");
-  CHECK(p.rows[0].status == "Al??rm");
+  CHECK(p.rows[0].key == "Fan/Unit \xc3\xa9/Fan " + f + f + f + "\x01");
+  CHECK(p.rows[0].status == "Al" + f + f + "rm");
+  CHECK(p.rows[0].bytes == "  \xc3\xa9  \xf5\xf5\xb9\x01  Al\xe0\x80rm");
   Snapshot s = pass::hitachi_df::diff(nullptr, p).next;
   auto back = pass::hitachi_df::parseSnapshot(pass::hitachi_df::toJson(s));
   REQUIRE(back.has_value());
@@ -442,14 +444,7 @@ struct Run {
 Run collect(const pass::ArrayConfig& array, std::optional<std::string> cursor) {
   auto collector = pass::createCollector(array);
   REQUIRE_MESSAGE(collector.has_value(), errorText(collector));
-  pass::MemoryPinStore pins;
-  pass::CollectContext ctx;
-  ctx.clock = [] { return std::uint64_t{1'700'000'000'000}; };
-  ctx.fs = &pass::realFileSystem();
-  ctx.cursor = std::move(cursor);
-  ctx.pins = &pins;
-  ctx.log = [](std::string_view, std::string_view) {};
-  return Run{(*collector)->collect(ctx)};
+  return Run{pass::test::collectOnce(**collector, std::move(cursor))};
 }
 
 std::string cursorOf(const Run& r) {
@@ -626,4 +621,43 @@ TEST_CASE("parse source auparts: what a first run would report") {
   CHECK((*events)[1].component == "Host Connector/Port 1B");
   auto bad = info->sources[0].parse("garbage", array);
   CHECK_FALSE(bad.has_value());
+}
+
+TEST_CASE("collector: invalid UTF-8, NULs and a 2 MiB line cost nothing but their own text") {
+  const std::string f(pass::kReplacement);
+  FakeSnm2 snm2;
+  auto array = dfArray(snm2.path());
+  snm2.setAuparts(std::string(kHealthy) +
+                  "\nL\xfc"
+                  "fter\n  Unit  L\xfc"
+                  "fter  Status\n" +
+                  "     0  1\xfc  Alarm\n" + std::string("     0  2") + '\0' + "  Alarm\n" +
+                  "     0  " + std::string(2 << 20, '\xfc') + "  Alarm\n");
+  Run r = collect(array, std::nullopt);
+  REQUIRE_MESSAGE(r.outcome.result.has_value(), errorText(r.outcome.result));
+  auto events = r.events();
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].component == "L" + f + "fter/Unit 0/L" + f + "fter 1" + f);
+  CHECK(events[0].raw == "     0  1" + f + "  Alarm");
+  CHECK(events[0].rawBytes == "     0  1\xfc  Alarm");
+  CHECK(events[1].component == "L" + f + "fter/Unit 0/L" + f + "fter 2" + f);
+  CHECK(events[2].code == "unparsed");
+  CHECK(events[2].text.find("longer than 512 bytes") != std::string::npos);
+  CHECK(events[2].rawBytes->size() == pass::hitachi_df::kMaxRawBytes);
+  for (const auto& e : events) CHECK(pass::isCleanUtf8(e.raw));
+  CHECK(collect(array, cursorOf(r)).events().empty());
+}
+
+TEST_CASE("collector: the encoding setting decodes a code page") {
+  FakeSnm2 snm2;
+  auto array = dfArray(snm2.path());
+  array.settings["encoding"] = "cp932";
+  // ファン (fan) as a Japanese SNM2 may print it.
+  snm2.setAuparts(std::string(kHealthy) +
+                  "\n\x83\x74\x83\x40\x83\x93\n  Unit  Status\n     7  Alarm\n");
+  Run r = collect(array, std::nullopt);
+  REQUIRE_MESSAGE(r.outcome.result.has_value(), errorText(r.outcome.result));
+  REQUIRE(r.events().size() == 1);
+  CHECK(r.events()[0].component == "\xe3\x83\x95\xe3\x82\xa1\xe3\x83\xb3/Unit 7");
+  CHECK_FALSE(r.events()[0].rawBytes.has_value());  // the row itself is ASCII
 }

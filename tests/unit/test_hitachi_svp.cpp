@@ -20,6 +20,8 @@
 #include "collectors/hitachi_svp/sim.hpp"
 #include "collectors/hitachi_svp/tail.hpp"
 #include "pass/collector.hpp"
+#include "pass/payload.hpp"
+#include "pass/text.hpp"
 #include "platform/fs.hpp"
 #include "test_support.hpp"
 
@@ -1353,4 +1355,157 @@ TEST_CASE("realFileSystem: identity survives a rename, reads at offsets") {
   std::ofstream(dir / "a.log.1", std::ios::binary | std::ios::app) << "\n";
   std::ofstream(dir / "a.log", std::ios::binary) << "six\n";
   CHECK(run() == Texts{"five", "six"});
+}
+
+// ---- bytes that are not UTF-8 (issue 17) -------------------------------------------------------
+
+namespace {
+
+const std::string kFffd(pass::kReplacement);
+
+pass::ArrayConfig svpArray(const fs::path& simDir, std::string encoding = {}) {
+  pass::ArrayConfig a;
+  a.family = "hitachi_svp";
+  a.serial = "470849";
+  a.name = "VSP-1";
+  a.where = "agent.xml:7";
+  a.settings = {{"sim-dir", simDir.string()},      {"pattern", "*.log"},
+                {"profile", "pass-csv"},           {"from-head", "true"},
+                {"max-bytes-per-run", "16777216"}, {"encoding", std::move(encoding)}};
+  return a;
+}
+
+pass::Collector::Outcome collectSvp(const pass::ArrayConfig& array) {
+  auto collector = pass::createCollector(array);
+  REQUIRE_MESSAGE(collector.has_value(), errorText(collector));
+  return pass::test::collectOnce(**collector);
+}
+
+}  // namespace
+
+TEST_CASE("parseSimLine: bytes that are not UTF-8 are U+FFFD, the line's bytes are kept") {
+  auto p = profileOf(csvProfile());
+  const std::string line =
+      "2026/11/27,14:10:10,307080,Moderate,L\xfc"
+      "fter 1,L\xfc"
+      "fter failed";
+  auto ev = pass::hitachi_svp::parseSimLine(p, line + "\r");
+  REQUIRE_MESSAGE(ev.has_value(), errorText(ev));
+  CHECK(ev->code == "307080");
+  CHECK(ev->component == "L" + kFffd + "fter 1");
+  CHECK(ev->text == "L" + kFffd + "fter failed");
+  CHECK(ev->raw ==
+        "2026/11/27,14:10:10,307080,Moderate,L" + kFffd + "fter 1,L" + kFffd + "fter failed");
+  CHECK(ev->rawBytes == line);
+  CHECK(pass::isCleanUtf8(ev->raw));
+
+  // NUL bytes, which some writers leave after a crash, are no text either.
+  const std::string withNul =
+      std::string("2026/11/27,14:10:10,307080,Moderate,DKC,fan") + '\0' + '\0';
+  ev = pass::hitachi_svp::parseSimLine(p, withNul);
+  REQUIRE_MESSAGE(ev.has_value(), errorText(ev));
+  CHECK(ev->text == "fan" + kFffd + kFffd);
+  CHECK(ev->rawBytes == withNul);
+
+  // Clean lines carry no copy of their bytes.
+  ev = pass::hitachi_svp::parseSimLine(p, "2026/11/27,14:10:10,307080,Moderate,DKC,Processor");
+  REQUIRE(ev.has_value());
+  CHECK_FALSE(ev->rawBytes.has_value());
+}
+
+TEST_CASE("parseSimLine: a profile in Shift-JIS (cp932) reads Japanese text and severities") {
+  auto profile = csvProfile();
+  profile["encoding"] = "shift_jis";
+  profile["severity_map"]["\xe9\x87\x8d\xe5\xba\xa6"] = "serious";  // 重度, as UTF-8 in the JSON
+  auto p = profileOf(profile);
+  CHECK(p.encoding.name() == "cp932");
+  // 重度 and ファン障害 (fan failure) as an SVP on Japanese Windows writes them.
+  const std::string line =
+      "2026/11/27,14:10:10,307080,\x8f\x64\x93\x78,DKC,\x83\x74\x83\x40\x83\x93\x8f\xe1\x8a\x51";
+  auto ev = pass::hitachi_svp::parseSimLine(p, line);
+  REQUIRE_MESSAGE(ev.has_value(), errorText(ev));
+  CHECK(ev->severity == "serious");
+  CHECK(ev->text == "\xe3\x83\x95\xe3\x82\xa1\xe3\x83\xb3\xe9\x9a\x9c\xe5\xae\xb3");
+  CHECK(ev->raw ==
+        "2026/11/27,14:10:10,307080,\xe9\x87\x8d\xe5\xba\xa6,DKC,"
+        "\xe3\x83\x95\xe3\x82\xa1\xe3\x83\xb3\xe9\x9a\x9c\xe5\xae\xb3");
+  CHECK(ev->rawBytes == line);
+
+  profile["encoding"] = "ebcdic";
+  auto bad = parseOne(profile);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(contains(bad.error().message, "'encoding'"));
+  CHECK(contains(bad.error().message, "ebcdic"));
+}
+
+TEST_CASE("parseSimLine: an error quoting a value never cuts a character in two") {
+  auto p = profileOf(csvProfile());
+  // 20 three-byte characters: the 40-byte quote limit falls inside the 14th.
+  std::string part;
+  for (int i = 0; i < 20; ++i) part += "\xe3\x83\x95";
+  auto r = pass::hitachi_svp::parseSimLine(p, "2026/11/27,14:10:10,307080," + part + ",DKC,x");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(pass::isCleanUtf8(r.error().message));
+}
+
+TEST_CASE("collector: invalid UTF-8, NULs and a 2 MiB line cost nothing but their own text") {
+  TempDir dir;
+  std::string log = "2026/11/27,14:10:10,100001,Moderate,DKC,before\n";
+  log +=
+      "2026/11/27,14:10:11,100002,Moderate,L\xfc"
+      "fter,L\xfc"
+      "fter 1 failed\n";
+  log += std::string("2026/11/27,14:10:12,100003,Moderate,DKC,nul") + '\0' + "here\n";
+  log += std::string(2 << 20, '\xfc') + "\n";
+  log += "2026/11/27,14:10:13,100004,Moderate,DKC,after\n";
+  { std::ofstream(dir / "sim.log", std::ios::binary) << log; }
+
+  auto outcome = collectSvp(svpArray(dir.path()));
+  REQUIRE_MESSAGE(outcome.result.has_value(), errorText(outcome.result));
+  CHECK(outcome.status.state == "ok");
+  const auto& events = outcome.result->events;
+  std::vector<std::string> codes;
+  for (const auto& e : events) {
+    if (codes.empty() || codes.back() != e.code) codes.push_back(e.code);
+    CHECK(pass::isCleanUtf8(e.raw));
+    CHECK(pass::isCleanUtf8(e.text));
+  }
+  CHECK(codes == std::vector<std::string>{"100001", "100002", "100003", "unparsed", "100004"});
+  CHECK(events[1].component == "L" + kFffd + "fter");
+  CHECK(events[1].rawBytes ==
+        "2026/11/27,14:10:11,100002,Moderate,L\xfc"
+        "fter,L\xfc"
+        "fter 1 failed");
+  CHECK(events[2].text == "nul" + kFffd + "here");
+  // The long line comes in pieces (the tailer's maxLineBytes), each with its bytes.
+  std::size_t longBytes = 0;
+  for (const auto& e : events) {
+    if (e.code == "unparsed") longBytes += e.rawBytes.value_or(e.raw).size();
+  }
+  CHECK(longBytes == 2u << 20);
+  // And all of it goes into reports that the home accepts.
+  for (const auto& r : pass::payload::reports(1, svpArray(dir.path()), events)) {
+    CHECK(r.size() <= pass::payload::kReportBytes + 1024);
+    CHECK_FALSE(nlohmann::json::parse(r, nullptr, false).is_discarded());
+  }
+}
+
+TEST_CASE("collector: the array's encoding setting replaces the profile's") {
+  TempDir dir;
+  {
+    std::ofstream(dir / "sim.log", std::ios::binary) << "2026/11/27,14:10:10,100001,Moderate,L\xfc"
+                                                        "fter,x\n";
+  }
+  auto outcome = collectSvp(svpArray(dir.path(), "windows-1252"));
+  REQUIRE_MESSAGE(outcome.result.has_value(), errorText(outcome.result));
+  REQUIRE(outcome.result->events.size() == 1);
+  CHECK(outcome.result->events[0].component ==
+        "L\xc3\xbc"
+        "fter");
+
+  auto bad = pass::createCollector(svpArray(dir.path(), "klingon"));
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code == "config");
+  CHECK(contains(bad.error().message, "agent.xml:7"));
+  CHECK(contains(bad.error().message, "klingon"));
 }

@@ -9,6 +9,7 @@
 
 #include "collectors/hpe_3par/parse.hpp"
 #include "pass/collector.hpp"
+#include "pass/payload.hpp"
 #include "pass/vendor_codes.hpp"
 #include "test_support.hpp"
 
@@ -474,4 +475,58 @@ TEST_CASE("parse sources: showalert gives one event per block, a Fixed one as it
       array);
   REQUIRE_MESSAGE(log.has_value(), errorText(log));
   CHECK(ids(*log) == std::vector<std::string>{"4/alert"});
+}
+
+TEST_CASE("showalert: invalid UTF-8, NULs and a 2 MiB line cost nothing but their own text") {
+  const std::string f(pass::kReplacement);
+  std::string text = block(5, "New", "0x2200de", "Degraded",
+                           "L\xfc"
+                           "fter 1");
+  text += "\n" + block(6, "New", "0x2200de", "Degraded", std::string("fan") + '\0');
+  text += "\n" + block(7, "New") + "Detail      : " + std::string(2 << 20, 'x') + "\n";
+  auto blocks = blocksOf(text);
+  REQUIRE(blocks.size() == 3);
+  CHECK(blocks[0].id == "5");
+  CHECK(blocks[0].event.text == "L" + f + "fter 1");
+  REQUIRE(blocks[0].event.rawBytes.has_value());
+  CHECK(blocks[0].event.rawBytes->find("L\xfc"
+                                       "fter 1") != std::string::npos);
+  CHECK(blocks[1].event.text == "fan" + f);
+  CHECK(blocks[2].id == "7");
+  CHECK(blocks[2].event.raw.size() > (2u << 20));
+  for (const auto& b : blocks) CHECK(pass::isCleanUtf8(b.event.raw));
+  // The home gets all three, each report within its limit.
+  std::vector<CollectedEvent> events;
+  for (const auto& b : blocks) events.push_back(b.event);
+  for (const auto& r : pass::payload::reports(1, arrayWith({}), events)) {
+    CHECK(r.size() <= pass::payload::kReportBytes + 1024);
+  }
+}
+
+TEST_CASE("showalert: the encoding setting decodes a code page") {
+  const std::string text = block(8, "New", "0x2200de", "Degraded",
+                                 "L\xfc"
+                                 "fter 1");
+  auto r = parseShowAlert(text, builtinZones(), *pass::TextEncoding::named("windows-1252"));
+  REQUIRE_MESSAGE(r.has_value(), errorText(r));
+  REQUIRE(r->size() == 1);
+  CHECK((*r)[0].event.text ==
+        "L\xc3\xbc"
+        "fter 1");
+  CHECK((*r)[0].event.rawBytes == text.substr(0, text.size() - 1));
+  CHECK_FALSE(pass::createCollector(arrayWith({{"encoding", "klingon"}})).has_value());
+}
+
+TEST_CASE("eventlog: a byte that is not UTF-8 costs its string, not the page") {
+  // A member whose text the array wrote in Latin-1 inside its JSON.
+  const std::string body =
+      R"({"total":1,"members":[{"id":"208293749","timeSecs":1655461650,"category":2,)"
+      R"("alertInfo":{"alertId":"17"},"description":"L)"
+      "\xfc"
+      R"(fter failed"}]})";
+  auto r = parseEventLog(body);
+  REQUIRE_MESSAGE(r.has_value(), errorText(r));
+  REQUIRE(r->entries.size() == 1);
+  CHECK(r->entries[0].alertId == "17");
+  CHECK(r->entries[0].event.text == "L" + std::string(pass::kReplacement) + "fter failed");
 }

@@ -18,6 +18,7 @@
 
 #include "collectors/nimble/parse.hpp"
 #include "pass/collector.hpp"
+#include "pass/payload.hpp"
 #include "pass/vendor_codes.hpp"
 #include "test_child_server.hpp"
 #include "test_support.hpp"
@@ -502,4 +503,34 @@ TEST_CASE("nimble collector: unreachable, slow and a changed key are the array's
   CHECK(contains(changed.status.message, pinned));
   CHECK(contains(changed.status.message, "forget-pin --array AF-123456"));
   CHECK(*rig.pins.find("rest") == pinned);
+}
+
+TEST_CASE("nimble parsePage: a byte that is not UTF-8 costs its string, not the page") {
+  const std::string f(pass::kReplacement);
+  const std::string body = R"({"startRow":0,"endRow":2,"totalRows":2,"data":[)"
+                           R"({"id":"e1","type":2004,"timestamp":17,"summary":"L)"
+                           "\xfc"
+                           R"(fter"},)"
+                           R"({"id":"e2","type":2004,"timestamp":18,"summary":"fan\u0000"}]})";
+  auto p = pass::nimble::parsePage(body, "GET x");
+  REQUIRE_MESSAGE(p.has_value(), errorText(p));
+  REQUIRE(p->records.size() == 2);
+  auto first = pass::nimble::readEvent(p->records[0]);
+  CHECK(first.event.text == "L" + f + "fter");
+  CHECK(pass::isCleanUtf8(first.event.raw));
+  // An escaped NUL is valid JSON; the event still goes out without it.
+  auto second = pass::nimble::readEvent(p->records[1]);
+  pass::ArrayConfig array;
+  CHECK(pass::payload::event(array, second.event)["text"] == "fan" + f);
+  // A 2 MiB string is one record, cut to the payload's bounds.
+  json big = {{"data", json::array({{{"id", "e3"},
+                                     {"type", 2004},
+                                     {"timestamp", 19},
+                                     {"summary", std::string(2 << 20, 'x')}}})}};
+  auto large = pass::nimble::parsePage(big.dump(), "GET x");
+  REQUIRE(large.has_value());
+  auto ev = pass::nimble::readEvent(large->records[0]).event;
+  CHECK(pass::payload::event(array, ev)["text"].get<std::string>().size() ==
+        pass::payload::kMaxTextBytes);
+  CHECK(pass::payload::event(array, ev)["raw_size"] == ev.raw.size());
 }

@@ -1,11 +1,14 @@
 #pragma once
 // Helpers shared by the unit tests.
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 
 #include "pass/bytes.hpp"
+#include "pass/collector.hpp"
 #include "pass/crypto.hpp"
 
 namespace pass::test {
@@ -35,6 +38,19 @@ class TempDir {
 template <typename R>
 std::string errorText(const R& r) {
   return r ? std::string() : r.error().message;
+}
+
+/// One run of `collector` on the real file system, pins in memory, at a fixed clock.
+inline Collector::Outcome collectOnce(Collector& collector,
+                                      std::optional<std::string> cursor = std::nullopt) {
+  MemoryPinStore pins;
+  CollectContext ctx;
+  ctx.clock = [] { return std::uint64_t{1'700'000'000'000}; };
+  ctx.fs = &realFileSystem();
+  ctx.cursor = std::move(cursor);
+  ctx.pins = &pins;
+  ctx.log = [](std::string_view, std::string_view) {};
+  return collector.collect(ctx);
 }
 
 }  // namespace pass::test

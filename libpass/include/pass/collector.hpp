@@ -16,6 +16,7 @@
 
 #include "pass/config.hpp"
 #include "pass/result.hpp"
+#include "pass/text.hpp"
 
 namespace pass {
 
@@ -30,7 +31,24 @@ struct CollectedEvent {
   std::optional<std::int64_t> occurredMs;
   std::string component;  // failed part or location, as the array names it
   std::string text;       // description as the array gave it
-  std::string raw;        // the source record, so that nothing undecoded is lost
+  std::string raw;        // the source record as text (UTF-8), so that nothing undecoded is lost
+  /// The source record's exact bytes, only when `raw` is not them: a code page was decoded, or
+  /// bytes that are not UTF-8 (or NUL) were replaced. Sent as `raw_b64` (docs/protocol.md).
+  std::optional<std::string> rawBytes;
+
+  /// Sets `raw` (and `rawBytes` when needed) from the record as the array wrote it.
+  void setRaw(std::string_view bytes, const TextEncoding& encoding = {}) {
+    std::string storage;
+    const std::string_view decoded = asUtf8(bytes, encoding, storage);
+    if (decoded.data() == bytes.data()) {
+      raw = std::string(bytes);
+      rawBytes.reset();
+      return;
+    }
+    raw = std::move(storage);
+    // A code page's plain ASCII decodes to the same bytes.
+    rawBytes = raw == bytes ? std::nullopt : std::optional<std::string>(bytes);
+  }
 };
 
 /// A file's identity: device and file index (inode; volume serial and file index on Windows).
@@ -108,6 +126,9 @@ struct CollectContext {
   LogFunction log;
 };
 
+/// "hitachi_svp 470849 (VSP-1)": the array as messages name it.
+std::string arrayLabel(const ArrayConfig& array);
+
 /// The error for a pinned identity that changed, shared by all collectors so that the
 /// message always says how to accept a key that was replaced on purpose. Code
 /// "collector.pin_mismatch" (status state "error").
@@ -126,6 +147,13 @@ std::filesystem::path settingPath(const ArrayConfig& array, std::string_view nam
 /// A number setting within [min, max]; "config" errors name the array's line and the range.
 Result<std::uint64_t> uintSetting(const ArrayConfig& array, std::string_view name,
                                   std::uint64_t min, std::uint64_t max);
+
+/// The `encoding` attribute of the collectors that read text from an array, declared alike by
+/// each (docs/configuration.md). Empty by default: UTF-8, or what the line profile names.
+config::AttributeDecl encodingAttribute();
+/// The array's `encoding` setting, or `fallback` when it is not set. "config" errors name the
+/// array's line.
+Result<TextEncoding> encodingSetting(const ArrayConfig& array, const TextEncoding& fallback = {});
 
 /// The error for a cursor that does not parse: it names the file and how to start over.
 Error damagedCursor(const ArrayConfig& array, const Error& why);

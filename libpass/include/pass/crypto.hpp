@@ -27,6 +27,9 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
 Bytes sha256(ByteView data);
 
+/// Standard base64 (RFC 4648 section 4) with padding.
+std::string toBase64(ByteView data);
+
 /// Fills `n` bytes from OpenSSL's CSPRNG. Aborts if the CSPRNG cannot be seeded: nothing in
 /// PASS can run safely without it.
 Bytes randomBytes(std::size_t n);

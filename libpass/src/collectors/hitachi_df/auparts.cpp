@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "pass/text.hpp"
+
 namespace pass::hitachi_df {
 namespace {
 
@@ -49,57 +51,10 @@ std::string_view trim(std::string&&) = delete;
 
 bool isNormal(std::string_view status) { return equalNoCase(status, kNormal); }
 
-/// Valid UTF-8 kept, every other byte and control character (but tab) as '?': keys must survive
-/// the JSON cursor unchanged, and events must be JSON text.
-std::string sanitise(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      out += (c < 0x20 && c != '\t') || c == 0x7f ? '?' : static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    std::size_t n = 0;  // the sequence's length by its lead byte; 0: not a lead byte
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
-    if (c >= 0xe0 && c <= 0xef) n = 3;
-    if (c >= 0xf0 && c <= 0xf4) n = 4;
-    bool ok = n != 0 && i + n <= s.size();
-    for (std::size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    }
-    if (ok && n == 3) {  // no overlong forms, no UTF-16 surrogates
-      auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
-    }
-    if (ok && n == 4) {
-      auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-    }
-    if (!ok) {
-      out += '?';
-      ++i;
-      continue;
-    }
-    out.append(s.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-
-/// At most `max` bytes of `s`, not cutting a UTF-8 sequence in two.
-std::string_view cut(std::string_view s, std::size_t max) {
-  if (s.size() <= max) return s;
-  std::size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
 /// Text for messages and events: at most `max` bytes, control characters shown as '?'.
 std::string excerpt(std::string_view s, std::size_t max) {
   std::string out;
-  for (char c : cut(s, max)) {
+  for (char c : cutUtf8(s, max)) {
     auto u = static_cast<unsigned char>(c);
     out += (u < 0x20 || u == 0x7f) ? '?' : c;
   }
@@ -108,11 +63,15 @@ std::string excerpt(std::string_view s, std::size_t max) {
 }
 
 struct Line {
-  std::string text;  // sanitised, without '\r' and trailing blanks
+  std::string text;        // UTF-8 (toUtf8), without '\r' and trailing blanks
+  std::string_view bytes;  // the same as the CLI wrote it
   std::size_t number = 0;
 };
 
-std::vector<Line> splitLines(std::string_view text) {
+/// Lines are split before they are decoded: a '\n' byte is a line end in every encoding that
+/// TextEncoding knows. Keys must survive the JSON cursor unchanged, and events must be JSON
+/// text: both need UTF-8.
+std::vector<Line> splitLines(std::string_view text, const TextEncoding& encoding) {
   std::vector<Line> lines;
   std::size_t number = 0;
   for (std::size_t start = 0; start < text.size();) {
@@ -120,7 +79,7 @@ std::vector<Line> splitLines(std::string_view text) {
     if (end == std::string_view::npos) end = text.size();
     auto line = text.substr(start, end - start);
     while (!line.empty() && (isBlank(line.back()) || line.back() == '\r')) line.remove_suffix(1);
-    lines.push_back(Line{sanitise(line), ++number});
+    lines.push_back(Line{toUtf8(line, encoding), line, ++number});
     start = end + 1;
   }
   return lines;
@@ -176,7 +135,8 @@ bool readBlock(std::span<const Line> block, Parts& parts, std::map<std::string, 
   const Line& title = block.front();
   if (block.size() == 1) {
     parts.unparsed.push_back(BadRow{{},
-                                    std::string(cut(title.text, kMaxRawBytes)),
+                                    std::string(cutUtf8(title.text, kMaxRawBytes)),
+                                    std::string(title.bytes.substr(0, kMaxRawBytes)),
                                     "a line on its own, not a section with a column header",
                                     title.number});
     return false;
@@ -190,8 +150,9 @@ bool readBlock(std::span<const Line> block, Parts& parts, std::map<std::string, 
   parts.sections.push_back(s.name);
   for (const Line& row : block.subspan(2)) {
     auto bad = [&](std::string why) {
-      parts.unparsed.push_back(
-          BadRow{s.name, std::string(cut(row.text, kMaxRawBytes)), std::move(why), row.number});
+      parts.unparsed.push_back(BadRow{s.name, std::string(cutUtf8(row.text, kMaxRawBytes)),
+                                      std::string(row.bytes.substr(0, kMaxRawBytes)),
+                                      std::move(why), row.number});
     };
     if (row.text.size() > kMaxRawBytes) {
       bad(fmt::format("longer than {} bytes", kMaxRawBytes));
@@ -219,6 +180,7 @@ bool readBlock(std::span<const Line> block, Parts& parts, std::map<std::string, 
     if (int n = ++keyCount[r.key]; n > 1) r.key += fmt::format(" #{}", n);
     r.status = std::string(values[*s.status]);
     r.raw = std::string(row.text);
+    r.bytes = std::string(row.bytes);
     r.line = row.number;
     parts.rows.push_back(std::move(r));
   }
@@ -243,13 +205,13 @@ std::string normalise(std::string_view word) {
 
 std::string unparsedKey(const BadRow& row) {
   std::string key = row.section + "\n" + row.raw;
-  return std::string(cut(key, kMaxRawBytes));
+  return std::string(cutUtf8(key, kMaxRawBytes));
 }
 
 }  // namespace
 
-Result<Parts> parseAuparts(std::string_view text) {
-  const auto lines = splitLines(text);
+Result<Parts> parseAuparts(std::string_view text, const TextEncoding& encoding) {
+  const auto lines = splitLines(text, encoding);
   Parts parts;
   std::map<std::string, int> keyCount;
   bool anyStatus = false;
@@ -283,8 +245,8 @@ Result<Parts> parseAuparts(std::string_view text) {
   return parts;
 }
 
-Result<std::string> parseUnitSerial(std::string_view text) {
-  for (const auto& line : splitLines(text)) {
+Result<std::string> parseUnitSerial(std::string_view text, const TextEncoding& encoding) {
+  for (const auto& line : splitLines(text, encoding)) {
     // A view, so that the pieces below point into the line, not into temporaries.
     const std::string_view l = line.text;
     auto colon = l.find(':');
@@ -297,7 +259,7 @@ Result<std::string> parseUnitSerial(std::string_view text) {
     }
     return std::string(value);
   }
-  auto lines = splitLines(text.substr(0, text.find('\n')));
+  auto lines = splitLines(text.substr(0, text.find('\n')), encoding);
   std::string_view first = lines.empty() ? std::string_view() : trim(lines.front().text);
   return fail("df.bad_output", fmt::format("auunitinfo shows no \"Serial Number\" line (line 1: "
                                            "\"{}\")",
@@ -318,21 +280,21 @@ Diff diff(const Snapshot* previous, const Parts& now) {
         if (previous != nullptr) ++d.newNormal;
         continue;
       }
-      d.transitions.push_back(Transition{row.key, row.section, {}, row.status, row.raw});
+      d.transitions.push_back(Transition{row.key, row.section, {}, row.status, row.raw, row.bytes});
       continue;
     }
     const std::string& was = it->second.status;
     if (was == row.status || (isNormal(was) && isNormal(row.status))) continue;
     d.transitions.push_back(Transition{row.key, row.section, was,
                                        isNormal(row.status) ? std::string(kNormal) : row.status,
-                                       row.raw});
+                                       row.raw, row.bytes});
   }
   for (const auto& [key, component] : prev.components) {
     if (d.next.components.contains(key)) continue;
     d.next.components[key] = Component{component.section, std::string(kAbsent)};
     if (component.status == kAbsent) continue;
     d.transitions.push_back(
-        Transition{key, component.section, component.status, std::string(kAbsent), key});
+        Transition{key, component.section, component.status, std::string(kAbsent), key, {}});
   }
   // Keep the cursor bounded: components long gone are forgotten first.
   for (auto it = d.next.components.begin();
@@ -363,7 +325,7 @@ std::string toJson(const Snapshot& snapshot) {
                       {"serial", snapshot.serial},
                       {"components", std::move(components)},
                       {"unparsed", snapshot.unparsed}};
-  // Replacement instead of an exception: the CLI's bytes need not be UTF-8.
+  // Every key is UTF-8 (splitLines); replacement instead of an exception all the same.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -2,7 +2,7 @@
 /// Hitachi modular arrays (AMS, HUS 100) as the SNM2 CLI shows them: `auparts -unit` component
 /// tables, the serial number in `auunitinfo -unit`, and the snapshot diff that turns two
 /// `auparts` answers into alerts and recoveries. Everything here is pure: no I/O, no
-/// exceptions, no OpenSSL (the fuzzer links this file alone).
+/// exceptions, no OpenSSL (the fuzzer links this file and text.cpp only).
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pass/result.hpp"
+#include "pass/text.hpp"
 
 namespace pass::hitachi_df {
 
@@ -27,14 +28,16 @@ struct PartRow {
   std::string section;   // "Interface Board"
   std::string key;       // "Interface Board/CTL 1/Interface Board 1"
   std::string status;    // "Alarm", as printed
-  std::string raw;       // the row as printed, without its line end
+  std::string raw;       // the row as printed (UTF-8), without its line end
+  std::string bytes;     // the same as the CLI wrote it
   std::size_t line = 0;  // 1-based line number in the answer
 };
 
 /// A line inside a section that does not fit the section's column header.
 struct BadRow {
   std::string section;  // empty for a block with no header line
-  std::string raw;
+  std::string raw;      // UTF-8, at most kMaxRawBytes
+  std::string bytes;    // the row as the CLI wrote it, at most kMaxRawBytes
   std::string why;
   std::size_t line = 0;
 };
@@ -52,12 +55,13 @@ struct Parts {
 /// column that names a place rather than describing the part (not Status, Type, capacities,
 /// serial numbers ...). Sections without a Status column (Unit) are listed but give no rows.
 /// Tolerates "\r\n", trailing blanks and a missing final newline. A row that does not fit its
-/// header is a BadRow. Error "df.bad_output" (naming line 1 and an excerpt) when no section with
-/// a Status column is found at all: the whole answer is not an auparts table.
-Result<Parts> parseAuparts(std::string_view text);
+/// header is a BadRow. Each line is decoded from `encoding` first (toUtf8: what is not text is
+/// U+FFFD). Error "df.bad_output" (naming line 1 and an excerpt) when no section with a Status
+/// column is found at all: the whole answer is not an auparts table.
+Result<Parts> parseAuparts(std::string_view text, const TextEncoding& encoding = {});
 
 /// The "Serial Number" of an `auunitinfo -unit` answer. Error "df.bad_output" when absent.
-Result<std::string> parseUnitSerial(std::string_view text);
+Result<std::string> parseUnitSerial(std::string_view text, const TextEncoding& encoding = {});
 
 /// A component's last known state.
 struct Component {
@@ -80,9 +84,10 @@ struct Snapshot {
 struct Transition {
   std::string key;
   std::string section;
-  std::string from;  // empty: the component was not known before
-  std::string to;    // kAbsent: no longer listed
-  std::string raw;   // the row now, or the key when absent
+  std::string from;   // empty: the component was not known before
+  std::string to;     // kAbsent: no longer listed
+  std::string raw;    // the row now, or the key when absent
+  std::string bytes;  // the row now as the CLI wrote it; empty when absent
   bool recovery() const { return to == kNormal; }
 };
 

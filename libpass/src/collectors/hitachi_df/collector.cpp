@@ -78,7 +78,8 @@ std::string severityOf(const Transition& t, const std::string& code) {
 /// `generation` is that of the snapshot the change was measured against, so the same change
 /// read again after a crash (cursor not saved) gets the same id, and a fault that clears and
 /// returns gets a new one.
-CollectedEvent toEvent(const Transition& t, std::uint64_t generation) {
+CollectedEvent toEvent(const Transition& t, std::uint64_t generation,
+                       const TextEncoding& encoding) {
   CollectedEvent e;
   e.id = stableId(fmt::format("{}\n{}\n{}\n{}", generation, t.key, t.from, t.to));
   e.kind = t.recovery() ? "recovery" : "alert";
@@ -96,12 +97,16 @@ CollectedEvent toEvent(const Transition& t, std::uint64_t generation) {
     e.text = fmt::format("{} changed from {} to {}", t.key,
                          t.from == kAbsent ? "not listed" : t.from, t.to);
   }
-  e.raw = t.raw;
+  if (t.to == kAbsent) {
+    e.raw = t.raw;  // the key: nothing was printed
+  } else {
+    e.setRaw(t.bytes, encoding);
+  }
   return e;
 }
 
 /// A row that does not fit its section still reaches the home, with its text.
-CollectedEvent unparsedEvent(const BadRow& row) {
+CollectedEvent unparsedEvent(const BadRow& row, const TextEncoding& encoding) {
   CollectedEvent e;
   e.id = stableId(fmt::format("unparsed\n{}\n{}", row.section, row.raw));
   e.code = std::string(kUnparsedCode);
@@ -110,14 +115,15 @@ CollectedEvent unparsedEvent(const BadRow& row) {
   e.text =
       fmt::format("auparts line {}{}: {}", row.line,
                   row.section.empty() ? "" : fmt::format(" (section {})", row.section), row.why);
-  e.raw = row.raw;
+  e.setRaw(row.bytes, encoding);
   return e;
 }
 
-std::vector<CollectedEvent> eventsOf(const Diff& d, std::uint64_t generation) {
+std::vector<CollectedEvent> eventsOf(const Diff& d, std::uint64_t generation,
+                                     const TextEncoding& encoding) {
   std::vector<CollectedEvent> events;
-  for (const auto& t : d.transitions) events.push_back(toEvent(t, generation));
-  for (const auto& row : d.newUnparsed) events.push_back(unparsedEvent(row));
+  for (const auto& t : d.transitions) events.push_back(toEvent(t, generation, encoding));
+  for (const auto& row : d.newUnparsed) events.push_back(unparsedEvent(row, encoding));
   return events;
 }
 
@@ -138,8 +144,8 @@ bool runnable(const std::filesystem::path& program) {
 
 class DfCollector final : public Collector {
  public:
-  DfCollector(ArrayConfig array, std::chrono::seconds timeout)
-      : Collector(std::move(array)), timeout_(timeout) {
+  DfCollector(ArrayConfig array, std::chrono::seconds timeout, TextEncoding encoding)
+      : Collector(std::move(array)), timeout_(timeout), encoding_(encoding) {
     snm2Dir_ = settingPath(this->array(), "snm2-dir");
     unit_ = setting(this->array(), "unit");
   }
@@ -178,7 +184,7 @@ class DfCollector final : public Collector {
     if (!previous || previous->serial != array().serial) {
       auto info = runCli("auunitinfo", deadline);
       if (!info) return std::unexpected(info.error());
-      auto serial = parseUnitSerial(*info);
+      auto serial = parseUnitSerial(*info, encoding_);
       if (!serial) return failBadOutput("auunitinfo", serial.error());
       if (*serial != array().serial) {
         return fail("config",
@@ -191,13 +197,13 @@ class DfCollector final : public Collector {
     }
     auto answer = runCli("auparts", deadline);
     if (!answer) return std::unexpected(answer.error());
-    auto parts = parseAuparts(*answer);
+    auto parts = parseAuparts(*answer, encoding_);
     if (!parts) return failBadOutput("auparts", parts.error());
 
     Diff d = diff(previous ? &*previous : nullptr, *parts);
     d.next.serial = array().serial;
     const std::uint64_t generation = previous ? previous->generation : 0;
-    out.events = eventsOf(d, generation);
+    out.events = eventsOf(d, generation, encoding_);
     for (const auto& row : d.newUnparsed) {
       out.notes.push_back(fmt::format("auparts line {}: {}: {}", row.line, row.why, row.raw));
     }
@@ -246,9 +252,10 @@ class DfCollector final : public Collector {
       return fail("error", fmt::format("{} {}: {}", kFamily, array().serial, e.message));
     }
     if (r->exitCode != 0) {
-      return fail("hitachi_df.unreachable",
-                  fmt::format("{} {}: `{}` failed with exit status {}: {}", kFamily, array().serial,
-                              what, r->exitCode, firstLine(r->err.empty() ? r->out : r->err)));
+      return fail(
+          "hitachi_df.unreachable",
+          fmt::format("{} {}: `{}` failed with exit status {}: {}", kFamily, array().serial, what,
+                      r->exitCode, toUtf8(firstLine(r->err.empty() ? r->out : r->err), encoding_)));
     }
     if (r->truncated) {
       return fail("hitachi_df.bad_output", fmt::format("{} {}: `{}` printed more than {} bytes",
@@ -263,6 +270,7 @@ class DfCollector final : public Collector {
   }
 
   std::chrono::seconds timeout_;
+  TextEncoding encoding_;
   std::filesystem::path snm2Dir_;
   std::string unit_;
 };
@@ -277,15 +285,20 @@ Result<std::unique_ptr<Collector>> create(const ArrayConfig& array) {
   }
   auto seconds = uintSetting(array, "timeout-seconds", 1, 3600);
   if (!seconds) return std::unexpected(seconds.error());
-  return std::make_unique<DfCollector>(array, std::chrono::seconds(*seconds));
+  auto encoding = encodingSetting(array);
+  if (!encoding) return std::unexpected(encoding.error());
+  return std::make_unique<DfCollector>(array, std::chrono::seconds(*seconds), *encoding);
 }
 
 /// `pass-agent parse --family hitachi_df --source auparts FILE`: what a first run would report
 /// from this answer: every component that is not Normal, and every row that does not fit.
-Result<std::vector<CollectedEvent>> parseAupartsFile(std::string_view text, const ArrayConfig&) {
-  auto parts = parseAuparts(text);
+Result<std::vector<CollectedEvent>> parseAupartsFile(std::string_view text,
+                                                     const ArrayConfig& array) {
+  auto encoding = encodingSetting(array);
+  if (!encoding) return std::unexpected(encoding.error());
+  auto parts = parseAuparts(text, *encoding);
   if (!parts) return std::unexpected(parts.error());
-  return eventsOf(diff(nullptr, *parts), 0);
+  return eventsOf(diff(nullptr, *parts), 0, *encoding);
 }
 
 }  // namespace
@@ -320,6 +333,7 @@ void registerCollector(CollectorRegistry& registry) {
                     "60",
                     "The whole run's budget for this array (1 to 3600): a CLI command still "
                     "running then is killed and the array's state is timeout."},
+      encodingAttribute(),
   };
   info.create = create;
   info.sources = {

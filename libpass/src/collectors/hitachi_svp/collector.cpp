@@ -26,25 +26,36 @@ constexpr std::string_view kFamily = "hitachi_svp";
 constexpr std::string_view kDefaultProfile = "pass-csv";
 constexpr std::string_view kUnparsedCode = "unparsed";
 
+/// The line profiles, each with the array's `encoding` setting when it has one.
 Result<std::vector<LineProfile>> loadProfiles(const ArrayConfig& array) {
   auto path = settingPath(array, "profiles");
-  if (path.empty()) return parseProfiles(kDefaultProfilesJson, "built-in sim-log-profiles.json");
-  auto text = platform::readFile(path);
-  if (!text) {
-    return fail("config", fmt::format("{}: profiles: {}", array.where, text.error().message));
+  Result<std::vector<LineProfile>> profiles;
+  if (path.empty()) {
+    profiles = parseProfiles(kDefaultProfilesJson, "built-in sim-log-profiles.json");
+  } else {
+    auto text = platform::readFile(path);
+    if (!text) {
+      return fail("config", fmt::format("{}: profiles: {}", array.where, text.error().message));
+    }
+    profiles = parseProfiles(*text, platform::displayPath(path));
+    if (!profiles) return fail("config", profiles.error().message);
   }
-  auto profiles = parseProfiles(*text, platform::displayPath(path));
-  if (!profiles) return fail("config", profiles.error().message);
+  if (!profiles) return profiles;
+  for (auto& profile : *profiles) {
+    auto encoding = encodingSetting(array, profile.encoding);
+    if (!encoding) return std::unexpected(encoding.error());
+    profile.encoding = *encoding;
+  }
   return profiles;
 }
 
 /// A line that no profile field explains is still an event: nothing is skipped silently, and
 /// the home sees the raw text.
-CollectedEvent unparsedLine(std::string_view line, const Error& why) {
+CollectedEvent unparsedLine(std::string_view line, const LineProfile& profile, const Error& why) {
   CollectedEvent e;
   e.code = std::string(kUnparsedCode);
   e.text = why.message;
-  e.raw = std::string(line);
+  e.setRaw(line, profile.encoding);
   return e;
 }
 
@@ -90,7 +101,7 @@ class SvpCollector final : public Collector {
       if (!event) {
         out.notes.push_back(
             fmt::format("{} offset {}: {}", line.file, line.offset, event.error().message));
-        event = unparsedLine(line.text, event.error());
+        event = unparsedLine(line.text, profile_, event.error());
       }
       event->id = line.id;
       out.events.push_back(std::move(*event));
@@ -259,6 +270,7 @@ void registerCollector(CollectorRegistry& registry) {
                     "16777216",
                     "Bytes of log read per run at most (at least 4096); the rest is read by the "
                     "next runs."},
+      encodingAttribute(),
   };
   info.create = create;
   info.sources = {

@@ -10,6 +10,8 @@
 #include <fmt/ranges.h>  // fmt::join
 #include <nlohmann/json.hpp>
 
+#include "pass/text.hpp"
+
 namespace pass::hitachi_svp {
 namespace {
 
@@ -54,11 +56,11 @@ std::string toLower(std::string_view s) {
   return out;
 }
 
-/// A value for an error message: control bytes escaped, long values cut.
+/// A value for an error message: control bytes escaped, long values cut (between characters).
 std::string quote(std::string_view v) {
   std::string out = "'";
-  for (std::size_t i = 0; i < v.size() && i < kQuoteLimit; ++i) {
-    auto c = static_cast<unsigned char>(v[i]);
+  for (char byte : cutUtf8(v, kQuoteLimit)) {
+    auto c = static_cast<unsigned char>(byte);
     if (c < 0x20 || c == 0x7f) {
       out += fmt::format("\\x{:02X}", c);
     } else {
@@ -291,9 +293,9 @@ Result<LineProfile> parseProfile(const nlohmann::json& j, const std::string& whe
   auto bad = [&](std::string_view key, std::string what) {
     return fail("svp.bad_profile", fmt::format("{}: '{}' {}", where, key, what));
   };
-  static constexpr std::array<std::string_view, 10> kKeys = {
-      "name",        "source",      "note",           "separator", "fields",
-      "date_format", "time_format", "comment_prefix", "timezone",  "severity_map"};
+  static constexpr std::array<std::string_view, 11> kKeys = {
+      "name",        "source",         "note",     "separator",    "fields",  "date_format",
+      "time_format", "comment_prefix", "timezone", "severity_map", "encoding"};
   for (const auto& [key, value] : j.items()) {
     bool known = false;
     for (auto k : kKeys) known = known || k == key;
@@ -383,6 +385,14 @@ Result<LineProfile> parseProfile(const nlohmann::json& j, const std::string& whe
 
   if (auto s = text("comment_prefix", false, p.commentPrefix); !s)
     return std::unexpected(s.error());
+
+  std::string encoding;
+  if (auto s = text("encoding", false, encoding); !s) return std::unexpected(s.error());
+  if (!encoding.empty()) {
+    auto named = TextEncoding::named(encoding);
+    if (!named) return bad("encoding", named.error().message);
+    p.encoding = *named;
+  }
 
   std::string zone;
   if (auto s = text("timezone", hasDate, zone); !s) return std::unexpected(s.error());
@@ -713,8 +723,6 @@ Status parseInto(const LineProfile& profile, std::string_view line, CollectedEve
     }
     ev.occurredMs = seconds * 1000;
   }
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  ev.raw = std::string(line);
   return {};
 }
 
@@ -723,7 +731,13 @@ Status parseInto(const LineProfile& profile, std::string_view line, CollectedEve
 Result<CollectedEvent> parseSimLine(const LineProfile& profile, std::string_view line) {
   // One named result, returned on every path, so that it is built where the caller wants it.
   Result<CollectedEvent> out{std::in_place};
-  if (auto s = parseInto(profile, line, *out); !s) out = std::unexpected(std::move(s.error()));
+  std::string decoded;
+  if (auto s = parseInto(profile, asUtf8(line, profile.encoding, decoded), *out); !s) {
+    out = std::unexpected(std::move(s.error()));
+    return out;
+  }
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  out->setRaw(line, profile.encoding);
   return out;
 }
 

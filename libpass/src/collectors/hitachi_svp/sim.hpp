@@ -11,6 +11,7 @@
 
 #include "pass/collector.hpp"
 #include "pass/result.hpp"
+#include "pass/text.hpp"
 
 namespace pass::hitachi_svp {
 
@@ -76,12 +77,15 @@ struct LineProfile {
   std::int32_t utcOffsetSeconds = 0;  // for kFixed: local time minus UTC
   /// Lower-case text as written in the log → acute, serious, moderate or service.
   std::vector<std::pair<std::string, std::string>> severityMap;
+  /// What the log's bytes are written in (key "encoding"; an array's own `encoding` setting
+  /// replaces it). Lines are decoded before they are split.
+  TextEncoding encoding;
 };
 
 /// Parses and validates a profile file's text:
 ///   {"schema": 1, "note": "...", "profiles": [{"name": ..., "separator": ..., "fields": [...],
 ///    "date_format": ..., "time_format": ..., "comment_prefix": ..., "timezone": ...,
-///    "severity_map": {...}, "source": ..., "note": ...}, ...]}
+///    "severity_map": {...}, "encoding": ..., "source": ..., "note": ...}, ...]}
 /// Errors ("svp.bad_profile") name `file`, the profile (name and position) and the key.
 Result<std::vector<LineProfile>> parseProfiles(std::string_view json, std::string_view file);
 
@@ -91,9 +95,11 @@ const LineProfile* findProfile(const std::vector<LineProfile>& profiles, std::st
 /// True for lines that carry no record: empty or blank lines and comment lines.
 bool skipsLine(const LineProfile& profile, std::string_view line);
 
-/// One SIM log line (without its '\n'; a trailing '\r' is tolerated) → an event with code,
-/// severity (mapped by the profile), occurredMs (date and time in the profile's zone; absent
-/// when the profile has no date), component (part), text (description) and raw (the line).
+/// One SIM log line (without its '\n'; a trailing '\r' is tolerated), as bytes in the
+/// profile's encoding → an event with code, severity (mapped by the profile), occurredMs (date
+/// and time in the profile's zone; absent when the profile has no date), component (part),
+/// text (description) and raw (the line; CollectedEvent::setRaw). Every text is UTF-8: bytes
+/// that are not text in the encoding are U+FFFD.
 /// `id` is left empty for the caller. Errors: "svp.bad_line" naming the field and what was
 /// expected; "svp.skipped_line" for a line skipsLine() is true for.
 Result<CollectedEvent> parseSimLine(const LineProfile& profile, std::string_view line);

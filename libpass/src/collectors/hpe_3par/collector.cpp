@@ -50,6 +50,7 @@ struct Settings {
   Source source = Source::kSsh;
   std::chrono::seconds timeout{60};
   ZoneTable zones;
+  TextEncoding encoding;  // of the CLI's text
 };
 
 Result<Settings> readSettings(const ArrayConfig& array) {
@@ -94,6 +95,9 @@ Result<Settings> readSettings(const ArrayConfig& array) {
                 fmt::format("{}: zone-abbreviations: {}", array.where, zones.error().message));
   }
   s.zones = std::move(*zones);
+  auto encoding = encodingSetting(array);
+  if (!encoding) return std::unexpected(encoding.error());
+  s.encoding = *encoding;
   return s;
 }
 
@@ -159,7 +163,7 @@ class ThreeParCollector final : public Collector {
     if (settings_.source != Source::kWsapi) {
       auto text = readShowAlert(pins, deadline);
       if (!text) return std::unexpected(text.error());
-      auto blocks = parseShowAlert(*text, settings_.zones);
+      auto blocks = parseShowAlert(*text, settings_.zones, settings_.encoding);
       if (!blocks) {
         return fail(blocks.error().code, fmt::format("{}: {}", who_, blocks.error().message));
       }
@@ -314,7 +318,9 @@ Result<std::vector<CollectedEvent>> parseShowAlertCapture(std::string_view text,
                                                           const ArrayConfig& array) {
   auto zones = zonesOf(array);
   if (!zones) return std::unexpected(zones.error());
-  auto blocks = parseShowAlert(text, *zones);
+  auto encoding = encodingSetting(array);
+  if (!encoding) return std::unexpected(encoding.error());
+  auto blocks = parseShowAlert(text, *zones, *encoding);
   if (!blocks) return std::unexpected(blocks.error());
   std::vector<CollectedEvent> events;
   for (const AlertBlock& block : *blocks) {
@@ -401,6 +407,7 @@ void registerCollector(CollectorRegistry& registry) {
                     {},
                     "Time-zone abbreviations that showalert prints, added to or replacing the "
                     "built-in table, e.g. \"CST=+08:00,IST=+05:30\" (docs/supported-arrays.md)."},
+      encodingAttribute(),
   };
   info.create = create;
   info.sources = {

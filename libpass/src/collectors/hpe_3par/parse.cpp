@@ -59,7 +59,7 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 /// A short, printable quote of untrusted text for an error message.
 std::string excerpt(std::string_view text) {
   std::string out;
-  for (char c : text.substr(0, kExcerpt)) {
+  for (char c : cutUtf8(text, kExcerpt)) {
     if (c == '\n') {
       out += "\\n";
     } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -210,15 +210,17 @@ std::vector<RawBlock> splitBlocks(std::string_view text) {
   return blocks;
 }
 
-AlertBlock readBlock(const RawBlock& raw, const ZoneTable& zones) {
+AlertBlock readBlock(const RawBlock& raw, const ZoneTable& zones, const TextEncoding& encoding) {
   AlertBlock block;
   block.line = raw.firstLine;
   std::map<std::string, std::string, std::less<>> values;
   std::string* previous = nullptr;
+  std::string bytes;  // the block's lines as the CLI wrote them
+  std::string decoded;
   for (std::size_t i = 0; i < raw.lines.size(); ++i) {
-    std::string_view line = raw.lines[i];
-    if (!block.event.raw.empty()) block.event.raw += '\n';
-    block.event.raw += line;
+    if (i > 0) bytes += '\n';
+    bytes += raw.lines[i];
+    const std::string_view line = asUtf8(raw.lines[i], encoding, decoded);
     std::string_view value;
     auto key = lineKey(line, value);
     const bool indented = isSpace(line.front());
@@ -255,6 +257,7 @@ AlertBlock readBlock(const RawBlock& raw, const ZoneTable& zones) {
   block.id = get("Id");
   block.state = get("State");
   CollectedEvent& e = block.event;
+  e.setRaw(bytes, encoding);
   // An Id is a small number on the 3PAR; anything else cannot be followed safely as a name.
   const bool idOk = block.id.size() <= 32 &&
                     std::all_of(block.id.begin(), block.id.end(),
@@ -515,11 +518,12 @@ char stateLetter(std::string_view state) {
   return '?';
 }
 
-Result<std::vector<AlertBlock>> parseShowAlert(std::string_view text, const ZoneTable& zones) {
+Result<std::vector<AlertBlock>> parseShowAlert(std::string_view text, const ZoneTable& zones,
+                                               const TextEncoding& encoding) {
   std::vector<AlertBlock> blocks;
   bool anyId = false;
   for (const RawBlock& raw : splitBlocks(text)) {
-    blocks.push_back(readBlock(raw, zones));
+    blocks.push_back(readBlock(raw, zones, encoding));
     anyId = anyId || !blocks.back().id.empty();
   }
   if (anyId) return blocks;
@@ -531,7 +535,7 @@ Result<std::vector<AlertBlock>> parseShowAlert(std::string_view text, const Zone
   if (trimmed.empty() || startsNoAlert(trimmed)) return std::vector<AlertBlock>{};
   return fail(std::string(kBadOutput),
               fmt::format("showalert -d printed no alert block with an Id (line 1: \"{}\")",
-                          excerpt(trimmed.substr(0, trimmed.find('\n')))));
+                          excerpt(toUtf8(trimmed.substr(0, trimmed.find('\n')), encoding))));
 }
 
 std::string unparsedId(std::string_view raw) { return fmt::format("unparsed:{:016x}", fnv1a(raw)); }
@@ -544,7 +548,9 @@ std::string wsapiSeverity(std::int64_t value) {
   return fmt::format("severity {}", value);
 }
 
-Result<EventLogPage> parseEventLog(std::string_view text) {
+Result<EventLogPage> parseEventLog(std::string_view body) {
+  std::string decoded;
+  const std::string_view text = asUtf8(body, {}, decoded);
   json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded()) {
     return fail(std::string(kBadOutput),

@@ -1,7 +1,8 @@
 #pragma once
 /// HPE 3PAR outputs: the CLI's `showalert -d` blocks and a WSAPI /api/v1/eventlog page, and the
 /// cursor that follows alert Ids from run to run. Everything here is pure: no I/O, no
-/// exceptions escape, safe to call from several threads (the fuzzer links it with -lfmt only).
+/// exceptions escape, safe to call from several threads (the fuzzer links it with text.cpp and
+/// -lfmt only).
 
 #include <cstdint>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "pass/collector.hpp"
 #include "pass/result.hpp"
+#include "pass/text.hpp"
 
 namespace pass::hpe_3par {
 
@@ -54,9 +56,12 @@ char stateLetter(std::string_view state);
 /// Splits `showalert -d` output into blocks at blank lines and reads `Key : value` lines, keys
 /// padded or not ("Component:" too). Lines before the first key and indented lines that are
 /// not a known key continue the previous value. An empty output or "No alerts" is no alert.
+/// Each line is decoded from `encoding` first (toUtf8: what is not text is U+FFFD); a block's
+/// event keeps its lines' bytes (CollectedEvent::setRaw).
 /// Errors ("hpe_3par.bad_output"): no block has an Id although the output is not empty — the
 /// message quotes the start of the output.
-Result<std::vector<AlertBlock>> parseShowAlert(std::string_view text, const ZoneTable& zones);
+Result<std::vector<AlertBlock>> parseShowAlert(std::string_view text, const ZoneTable& zones,
+                                               const TextEncoding& encoding = {});
 
 /// The event id of an unparsed block: "unparsed:" and 16 hex digits of a hash of its text, so
 /// that the same garbage in the next run is recognised as already reported.
@@ -78,7 +83,9 @@ struct EventLogPage {
 };
 
 /// Reads {"total": N, "members": [...]}. Members whose fields cannot be read become "unparsed"
-/// events (id "eventlog:<id>" or a hash). Errors ("hpe_3par.bad_output") name the JSON path.
+/// events (id "eventlog:<id>" or a hash). Bytes that are not UTF-8 are U+FFFD (toUtf8) before
+/// the JSON is read, so they cost their string, not the page. Errors ("hpe_3par.bad_output")
+/// name the JSON path.
 Result<EventLogPage> parseEventLog(std::string_view json);
 
 /// The severity enum of the WSAPI (1 fatal ... 7 debug) as the CLI's lower-case word.

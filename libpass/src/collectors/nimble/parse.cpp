@@ -119,7 +119,7 @@ CollectedEvent unparsed(std::string_view prefix, std::string raw, std::string wh
 
 std::string excerpt(std::string_view text, std::size_t max) {
   std::string out;
-  for (char c : text.substr(0, max)) {
+  for (char c : cutUtf8(text, max)) {
     out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
   }
   if (text.size() > max) out += "...";
@@ -132,7 +132,10 @@ std::optional<std::int64_t> timestampMs(std::int64_t value) {
   return value * 1000;
 }
 
-Result<Page> parsePage(std::string_view text, std::string_view what) {
+Result<Page> parsePage(std::string_view body, std::string_view what) {
+  // One byte that is not UTF-8 costs its string (U+FFFD), not the page.
+  std::string decoded;
+  const std::string_view text = asUtf8(body, {}, decoded);
   auto bad = [&](std::string_view why) {
     return fail("nimble.bad_output",
                 fmt::format("{}: {}; the answer starts: {}", what, why, excerpt(text)));

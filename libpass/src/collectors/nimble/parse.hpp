@@ -27,9 +27,10 @@ struct Page {
   std::vector<nlohmann::json> records;
 };
 
-/// Parses one page. "nimble.bad_output" names `what` (the request), the JSON path and quotes
-/// the start of the answer.
-Result<Page> parsePage(std::string_view text, std::string_view what);
+/// Parses one page. Bytes that are not UTF-8 are U+FFFD (toUtf8) before the JSON is read, so
+/// they cost their string, not the page. "nimble.bad_output" names `what` (the request), the
+/// JSON path and quotes the start of the answer.
+Result<Page> parsePage(std::string_view body, std::string_view what);
 
 /// One event of /v1/events: never fails; a record that cannot be read becomes an event with
 /// code "unparsed" whose text says why.
