@@ -229,18 +229,20 @@ int Cli::runExit(const RunSummary& summary, const AgentState& state) const {
   if (summary.spoolRefusal) raise(reportError(*summary.spoolRefusal));
   if (summary.stillHeld > 0 || (summary.clockRefusal && !summary.clockConfirmed)) {
     err_ << prefix()
-         << fmt::format("{}; {} envelope(s) are held in spool/held/ and are sealed again and "
-                        "sent once the clocks agree: set this host's clock right (NTP)\n",
-                        state.clockError.empty() ? "this host's clock disagreed with the home's"
-                                                 : state.clockError,
-                        summary.stillHeld);
+         << fmt::format(
+                "{}; {} envelope(s) are held in spool/held/ and are sealed again and "
+                "sent once the clocks agree: set this host's clock right (NTP)\n",
+                state.clockError.empty() ? "this host's clock disagreed with the home's"
+                                         : state.clockError,
+                summary.stillHeld);
     raise(kClockDisagrees);
   } else if (summary.clockRefusal) {
     err_ << prefix()
-         << fmt::format("the home refused {} envelope(s) as {} ({}); the clocks agree now, so "
-                        "{} were sealed again and sent\n",
-                        summary.held, summary.clockRefusal->errorCode,
-                        summary.clockRefusal->detail, summary.resealed);
+         << fmt::format(
+                "the home refused {} envelope(s) as {} ({}); the clocks agree now, so "
+                "{} were sealed again and sent\n",
+                summary.held, summary.clockRefusal->errorCode, summary.clockRefusal->detail,
+                summary.resealed);
   } else if (summary.resealed > 0) {
     err_ << prefix()
          << fmt::format("the clocks agree again: {} held envelope(s) were sealed again\n",
