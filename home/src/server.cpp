@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <variant>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -51,6 +53,14 @@ std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+/// RFC 9110 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT": every answer carries the
+/// home's clock, so that an agent whose envelopes are refused as `stale` or `future` can say
+/// how far its own clock is off.
+std::string httpDate(std::int64_t ms) {
+  return fmt::format("{:%a, %d %b %Y %H:%M:%S} GMT",
+                     fmt::gmtime(static_cast<std::time_t>(ms / 1000)));
 }
 
 std::string dumpJson(const Json& j) {
@@ -408,6 +418,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.version(version_ ? version_ : 11);
     response_.result(status);
     response_.set(http::field::content_type, "application/json");
+    response_.set(http::field::date, httpDate(nowMs()));
     if (status == http::status::method_not_allowed) response_.set(http::field::allow, "POST");
     response_.keep_alive(keepAlive_ && !close && !core_.stopping.load());
     response_.body() = std::move(body);

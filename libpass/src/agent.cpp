@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/envelope.hpp"
+#include "pass/hpke.hpp"
 #include "pass/payload.hpp"
 #include "pass/pin_store.hpp"
 #include "pass/text.hpp"
@@ -32,6 +34,10 @@ namespace {
 
 constexpr std::string_view kStateFile = "agent-state.json";
 constexpr std::string_view kCursorDir = "cursors";
+constexpr std::string_view kPinDir = "pins";
+// Domain separation of the key that seals the spool's copies from the signing key it is
+// derived from.
+constexpr std::string_view kCopyKeyLabel = "PASS spool copy key v1";
 // Arrays are collected this many at a time: most of a collection is waiting on an array.
 constexpr std::size_t kCollectThreads = 8;
 
@@ -60,6 +66,12 @@ Result<AgentState> loadState(const fs::path& file) {
     s.lastError = j.value("last_error", std::string{});
     s.droppedHeartbeats = j.value("dropped_heartbeats", std::uint64_t{0});
     s.refusedEnvelopes = j.value("refused_envelopes", std::uint64_t{0});
+    s.clockError = j.value("clock_error", std::string{});
+    if (j.contains("clock_skew_ms") && !j["clock_skew_ms"].is_null())
+      s.clockSkewMs = j["clock_skew_ms"].get<std::int64_t>();
+    s.storageError = j.value("storage_error", std::string{});
+    if (j.contains("storage_error_ms") && !j["storage_error_ms"].is_null())
+      s.storageErrorMs = j["storage_error_ms"].get<std::uint64_t>();
     for (const auto& a : j.value("arrays", nlohmann::json::array())) {
       ArrayStatus st;
       st.family = a.at("family").get<std::string>();
@@ -81,13 +93,18 @@ Result<AgentState> loadState(const fs::path& file) {
 }
 
 Status saveState(const fs::path& file, const AgentState& s) {
-  nlohmann::json j = {{"next_heartbeat_due_ms", s.nextHeartbeatDueMs},
-                      {"last_delivery_ms", optionalMs(s.lastDeliveryMs)},
-                      {"last_run_ms", optionalMs(s.lastRunMs)},
-                      {"last_error", s.lastError},
-                      {"dropped_heartbeats", s.droppedHeartbeats},
-                      {"refused_envelopes", s.refusedEnvelopes},
-                      {"arrays", nlohmann::json::array()}};
+  nlohmann::json j = {
+      {"next_heartbeat_due_ms", s.nextHeartbeatDueMs},
+      {"last_delivery_ms", optionalMs(s.lastDeliveryMs)},
+      {"last_run_ms", optionalMs(s.lastRunMs)},
+      {"last_error", s.lastError},
+      {"dropped_heartbeats", s.droppedHeartbeats},
+      {"refused_envelopes", s.refusedEnvelopes},
+      {"clock_error", s.clockError},
+      {"clock_skew_ms", s.clockSkewMs ? nlohmann::json(*s.clockSkewMs) : nlohmann::json(nullptr)},
+      {"storage_error", s.storageError},
+      {"storage_error_ms", optionalMs(s.storageErrorMs)},
+      {"arrays", nlohmann::json::array()}};
   for (const auto& a : s.arrays) j["arrays"].push_back(payload::arrayStatus(a));
   return platform::writeFileAtomic(file, j.dump(2) + "\n");
 }
@@ -109,6 +126,34 @@ std::string describeRefusal(const DeliveryResult& r) {
                      r.detail);
 }
 
+/// "2 d 0 h 5 min", "3 min 20 s": a clock difference a person reads at a glance.
+std::string describeDuration(std::uint64_t ms) {
+  const auto s = ms / 1000;
+  if (s >= 86'400)
+    return fmt::format("{} d {} h {} min", s / 86'400, s % 86'400 / 3600, s % 3600 / 60);
+  if (s >= 3600) return fmt::format("{} h {} min", s / 3600, s % 3600 / 60);
+  return fmt::format("{} min {} s", s / 60, s % 60);
+}
+
+/// What a refusal about time says about this host's clock.
+std::string describeClockRefusal(const DeliveryResult& r, std::optional<std::int64_t> skewMs) {
+  // The home's Date header has whole seconds, and a run takes a while.
+  constexpr std::int64_t kAgreeMs = 60'000;
+  std::string clock;
+  if (!skewMs) {
+    clock = "the home did not say its time";
+  } else if (*skewMs >= kAgreeMs || *skewMs <= -kAgreeMs) {
+    clock = fmt::format("this host's clock is {} {} the home's",
+                        describeDuration(static_cast<std::uint64_t>(std::abs(*skewMs))),
+                        *skewMs > 0 ? "ahead of" : "behind");
+  } else {
+    clock =
+        "this host's clock agrees with the home's now; the envelope was sealed too long ago "
+        "or while the clock was wrong";
+  }
+  return fmt::format("the home refused an envelope as {} ({}): {}", r.errorCode, r.detail, clock);
+}
+
 }  // namespace
 
 struct Agent::Impl {
@@ -124,6 +169,9 @@ struct Agent::Impl {
   fs::path stateFile;
   std::vector<std::unique_ptr<Collector>> collectors;
   std::vector<ArrayRun> unbuildable;  // arrays whose collector could not be created
+  X25519Key copyKey;  // seals the spool's copies to the agent itself (derived from signKey)
+  std::optional<std::uint64_t> firstSealedSeq;  // the first seq sealed in this run
+  bool clockAgrees = false;                     // an envelope sealed in this run was accepted
 
   fs::path cursorFile(const ArrayConfig& array) const {
     return cfg.stateDir / kCursorDir / (array.key() + ".json");
@@ -231,23 +279,38 @@ struct Agent::Impl {
     return platform::writeFileAtomic(cursorFile(run.array), *run.cursor);
   }
 
-  Result<Bytes> seal(std::uint64_t n, std::string_view payloadJson) {
+  Result<Bytes> seal(std::uint64_t n, std::string_view payloadJson, std::uint64_t createdMs,
+                     const X25519Key& recipient) {
     EnvelopeHeader h;
     h.agentId = cfg.agentId;
     h.seq = n;
-    h.createdMs = clock();
-    h.keyId = hpkeKeyId(homeKey);
-    return sealEnvelope(h, payloadJson, homeKey, signKey);
+    h.createdMs = createdMs;
+    h.keyId = hpkeKeyId(recipient);
+    return sealEnvelope(h, payloadJson, recipient, signKey);
   }
 
+  Result<Bytes> seal(std::uint64_t n, std::string_view payloadJson) {
+    return seal(n, payloadJson, clock(), homeKey);
+  }
+
+  /// Seals a payload for the home and spools it; a report also with its copy, so that it can be
+  /// sealed again if the home refuses it for this host's clock.
   Result<std::uint64_t> enqueue(EnvelopeKind kind, std::string_view payloadJson) {
     auto n = seq.next();
     if (!n) return std::unexpected(n.error());
-    auto env = seal(*n, payloadJson);
+    if (!firstSealedSeq) firstSealedSeq = *n;
+    const auto createdMs = clock();
+    auto env = seal(*n, payloadJson, createdMs, homeKey);
     if (!env) return std::unexpected(env.error());
-    auto dropped = spool.push(*n, kind, *env);
+    Bytes copy;
+    if (kind == EnvelopeKind::kReport) {
+      auto sealed = seal(*n, payloadJson, createdMs, copyKey);
+      if (!sealed) return std::unexpected(sealed.error());
+      copy = std::move(*sealed);
+    }
+    auto dropped = spool.push(*n, kind, *env, copy);
     if (!dropped) {
-      ++state.refusedEnvelopes;
+      if (dropped.error().code == "spool_full") ++state.refusedEnvelopes;
       return std::unexpected(dropped.error());
     }
     state.droppedHeartbeats += dropped->size();
@@ -269,7 +332,161 @@ struct Agent::Impl {
     info.refusedEnvelopes = state.refusedEnvelopes;
     info.lastDeliveryMs = state.lastDeliveryMs;
     info.arrays = state.arrays;
+    info.heldForClock = spool.held().size();
+    info.storageError = state.storageError;
+    info.storageErrorMs = state.storageErrorMs;
     return info;
+  }
+
+  std::uint64_t heartbeatIntervalMs() const {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeatInterval).count());
+  }
+
+  /// Records what could not be stored: a spool full of alerts, or a write that failed.
+  void notStored(const Error& e, RunSummary& summary) {
+    if (e.code == "spool_full") {
+      summary.spoolRefusal = e;
+      return;
+    }
+    summary.storageError = e;
+    state.storageError = e.message;
+    state.storageErrorMs = clock();
+  }
+
+  /// Sends the spool oldest first until the home cannot be reached; an envelope leaves the
+  /// spool only on accepted/duplicate (durable at home). Nothing here seals or reserves: a full
+  /// disk does not stop it.
+  Status flush(RunSummary& summary) {
+    if (summary.stoppedBy) return {};  // not reachable in this run: the next run tries again
+    const auto entries = spool.entries();
+    for (const auto& entry : entries) {
+      auto bytes = spool.read(entry);
+      if (!bytes) return std::unexpected(bytes.error());
+      auto answer = transport.post(*bytes);
+      if (answer.delivery == Delivery::kRetry) {
+        summary.stoppedBy = std::move(answer);
+        return {};
+      }
+      if (isClockRefusal(answer)) {
+        // Setting aside writes a reason file: on a full disk the envelope stays for next run.
+        if (auto aside = setAside(entry, answer, summary); !aside)
+          notStored(aside.error(), summary);
+        continue;
+      }
+      if (answer.delivery == Delivery::kRefused) {
+        if (auto q = spool.quarantine(entry.seq, describeRefusal(answer)); !q) {
+          notStored(q.error(), summary);
+          continue;
+        }
+        ++summary.quarantined;
+        continue;
+      }
+      if (auto removed = spool.remove(entry.seq); !removed) return removed;
+      state.lastDeliveryMs = clock();
+      if (firstSealedSeq && entry.seq >= *firstSealedSeq) clockAgrees = true;
+      if (answer.delivery == Delivery::kAccepted) {
+        ++summary.delivered;
+      } else {
+        ++summary.duplicates;
+      }
+    }
+    return {};
+  }
+
+  /// An envelope the home refused for this host's clock: its copy is held until the clocks
+  /// agree. A heartbeat is dropped (the next one says more); a report spooled without a copy
+  /// (by an older agent) can only go to quarantine.
+  Status setAside(const SpoolEntry& entry, const DeliveryResult& answer, RunSummary& summary) {
+    summary.clockRefusal = answer;
+    if (answer.homeClockMs) {
+      summary.clockSkewMs = static_cast<std::int64_t>(clock()) - *answer.homeClockMs;
+    }
+    state.clockError = describeClockRefusal(answer, summary.clockSkewMs);
+    state.clockSkewMs = summary.clockSkewMs;
+    if (entry.kind == EnvelopeKind::kHeartbeat) return spool.remove(entry.seq);
+    auto held = spool.hold(entry.seq, describeRefusal(answer));
+    if (held) {
+      ++summary.held;
+      return {};
+    }
+    if (held.error().code != "no_copy") return held;
+    auto q =
+        spool.quarantine(entry.seq, describeRefusal(answer) + "; it has no copy to seal again");
+    if (q) ++summary.quarantined;
+    return q;
+  }
+
+  /// A heartbeat is due on schedule, when its due time lies more than one interval ahead (set
+  /// by a clock that was ahead), and, when the home answered in this run, as soon as the home
+  /// should learn something: a refusal, a storage failure, or whether the clocks agree again
+  /// (the heartbeat is the probe for what is held).
+  bool heartbeatDue(const RunSummary& summary, std::uint64_t now) const {
+    if (now >= state.nextHeartbeatDueMs) return true;
+    if (state.nextHeartbeatDueMs - now > heartbeatIntervalMs()) return true;
+    if (summary.stoppedBy) return false;
+    return summary.quarantined > 0 || summary.held > 0 || !spool.held().empty() ||
+           !state.storageError.empty();
+  }
+
+  void spoolHeartbeat(RunSummary& summary) {
+    auto info = heartbeatInfo(clock());
+    auto n = enqueue(EnvelopeKind::kHeartbeat, payload::heartbeat(info).dump());
+    if (!n) {
+      notStored(n.error(), summary);
+      return;
+    }
+    summary.heartbeatSpooled = true;
+    state.nextHeartbeatDueMs = info.nextDueMs;
+    // The home learns of the storage failure from this heartbeat.
+    if (!summary.storageError) {
+      state.storageError.clear();
+      state.storageErrorMs.reset();
+    }
+  }
+
+  /// The payload of a held copy, with `sent_ms` set to now: it is being sent now.
+  Result<std::string> openCopy(const HeldEntry& held) {
+    auto bytes = platform::readFile(held.copy);
+    if (!bytes) return std::unexpected(bytes.error());
+    EnvelopeKeys keys;
+    keys.agentKey = [this](const AgentId&) {
+      return Ed25519Key::fromRawPublic(signKey.rawPublic());
+    };
+    keys.homeKey = [this](const KeyId&) { return X25519Key::fromRawPrivate(copyKey.rawPrivate()); };
+    auto opened = openEnvelope(asBytes(*bytes), keys);
+    if (!opened) {
+      return fail(opened.error().code,
+                  fmt::format("held copy {} does not open: {}", platform::displayPath(held.copy),
+                              opened.error().message));
+    }
+    auto json = nlohmann::json::parse(opened->payload, nullptr, false);
+    if (!json.is_object()) return std::move(opened->payload);
+    json["sent_ms"] = clock();
+    return json.dump();
+  }
+
+  /// Seals every held copy again with a new seq and this run's time and spools it; the home
+  /// drops events it already has by their ids.
+  void resealHeld(RunSummary& summary) {
+    for (const auto& held : spool.held()) {
+      auto payload = openCopy(held);
+      if (!payload) {
+        notStored(payload.error(), summary);
+        continue;
+      }
+      auto n = enqueue(held.kind, *payload);
+      if (!n) {
+        notStored(n.error(), summary);
+        return;
+      }
+      // A crash before the release seals it once more next run: a duplicate the home drops.
+      if (auto released = spool.release(held); !released) {
+        notStored(released.error(), summary);
+        return;
+      }
+      ++summary.resealed;
+    }
   }
 };
 
@@ -305,6 +522,17 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
   auto stateFile = cfg.stateDir / kStateFile;
   auto state = loadState(stateFile);
   if (!state) return std::unexpected(state.error());
+  // Writes a kill interrupted; the spool and the counter remove their own.
+  for (const auto& dir : {cfg.stateDir / kCursorDir, cfg.stateDir / kPinDir}) {
+    if (auto removed = platform::removeTempFiles(dir); !removed) {
+      return std::unexpected(removed.error());
+    }
+  }
+  auto pem = signKey->privatePem();
+  auto copyIkm = hmacSha256(asBytes(pem), {asBytes(kCopyKeyLabel)});
+  secureZero(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(pem.data()), pem.size()));
+  auto copyKey = hpke::deriveKeyPair(copyIkm);
+  secureZero(copyIkm);
 
   auto impl = std::unique_ptr<Impl>(new Impl{cfg,
                                              std::move(clock),
@@ -317,7 +545,10 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
                                              std::move(*state),
                                              stateFile,
                                              {},
-                                             {}});
+                                             {},
+                                             std::move(copyKey),
+                                             std::nullopt,
+                                             false});
   for (const ArrayConfig& array : cfg.arrays) {
     auto collector = createCollector(array);
     if (collector) {
@@ -355,6 +586,8 @@ Result<RunSummary> Agent::run() {
   auto& s = *impl_;
   RunSummary summary;
   s.state.lastRunMs = s.clock();
+  s.firstSealedSeq.reset();
+  s.clockAgrees = false;
 
   summary.arrays = s.collectAll(false);
   s.state.arrays.clear();
@@ -368,60 +601,42 @@ Result<RunSummary> Agent::run() {
         run.status = s.failedRun(run.array, "storing its new events", e.what()).status;
       }
       if (!committed) {
-        if (committed.error().code != "spool_full") return std::unexpected(committed.error());
         // The cursor stays put: these events are collected again next run, never lost.
-        summary.spoolRefusal = committed.error();
-        run.status.state = "spool_full";
+        s.notStored(committed.error(), summary);
+        run.status.state = committed.error().code == "spool_full" ? "spool_full" : "storage_error";
         run.status.message = committed.error().message;
       }
     }
     s.state.arrays.push_back(run.status);
   }
 
-  const auto now = s.clock();
-  if (now >= s.state.nextHeartbeatDueMs) {
-    auto info = s.heartbeatInfo(now);
-    auto n = s.enqueue(EnvelopeKind::kHeartbeat, payload::heartbeat(info).dump());
-    if (n) {
-      summary.heartbeatSpooled = true;
-      s.state.nextHeartbeatDueMs = info.nextDueMs;
-    } else if (n.error().code == "spool_full") {
-      summary.spoolRefusal = n.error();
-    } else {
-      return std::unexpected(n.error());
+  if (auto flushed = s.flush(summary); !flushed) return std::unexpected(flushed.error());
+  // Sealed after the flush, so that it counts what the flush quarantined or held.
+  if (s.heartbeatDue(summary, s.clock())) {
+    s.spoolHeartbeat(summary);
+    if (auto flushed = s.flush(summary); !flushed) return std::unexpected(flushed.error());
+  }
+  if (s.clockAgrees) {
+    summary.clockConfirmed = true;
+    s.state.clockError.clear();
+    s.state.clockSkewMs.reset();
+    if (!s.spool.held().empty()) {
+      s.resealHeld(summary);
+      if (auto flushed = s.flush(summary); !flushed) return std::unexpected(flushed.error());
     }
   }
-
-  // Oldest first; an envelope leaves the spool only on accepted/duplicate (durable at home).
-  const auto entries = s.spool.entries();
-  std::string lastError;
-  for (const auto& entry : entries) {
-    auto bytes = s.spool.read(entry);
-    if (!bytes) return std::unexpected(bytes.error());
-    auto answer = s.transport.post(*bytes);
-    if (answer.delivery == Delivery::kRetry) {
-      lastError = fmt::format("{} ({}): {}", answer.endpoint, answer.errorCode, answer.detail);
-      summary.stoppedBy = std::move(answer);
-      break;
-    }
-    if (answer.delivery == Delivery::kRefused) {
-      auto q = s.spool.quarantine(entry.seq, describeRefusal(answer));
-      if (!q) return std::unexpected(q.error());
-      ++summary.quarantined;
-      continue;
-    }
-    auto removed = s.spool.remove(entry.seq);
-    if (!removed) return std::unexpected(removed.error());
-    s.state.lastDeliveryMs = s.clock();
-    if (answer.delivery == Delivery::kAccepted) {
-      ++summary.delivered;
-    } else {
-      ++summary.duplicates;
-    }
-  }
+  summary.stillHeld = s.spool.held().size();
   summary.remaining = s.spool.depth();
-  s.state.lastError = summary.spoolRefusal ? summary.spoolRefusal->message : lastError;
-  if (auto saved = saveState(s.stateFile, s.state); !saved) return std::unexpected(saved.error());
+  s.state.lastError.clear();
+  if (summary.storageError) {
+    s.state.lastError = summary.storageError->message;
+  } else if (summary.spoolRefusal) {
+    s.state.lastError = summary.spoolRefusal->message;
+  } else if (summary.stoppedBy) {
+    s.state.lastError = fmt::format("{} ({}): {}", summary.stoppedBy->endpoint,
+                                    summary.stoppedBy->errorCode, summary.stoppedBy->detail);
+  }
+  if (auto saved = saveState(s.stateFile, s.state); !saved) summary.storageError = saved.error();
   return summary;
 }
 
@@ -445,14 +660,15 @@ Result<DeliveryResult> Agent::sendTest(const std::string& message) {
 
 namespace {
 
-// Counts the *.env files in `dir` (a missing directory holds none). Status must not guess: an
-// unreadable spool is an error, never "0 envelopes".
-Status countEnvelopes(const fs::path& dir, std::uint64_t& count, std::uint64_t* bytes) {
+// Counts the files in `dir` whose name ends in `extension` (a missing directory holds none).
+// Status must not guess: an unreadable spool is an error, never "0 envelopes".
+Status countEnvelopes(const fs::path& dir, std::uint64_t& count, std::uint64_t* bytes,
+                      std::string_view extension = ".env") {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return {};
   fs::directory_iterator it(dir, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    if (it->path().extension() != ".env" || !it->is_regular_file(ec)) continue;
+    if (it->path().extension() != extension || !it->is_regular_file(ec)) continue;
     ++count;
     if (bytes) *bytes += it->file_size(ec);
     if (ec) break;
@@ -514,6 +730,13 @@ Result<StatusReport> readStatus(const AgentConfig& cfg) {
     return std::unexpected(s.error());
   }
   if (auto s = countEnvelopes(spoolDir / "quarantine", r.quarantined, nullptr); !s) {
+    return std::unexpected(s.error());
+  }
+  std::uint64_t copies = 0;  // their bytes are the spool's too
+  if (auto s = countEnvelopes(spoolDir, copies, &r.spoolBytes, ".copy"); !s) {
+    return std::unexpected(s.error());
+  }
+  if (auto s = countEnvelopes(spoolDir / "held", r.held, nullptr, ".copy"); !s) {
     return std::unexpected(s.error());
   }
   return r;

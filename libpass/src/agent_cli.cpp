@@ -43,6 +43,7 @@ class Cli {
   int dryRun(const AgentConfig& cfg) const;
   int parse(const po::variables_map& vm) const;
   int run(const AgentConfig& cfg) const;
+  int runExit(const RunSummary& summary, const AgentState& state) const;
   int test(const AgentConfig& cfg, const std::string& message) const;
   int checkConfig(const AgentConfig& cfg, bool configOnly) const;
   int status(const AgentConfig& cfg, bool json) const;
@@ -88,7 +89,10 @@ void Cli::usage(std::ostream& to) const {
     to << fmt::format("  {:<17} {}\n", fmt::format("--{} {}", o.name, o.valueName), o.description);
   }
   to << "\nexit codes: 0 ok, 1 runtime failure, 2 configuration error, 3 spool full,\n"
-        "            4 test refused by the home, 5 test: no home reachable\n";
+        "            4 test refused by the home, 5 test: no home reachable,\n"
+        "            6 run: this host's clock disagrees with the home's (envelopes held),\n"
+        "            7 run: the home refused an envelope for good (quarantined),\n"
+        "            8 run: the state directory could not be written (disk full?)\n";
 }
 
 int Cli::reportError(const Error& e) const {
@@ -195,16 +199,64 @@ int Cli::run(const AgentConfig& cfg) const {
   if (program_.afterRun) program_.afterRun(*summary);
   for (const auto& array : summary->arrays) printArrayRun(array);
   out_ << fmt::format(
-      "run: heartbeat {}, delivered {}, duplicates {}, quarantined {}, still spooled {}\n",
+      "run: heartbeat {}, delivered {}, duplicates {}, quarantined {}, held for the clock {}, "
+      "sealed again {}, still spooled {}\n",
       summary->heartbeatSpooled ? "spooled" : "not due", summary->delivered, summary->duplicates,
-      summary->quarantined, summary->remaining);
+      summary->quarantined, summary->held, summary->resealed, summary->remaining);
   if (summary->stoppedBy) {
     out_ << fmt::format("run: home not reachable, will retry next run: {} ({}): {}\n",
                         summary->stoppedBy->endpoint, summary->stoppedBy->errorCode,
                         summary->stoppedBy->detail);
   }
-  if (summary->spoolRefusal) return reportError(*summary->spoolRefusal);
-  return kOk;
+  return runExit(*summary, agent->state());
+}
+
+int Cli::runExit(const RunSummary& summary, const AgentState& state) const {
+  // Every problem is said; the exit code names the one that loses most if left alone.
+  int code = kOk;
+  auto raise = [&code](int c) {
+    if (code == kOk) code = c;
+  };
+  if (summary.storageError) {
+    err_ << prefix()
+         << fmt::format(
+                "could not store new envelopes or state: {} [{}]; what was spooled "
+                "before was still sent, and events not stored are collected again "
+                "next run\n",
+                summary.storageError->message, summary.storageError->code);
+    raise(kStorageFailed);
+  }
+  if (summary.spoolRefusal) raise(reportError(*summary.spoolRefusal));
+  if (summary.stillHeld > 0 || (summary.clockRefusal && !summary.clockConfirmed)) {
+    err_ << prefix()
+         << fmt::format(
+                "{}; {} envelope(s) are held in spool/held/ and are sealed again and "
+                "sent once the clocks agree: set this host's clock right (NTP)\n",
+                state.clockError.empty() ? "this host's clock disagreed with the home's"
+                                         : state.clockError,
+                summary.stillHeld);
+    raise(kClockDisagrees);
+  } else if (summary.clockRefusal) {
+    err_ << prefix()
+         << fmt::format(
+                "the home refused {} envelope(s) as {} ({}); the clocks agree now, so "
+                "{} were sealed again and sent\n",
+                summary.held, summary.clockRefusal->errorCode, summary.clockRefusal->detail,
+                summary.resealed);
+  } else if (summary.resealed > 0) {
+    err_ << prefix()
+         << fmt::format("the clocks agree again: {} held envelope(s) were sealed again\n",
+                        summary.resealed);
+  }
+  if (summary.quarantined > 0) {
+    err_ << prefix()
+         << fmt::format(
+                "the home refused {} envelope(s) for good; they are in spool/quarantine/ "
+                "with the home's answer and counted in every heartbeat (see status)\n",
+                summary.quarantined);
+    raise(kQuarantined);
+  }
+  return code;
 }
 
 int Cli::test(const AgentConfig& cfg, const std::string& message) const {
@@ -297,17 +349,23 @@ int Cli::status(const AgentConfig& cfg, bool json) const {
   std::optional<std::uint64_t> nextDue;
   if (s.nextHeartbeatDueMs) nextDue = s.nextHeartbeatDueMs;
   if (json) {
-    nlohmann::json j = {{"agent", formatUuid(cfg.agentId)},
-                        {"spool_depth", st->spoolDepth},
-                        {"spool_bytes", st->spoolBytes},
-                        {"quarantined", st->quarantined},
-                        {"last_run_ms", optMs(s.lastRunMs)},
-                        {"last_delivery_ms", optMs(s.lastDeliveryMs)},
-                        {"next_heartbeat_due_ms", optMs(nextDue)},
-                        {"last_error", s.lastError},
-                        {"dropped_heartbeats", s.droppedHeartbeats},
-                        {"refused_envelopes", s.refusedEnvelopes},
-                        {"arrays", nlohmann::json::array()}};
+    nlohmann::json j = {
+        {"agent", formatUuid(cfg.agentId)},
+        {"spool_depth", st->spoolDepth},
+        {"spool_bytes", st->spoolBytes},
+        {"quarantined", st->quarantined},
+        {"last_run_ms", optMs(s.lastRunMs)},
+        {"last_delivery_ms", optMs(s.lastDeliveryMs)},
+        {"next_heartbeat_due_ms", optMs(nextDue)},
+        {"last_error", s.lastError},
+        {"dropped_heartbeats", s.droppedHeartbeats},
+        {"refused_envelopes", s.refusedEnvelopes},
+        {"held_for_clock", st->held},
+        {"clock_error", s.clockError},
+        {"clock_skew_ms", s.clockSkewMs ? nlohmann::json(*s.clockSkewMs) : nlohmann::json(nullptr)},
+        {"storage_error", s.storageError},
+        {"storage_error_ms", optMs(s.storageErrorMs)},
+        {"arrays", nlohmann::json::array()}};
     for (const auto& a : s.arrays) j["arrays"].push_back(payload::arrayStatus(a));
     out_ << j.dump(2) << "\n";
     return kOk;
@@ -327,15 +385,27 @@ int Cli::status(const AgentConfig& cfg, bool json) const {
   }
   out_ << fmt::format(
       "agent:          {} ({} / {} / {})\n"
-      "spool:          {} envelope(s), {} bytes, {} quarantined\n"
+      "spool:          {} envelope(s), {} bytes, {} quarantined, {} held for the clock\n"
       "last run:       {}\n"
       "last delivery:  {}\n"
       "next heartbeat: {}\n"
-      "last error:     {}\n",
+      "last error:     {}\n"
+      "clock:          {}\n"
+      "storage:        {}\n",
       formatUuid(cfg.agentId), cfg.customer, cfg.site, cfg.name, st->spoolDepth, st->spoolBytes,
-      st->quarantined, isoTime(s.lastRunMs), isoTime(s.lastDeliveryMs),
+      st->quarantined, st->held, isoTime(s.lastRunMs), isoTime(s.lastDeliveryMs),
       nextDue ? isoTime(nextDue) : std::string("due at the next run"),
-      lastError.empty() ? "none" : lastError);
+      lastError.empty() ? "none" : lastError,
+      s.clockError.empty() ? "no disagreement with the home's" : s.clockError,
+      s.storageError.empty()
+          ? "ok"
+          : fmt::format("{} (at {})", s.storageError, isoTime(s.storageErrorMs)));
+  if (st->quarantined > 0) {
+    out_ << fmt::format(
+        "quarantine:     {} envelope(s) the home refused for good, in {}; the reasons are in "
+        "the .reason files beside them\n",
+        st->quarantined, platform::displayPath(cfg.stateDir / "spool" / "quarantine"));
+  }
   for (const auto& a : s.arrays) {
     out_ << fmt::format("array:          {} {} ({}): {}{}{}, last success {}\n", a.family, a.serial,
                         a.name.empty() ? "-" : a.name, a.state, a.message.empty() ? "" : ": ",

@@ -60,6 +60,13 @@ nlohmann::json heartbeat(const HeartbeatInfo& info) {
   j["refused_envelopes"] = info.refusedEnvelopes;
   j["last_delivery_ms"] =
       info.lastDeliveryMs ? nlohmann::json(*info.lastDeliveryMs) : nlohmann::json(nullptr);
+  j["held_for_clock"] = info.heldForClock;
+  j["storage_error"] =
+      info.storageError.empty()
+          ? nlohmann::json(nullptr)
+          : nlohmann::json{{"message", info.storageError},
+                           {"at_ms", info.storageErrorMs ? nlohmann::json(*info.storageErrorMs)
+                                                         : nlohmann::json(nullptr)}};
   j["arrays"] = nlohmann::json::array();
   for (const auto& a : info.arrays) j["arrays"].push_back(arrayStatus(a));
   return j;

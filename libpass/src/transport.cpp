@@ -134,6 +134,11 @@ std::string_view toString(Delivery d) {
   return "unknown";
 }
 
+bool isClockRefusal(const DeliveryResult& r) {
+  return r.delivery == Delivery::kRefused && r.httpStatus == 422 &&
+         (r.errorCode == "stale" || r.errorCode == "future");
+}
+
 DeliveryResult classifyAnswer(long httpStatus, std::string body) {
   DeliveryResult result;
   result.httpStatus = httpStatus;
@@ -264,6 +269,17 @@ struct Transport::Impl {
     return {};
   }
 
+  /// The Date header of the last answer (RFC 9110 IMF-fixdate), in Unix ms.
+  std::optional<std::int64_t> answerDate() {
+    curl_header* date = nullptr;
+    if (curl_easy_header(curl.get(), "Date", 0, CURLH_HEADER, -1, &date) != CURLHE_OK) {
+      return std::nullopt;
+    }
+    const time_t seconds = curl_getdate(date->value, nullptr);
+    if (seconds == -1) return std::nullopt;
+    return static_cast<std::int64_t>(seconds) * 1000;
+  }
+
   DeliveryResult postTo(const std::string& endpoint, ByteView envelope) {
     CURL* h = curl.get();
     std::string url = joinUrl(endpoint);
@@ -302,6 +318,7 @@ struct Transport::Impl {
     }
     DeliveryResult result = classifyAnswer(status, std::move(answer));
     result.endpoint = endpoint;
+    result.homeClockMs = answerDate();
     return result;
   }
 };

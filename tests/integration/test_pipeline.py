@@ -85,21 +85,25 @@ class DeliveryTest(HomeTestCase):
         spooled.write_bytes(bytes(data))
         self.home.restart()
         proc = bundle.agent("run")
-        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertEqual(7, proc.returncode, proc.stdout + proc.stderr)  # quarantined
+        self.assertIn("refused 1 envelope(s) for good", proc.stderr)
         self.assertEqual([], bundle.spool_files())
         [quarantined] = bundle.quarantine_files()
         reason = quarantined.with_name(quarantined.name + ".reason").read_text()
         self.assertIn("bad_signature", reason)
         self.assertIn("403", reason)
         self.assertEqual(1, bundle.status()["quarantined"])
-        self.assertEqual([], self.home.messages(bundle.agent_id))
         self.assertIn("bad_signature", self.home.log_text())
-        # The next heartbeat reports the quarantined envelope to the home.
-        bundle.make_heartbeat_due()
-        self.assertEqual(0, bundle.agent("run").returncode)
+        # The heartbeat of the same run, sealed after the flush, reports it to the home.
         [hb] = self.home.messages(bundle.agent_id)
+        self.assertEqual("heartbeat", hb["type"])
         self.assertEqual(1, hb["payload"]["quarantine"]["count"])
         self.assertIn("bad_signature", hb["payload"]["quarantine"]["recent"][0]["reason"])
+        # And every later one.
+        bundle.make_heartbeat_due()
+        self.assertEqual(0, bundle.agent("run").returncode)
+        latest = max(self.home.messages(bundle.agent_id), key=lambda m: m["seq"])
+        self.assertEqual(1, latest["payload"]["quarantine"]["count"])
 
     def test_home_down_the_run_succeeds_and_the_spool_grows_then_delivers_in_order(self):
         bundle = self.home.enroll("svp-01")

@@ -336,3 +336,85 @@ TEST_CASE("open quarantines files it does not recognise instead of skipping them
   CHECK(q[1].file == "notes.txt");
   CHECK(q[1].reason == "unrecognised name: notes.txt");
 }
+
+TEST_CASE("a copy travels with its envelope: held, listed, released; counted in bytes") {
+  TempDir tmp;
+  const auto dir = tmp.path() / "spool";
+  auto spool = openSpool(dir);
+  auto one = sealed(1);
+  auto copy = sealed(1, 300);
+  auto dropped = spool.push(1, EnvelopeKind::kReport, one, copy);
+  REQUIRE_MESSAGE(dropped.has_value(), errorText(dropped));
+  pushOk(spool, 2, EnvelopeKind::kHeartbeat, sealed(2));
+  CHECK(spool.bytes() == one.size() + copy.size() + sealed(2).size());
+  CHECK(fs::exists(dir / "00000000000000000001.report.copy"));
+
+  // After a reopen the copy is still attached.
+  spool = openSpool(dir);
+  REQUIRE(spool.entries().size() == 2);
+  CHECK(spool.entries()[0].copy == dir / "00000000000000000001.report.copy");
+  CHECK(spool.entries()[1].copy.empty());
+
+  auto noCopy = spool.hold(2, "refused as future");
+  REQUIRE_FALSE(noCopy.has_value());
+  CHECK(noCopy.error().code == "no_copy");
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{1, 2});
+
+  auto held = spool.hold(1, "HTTP 422 future: created_ms is 172800 s ahead");
+  REQUIRE_MESSAGE(held.has_value(), errorText(held));
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2});
+  CHECK(spool.bytes() == sealed(2).size());
+  CHECK_FALSE(fs::exists(dir / nameOf(1, EnvelopeKind::kReport)));
+  auto list = spool.held();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].seq == 1);
+  CHECK(kindName(list[0].kind) == "report");
+  CHECK(list[0].reason == "HTTP 422 future: created_ms is 172800 s ahead");
+  auto bytes = pass::platform::readFile(list[0].copy);
+  REQUIRE(bytes.has_value());
+  CHECK(*bytes == std::string(pass::asString(copy)));
+
+  // Held copies survive a reopen and are not envelopes of the spool.
+  spool = openSpool(dir);
+  CHECK(seqs(spool) == std::vector<std::uint64_t>{2});
+  REQUIRE(spool.held().size() == 1);
+
+  auto released = spool.release(spool.held()[0]);
+  REQUIRE_MESSAGE(released.has_value(), errorText(released));
+  CHECK(spool.held().empty());
+  CHECK(fs::is_empty(dir / "held"));
+
+  // Removing a delivered envelope removes its copy too.
+  REQUIRE(spool.push(3, EnvelopeKind::kReport, sealed(3), sealed(3)).has_value());
+  REQUIRE(spool.remove(3).has_value());
+  CHECK_FALSE(fs::exists(dir / "00000000000000000003.report.copy"));
+}
+
+TEST_CASE("open removes a copy without its envelope and an envelope whose copy is held") {
+  TempDir tmp;
+  const auto dir = tmp.path() / "spool";
+  {
+    auto spool = openSpool(dir);
+    REQUIRE(spool.push(1, EnvelopeKind::kReport, sealed(1), sealed(1)).has_value());
+    REQUIRE(spool.push(2, EnvelopeKind::kReport, sealed(2), sealed(2)).has_value());
+    REQUIRE(spool.hold(2, "stale").has_value());
+  }
+  // A kill between writing a copy and its envelope; a kill between holding and removing.
+  fs::remove(dir / nameOf(1, EnvelopeKind::kReport));
+  {
+    std::ofstream again(dir / nameOf(2, EnvelopeKind::kReport), std::ios::binary);
+    auto env = sealed(2);
+    again.write(reinterpret_cast<const char*>(env.data()),
+                static_cast<std::streamsize>(env.size()));
+  }
+  std::ofstream(dir / "held" / ".tmp-00000000000000000009.report.copy.1") << "half";
+  auto spool = openSpool(dir);
+  CHECK(spool.entries().empty());
+  CHECK(spool.bytes() == 0);
+  CHECK_FALSE(fs::exists(dir / "00000000000000000001.report.copy"));
+  CHECK_FALSE(fs::exists(dir / nameOf(2, EnvelopeKind::kReport)));
+  CHECK_FALSE(fs::exists(dir / "held" / ".tmp-00000000000000000009.report.copy.1"));
+  REQUIRE(spool.held().size() == 1);
+  CHECK(spool.held()[0].seq == 2);
+  CHECK(spool.quarantined().empty());
+}

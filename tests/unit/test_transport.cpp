@@ -188,6 +188,14 @@ TEST_CASE("classifyAnswer: 4xx is a refusal with the home's error code") {
   CHECK(name(noError.delivery) == "refused");
 }
 
+TEST_CASE("isClockRefusal: only 422 stale and future are about time") {
+  CHECK(pass::isClockRefusal(classifyAnswer(422, R"({"error":"future","detail":"ahead"})")));
+  CHECK(pass::isClockRefusal(classifyAnswer(422, R"({"error":"stale","detail":"old"})")));
+  CHECK_FALSE(pass::isClockRefusal(classifyAnswer(422, R"({"error":"bad_payload"})")));
+  CHECK_FALSE(pass::isClockRefusal(classifyAnswer(400, R"({"error":"future"})")));
+  CHECK_FALSE(pass::isClockRefusal(classifyAnswer(503, R"({"error":"future"})")));
+}
+
 TEST_CASE("classifyAnswer: 5xx and other statuses are retried") {
   for (long status : {500L, 502L, 503L, 301L, 204L, 100L}) {
     CAPTURE(status);

@@ -32,6 +32,14 @@ struct AgentState {
   std::uint64_t droppedHeartbeats = 0;
   std::uint64_t refusedEnvelopes = 0;
   std::vector<ArrayStatus> arrays;  // the last collection of each configured array
+  /// The home's last refusal about time (`stale`, `future`); empty once an envelope sealed
+  /// afterwards was accepted (the clocks agree again).
+  std::string clockError;
+  std::optional<std::int64_t> clockSkewMs;  // this host's clock minus the home's, when known
+  /// The last failure to store a new envelope, a cursor or this state (a full disk); kept until
+  /// a heartbeat that reports it is spooled by a run that stored everything.
+  std::string storageError;
+  std::optional<std::uint64_t> storageErrorMs;
 };
 
 /// One array's collection in this run.
@@ -52,6 +60,17 @@ struct RunSummary {
   std::uint64_t remaining = 0;
   std::optional<DeliveryResult> stoppedBy;  // the kRetry answer that ended the flush early
   std::optional<Error> spoolRefusal;        // "spool_full": an envelope could not be stored
+  /// Envelopes the home refused for this host's clock in this run, set aside in spool/held/
+  /// (a refused heartbeat is dropped instead: the next one says more).
+  std::uint64_t held = 0;
+  std::uint64_t resealed = 0;                  // held envelopes sealed again and spooled
+  std::uint64_t stillHeld = 0;                 // in spool/held/ after this run
+  std::optional<DeliveryResult> clockRefusal;  // the last refusal about time in this run
+  std::optional<std::int64_t> clockSkewMs;     // this host's clock minus the home's, when known
+  bool clockConfirmed = false;  // an envelope sealed in this run was accepted: the clocks agree
+  /// A new envelope, a cursor or the state could not be written (a full disk); what was spooled
+  /// before was still sent.
+  std::optional<Error> storageError;
 };
 
 struct StatusReport {
@@ -59,6 +78,7 @@ struct StatusReport {
   std::uint64_t spoolDepth = 0;
   std::uint64_t spoolBytes = 0;
   std::uint64_t quarantined = 0;
+  std::uint64_t held = 0;  // in spool/held/: refused for the clock, waiting to be sealed again
 };
 
 class Agent {
@@ -71,8 +91,11 @@ class Agent {
   ~Agent();
 
   /// One scheduled cycle: collect every array (new events are spooled, then the array's
-  /// cursor advances), a heartbeat when due, then flush the spool oldest first. An unreachable
-  /// home or array is not an error: the spool keeps the envelopes, the array's status says it.
+  /// cursor advances), flush the spool oldest first, a heartbeat when due (sealed after the
+  /// flush, so that it counts what the flush quarantined) and flush it, then, once an envelope
+  /// sealed in this run was accepted, seal again what the home refused for the clock and send it.
+  /// An unreachable home or array is not an error: the spool keeps the envelopes, the array's
+  /// status says it. Nor is a full disk: what is spooled is still sent (summary.storageError).
   Result<RunSummary> run();
 
   /// Collects every array without spooling anything or advancing any cursor (--dry-run).

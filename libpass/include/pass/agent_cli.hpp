@@ -22,6 +22,9 @@ enum Exit : int {
   kSpoolFull = 3,        // an envelope could not be stored: the spool is full of alerts
   kTestRefused = 4,      // test: the home refused the message (4xx)
   kTestUnreachable = 5,  // test: no home endpoint gave an answer (network, TLS, 5xx)
+  kClockDisagrees = 6,   // run: the home refused envelopes for this host's clock; they are held
+  kQuarantined = 7,      // run: the home refused an envelope for good; it is in quarantine
+  kStorageFailed = 8,    // run: new envelopes or state could not be written (disk full?)
 };
 
 /// An option a program's own command takes: `--name VALUE`.

@@ -34,6 +34,9 @@ struct HeartbeatInfo {
   std::uint64_t refusedEnvelopes = 0;
   std::optional<std::uint64_t> lastDeliveryMs;
   std::vector<ArrayStatus> arrays;
+  std::uint64_t heldForClock = 0;  // refused for the agent's clock, waiting to be sealed again
+  std::string storageError;        // the last failure to store; empty when none
+  std::optional<std::uint64_t> storageErrorMs;
 };
 
 nlohmann::json heartbeat(const HeartbeatInfo& info);

@@ -5,7 +5,9 @@
 /// environment variables) are ignored unless an HTTPS CONNECT proxy is configured explicitly.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,7 +44,13 @@ struct DeliveryResult {
   std::string body;       // the answer body as received
   std::string errorCode;  // "error" of a 4xx JSON body, or a transport code like "tls"
   std::string detail;     // human-readable: the "detail" of the answer or curl's message
+  /// The home's clock from the answer's Date header (Unix ms, whole seconds); none without one.
+  std::optional<std::int64_t> homeClockMs;
 };
+
+/// A refusal about time (422 `stale` or `future`): the agent's clock disagrees with the home's,
+/// the envelope itself is fine.
+bool isClockRefusal(const DeliveryResult& r);
 
 /// Classifies an HTTP answer (pure; exposed for tests).
 DeliveryResult classifyAnswer(long httpStatus, std::string body);

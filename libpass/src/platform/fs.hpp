@@ -43,6 +43,11 @@ Status renameDurable(const std::filesystem::path& from, const std::filesystem::p
 /// Reads a whole file.
 Result<std::string> readFile(const std::filesystem::path& path);
 
+/// Deletes the temp files of writeFileAtomic in `dir` (a missing directory holds none): each is a
+/// write that never completed, so its caller was not told it was stored. Syncs `dir` when it
+/// deleted any. "io_error" names a temp file that could not be deleted.
+Status removeTempFiles(const std::filesystem::path& dir);
+
 /// Restricts a file to its owner (0600 on POSIX, SYSTEM + Administrators on Windows).
 Status makePrivate(const std::filesystem::path& path);
 
