@@ -213,19 +213,16 @@ int cmdServe(const std::vector<std::string>& args) {
     adminOptions.state = state;
     adminOptions.portFile = adminPortFile;
     adminOptions.policy = options.policy;
+    // A home without its admin API would be a silent surprise, and whoever holds the port
+    // would receive the operators' tokens: the listener binds or serve stops. Several homes on
+    // one machine (tests, benchmarks) give port 0; `--admin-listen off` is the only way out.
     auto created = AdminApi::create(adminOptions, log);
-    if (created) admin = std::move(*created);
-    // The default port is busy when several homes share a machine (tests, benchmarks): the
-    // home then serves without the admin API. An explicit --admin-listen must work.
-    if (!created && !(*vm)["admin-listen"].defaulted()) {
+    if (!created) {
       log.error("startup_failed",
                 {{"code", created.error().code}, {"message", created.error().message}});
       return report("serve", created.error());
     }
-    if (!created) {
-      log.warning("admin_api_off",
-                  {{"code", created.error().code}, {"message", created.error().message}});
-    }
+    admin = std::move(*created);
   }
   if (admin) {
     if (auto started = admin->start(); !started) return report("serve", started.error());

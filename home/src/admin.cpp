@@ -9,6 +9,7 @@
 #include "pass/envelope.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/text.hpp"
 #include "pass/vendor_codes.hpp"
 
 namespace pass::home {
@@ -67,10 +68,11 @@ std::string agentsTable(const std::vector<AgentSummary>& agents) {
       fmt::format(fmt::runtime(kRow), "ID", "CUSTOMER", "SITE", "NAME", "REVOKED", "LAST_SEQ",
                   "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES", "WARNING");
   for (const auto& a : agents) {
-    out += fmt::format(
-        fmt::runtime(kRow), a.id, a.customer, a.site, a.name, a.revokedMs ? "yes" : "no",
-        a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"), optionalTime(a.lastHeartbeatMs),
-        optionalTime(a.nextHeartbeatDueMs), a.envelopes, a.clockWarning);
+    out += fmt::format(fmt::runtime(kRow), a.id, printable(a.customer), printable(a.site),
+                       printable(a.name), a.revokedMs ? "yes" : "no",
+                       a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"),
+                       optionalTime(a.lastHeartbeatMs), optionalTime(a.nextHeartbeatDueMs),
+                       a.envelopes, a.clockWarning);
   }
   return out;
 }
@@ -94,8 +96,9 @@ Json messagesJson(const std::vector<StoredEnvelope>& messages) {
 std::string messagesText(const std::vector<StoredEnvelope>& messages) {
   std::string out;
   for (const auto& m : messages) {
-    out += fmt::format("{}  {:>8}  {:<9}  created {}  received {}  {}\n", m.agentId, m.seq, m.type,
-                       formatTimestamp(m.createdMs), formatTimestamp(m.receivedMs), m.payload);
+    out += fmt::format("{}  {:>8}  {:<9}  created {}  received {}  {}\n", m.agentId, m.seq,
+                       printable(m.type), formatTimestamp(m.createdMs),
+                       formatTimestamp(m.receivedMs), printable(m.payload));
   }
   return out;
 }
@@ -181,9 +184,11 @@ Result<std::string> listEvents(const std::filesystem::path& state,
     const CodeEntry* d = decode(e);
     std::string severity = e.severity.value_or("");
     if (severity.empty() && d != nullptr) severity = d->severity;
-    out += fmt::format(fmt::runtime(kRow), optionalTime(e.occurredMs), e.family.value_or("-"),
-                       e.array.value_or("-"), e.code.value_or("-"), kind,
-                       severity.empty() ? "-" : severity, d ? d->meaning : "(undecoded)", text);
+    out += fmt::format(fmt::runtime(kRow), optionalTime(e.occurredMs),
+                       printable(e.family.value_or("-")), printable(e.array.value_or("-")),
+                       printable(e.code.value_or("-")), printable(kind),
+                       severity.empty() ? "-" : printable(severity), d ? d->meaning : "(undecoded)",
+                       printable(text));
   }
   return out;
 }

@@ -643,9 +643,9 @@ Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& option
     auto cert = platform::displayPath(paths.serverCert());
     auto key = platform::displayPath(paths.serverKey());
     auto& ctx = impl->tls.emplace(ssl::context::tls_server);
-    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                    ec);
+    if (auto restricted = restrictServerTls(ctx.native_handle()); !restricted) {
+      return std::unexpected(restricted.error());
+    }
     if (ctx.use_certificate_chain_file(cert, ec); ec) {
       return fail("tls", fmt::format("{}: cannot load the server certificate for the admin "
                                      "API: {}",

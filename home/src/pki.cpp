@@ -1,4 +1,5 @@
 #include "pass/home/pki.hpp"
+#include "pass/tls_policy.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -464,14 +465,21 @@ Result<PeerIdentity> peerIdentity(SSL* ssl) {
   return id;
 }
 
-Status configureServerTls(SSL_CTX* ctx, const StatePaths& paths) {
-  const auto cert = paths.serverCert().string();
-  const auto key = paths.serverKey().string();
-  const auto ca = paths.caCert().string();
+Status restrictServerTls(SSL_CTX* ctx) {
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
     return opensslFail("tls", "setting TLS 1.2 as the minimum");
   SSL_CTX_set_options(ctx, SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
                                SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1)
+    return opensslFail("tls", "setting the TLS 1.2 cipher list");
+  return {};
+}
+
+Status configureServerTls(SSL_CTX* ctx, const StatePaths& paths) {
+  const auto cert = paths.serverCert().string();
+  const auto key = paths.serverKey().string();
+  const auto ca = paths.caCert().string();
+  if (auto restricted = restrictServerTls(ctx); !restricted) return restricted;
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
     return opensslFail("tls", fmt::format("{}: cannot load the server certificate", cert));
   if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)

@@ -10,6 +10,7 @@
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/text.hpp"
 
 namespace pass::home {
 
@@ -60,7 +61,7 @@ Json silenceJson(const SilenceRow& x) {
               {"removed_by", x.removedBy}};
 }
 
-std::string orAny(const std::string& s) { return s.empty() ? std::string("*") : s; }
+std::string orAny(const std::string& s) { return s.empty() ? std::string("*") : printable(s); }
 
 }  // namespace
 
@@ -116,12 +117,13 @@ std::string ticketsTable(const std::vector<TicketRow>& tickets) {
       fmt::format("{:<6} {:<12} {:<6} {:>6}  {:<24} {:<14} {:<24} {}\n", "ID", "STATE", "URGENT",
                   "COUNT", "CUSTOMER/SITE", "ARRAY", "OPENED", "TITLE");
   for (const auto& t : tickets) {
-    std::string title = t.title;
+    std::string title = printable(t.title);
     if (t.parentId) title += fmt::format(" [under #{}]", *t.parentId);
     if (t.silencedBy) title += fmt::format(" [silenced by #{}]", *t.silencedBy);
-    out += fmt::format("{:<6} {:<12} {:<6} {:>6}  {:<24} {:<14} {:<24} {}\n", t.id, t.state,
-                       t.urgent ? "yes" : "no", t.count, t.customer + "/" + t.site,
-                       t.array.empty() ? "-" : t.array, formatTimestamp(t.openedMs), title);
+    out +=
+        fmt::format("{:<6} {:<12} {:<6} {:>6}  {:<24} {:<14} {:<24} {}\n", t.id, t.state,
+                    t.urgent ? "yes" : "no", t.count, printable(t.customer + "/" + t.site),
+                    t.array.empty() ? "-" : printable(t.array), formatTimestamp(t.openedMs), title);
   }
   return out;
 }
@@ -161,38 +163,44 @@ Result<std::string> showTicket(const std::filesystem::path& state, std::int64_t 
     return dumpJson(out);
   }
   Json detail = Json::parse(t.detail, nullptr, false);
+  // Every text below came from an agent, an array or an operator: printed escaped.
   auto field = [&](const char* key) {
-    return detail.is_object() ? detail.value(key, std::string()) : std::string();
+    return printable(detail.is_object() ? detail.value(key, std::string()) : std::string());
   };
-  std::string out = fmt::format("ticket #{} — {}\n", t.id, t.title);
+  std::string out = fmt::format("ticket #{} — {}\n", t.id, printable(t.title));
   out += fmt::format("  state:      {}{}\n", t.state, t.urgent ? " (urgent)" : "");
-  out += fmt::format("  customer:   {} / site {}\n", t.customer, t.site);
+  out += fmt::format("  customer:   {} / site {}\n", printable(t.customer), printable(t.site));
   if (!t.array.empty()) {
-    out += fmt::format("  array:      {} {} {} {}\n", t.family, field("model"), t.array,
-                       field("name"));
+    out += fmt::format("  array:      {} {} {} {}\n", printable(t.family), field("model"),
+                       printable(t.array), field("name"));
   }
-  if (!t.code.empty()) out += fmt::format("  code:       {} ({})\n", t.code, t.severity);
+  if (!t.code.empty()) {
+    out += fmt::format("  code:       {} ({})\n", printable(t.code), printable(t.severity));
+  }
   if (!field("meaning").empty()) out += fmt::format("  meaning:    {}\n", field("meaning"));
   if (!field("text").empty()) out += fmt::format("  text:       {}\n", field("text"));
-  if (!t.component.empty()) out += fmt::format("  component:  {}\n", t.component);
+  if (!t.component.empty()) out += fmt::format("  component:  {}\n", printable(t.component));
   out += fmt::format("  count:      {} (first {}, last {})\n", t.count,
                      formatTimestamp(t.firstSeenMs), formatTimestamp(t.lastSeenMs));
   out += fmt::format("  opened:     {}\n", formatTimestamp(t.openedMs));
-  if (t.ackedMs) out += fmt::format("  acked:      {} by {}\n", time(t.ackedMs), t.ackedBy);
+  if (t.ackedMs) {
+    out += fmt::format("  acked:      {} by {}\n", time(t.ackedMs), printable(t.ackedBy));
+  }
   if (t.resolvedMs) {
-    out += fmt::format("  resolved:   {} by {}\n", time(t.resolvedMs), t.resolvedBy);
+    out += fmt::format("  resolved:   {} by {}\n", time(t.resolvedMs), printable(t.resolvedBy));
   }
   if (!field("rule").empty()) out += fmt::format("  rule:       {}\n", field("rule"));
   out += "history:\n";
   for (const auto& l : *log) {
-    out +=
-        fmt::format("  {}  {:<13} {:<28} {}\n", formatTimestamp(l.atMs), l.action, l.who, l.detail);
+    out += fmt::format("  {}  {:<13} {:<28} {}\n", formatTimestamp(l.atMs), l.action,
+                       printable(l.who), printable(l.detail));
   }
   out += "messages:\n";
   for (const auto& o : *messages) {
-    out += fmt::format("  #{:<5} {:<9} {:<32} {:<10} attempts {}{}\n", o.id, o.channel, o.target,
-                       o.state, o.attempts,
-                       o.lastError.empty() ? std::string() : "  last error: " + o.lastError);
+    out += fmt::format(
+        "  #{:<5} {:<9} {:<32} {:<10} attempts {}{}\n", o.id, o.channel, printable(o.target),
+        o.state, o.attempts,
+        o.lastError.empty() ? std::string() : "  last error: " + printable(o.lastError));
   }
   return out;
 }
@@ -204,7 +212,7 @@ Result<std::string> changeTicket(const std::filesystem::path& state, std::int64_
   if (!store) return std::unexpected(store.error());
   auto row = store->changeTicket(id, action, who, note, nowMs);
   if (!row) return std::unexpected(row.error());
-  return fmt::format("ticket #{} is {} ({})\n", row->id, row->state, row->title);
+  return fmt::format("ticket #{} is {} ({})\n", row->id, row->state, printable(row->title));
 }
 
 Result<std::string> addSilence(const std::filesystem::path& state, const SilenceRow& silence) {
@@ -233,10 +241,11 @@ Result<std::string> listSilences(const std::filesystem::path& state, std::int64_
       fmt::format("{:<5} {:<14} {:<14} {:<14} {:<10} {:<24} {:<24} {:<12} {}\n", "ID", "CUSTOMER",
                   "SITE", "ARRAY", "CODE", "STARTS", "ENDS", "AUTHOR", "REASON");
   for (const auto& x : *rows) {
-    out += fmt::format("{:<5} {:<14} {:<14} {:<14} {:<10} {:<24} {:<24} {:<12} {}{}\n", x.id,
-                       orAny(x.customer), orAny(x.site), orAny(x.array), orAny(x.code),
-                       formatTimestamp(x.startsMs), formatTimestamp(x.endsMs), x.author, x.reason,
-                       x.removedMs ? fmt::format(" (removed by {})", x.removedBy) : std::string());
+    out += fmt::format(
+        "{:<5} {:<14} {:<14} {:<14} {:<10} {:<24} {:<24} {:<12} {}{}\n", x.id, orAny(x.customer),
+        orAny(x.site), orAny(x.array), orAny(x.code), formatTimestamp(x.startsMs),
+        formatTimestamp(x.endsMs), printable(x.author), printable(x.reason),
+        x.removedMs ? fmt::format(" (removed by {})", printable(x.removedBy)) : std::string());
   }
   return out;
 }

@@ -150,6 +150,47 @@ std::string_view asUtf8(std::string_view bytes, const TextEncoding& encoding,
   return storage;
 }
 
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const std::size_t n = charAt(text, i, bad);
+    if (n == 0 && byte != 0) {  // not UTF-8: each byte of the ill-formed part shown
+      for (std::size_t k = 0; k < bad; ++k) {
+        out += fmt::format("\\x{:02X}", static_cast<unsigned char>(text[i + k]));
+      }
+      i += bad;
+      continue;
+    }
+    if (byte < 0x20 || byte == 0x7F) {  // NUL (n == 0 above) and the other C0 controls, DEL
+      switch (byte) {
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          out += fmt::format("\\x{:02X}", byte);
+      }
+      i += 1;
+      continue;
+    }
+    if (n == 2 && byte == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      out += fmt::format("\\u{:04X}", static_cast<unsigned char>(text[i + 1]));  // C1
+    } else {
+      out.append(text, i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
 std::string_view cutUtf8(std::string_view text, std::size_t maxBytes) {
   if (text.size() <= maxBytes) return text;
   std::size_t n = maxBytes;

@@ -1,6 +1,7 @@
 // HTTPS delivery with libcurl's easy interface; the only file that sees a CURL handle.
 
 #include "pass/transport.hpp"
+#include "pass/tls_policy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -240,6 +241,7 @@ struct Transport::Impl {
     check(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L), "CURLOPT_SSL_VERIFYHOST");
     check(curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)),
           "CURLOPT_SSLVERSION");
+    check(curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, kTls12Ciphers), "CURLOPT_SSL_CIPHER_LIST");
     // Level 2: the agent's client certificate.
     check(curl_easy_setopt(h, CURLOPT_SSLCERT, settings.certFile.c_str()), "CURLOPT_SSLCERT");
     check(curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM"), "CURLOPT_SSLCERTTYPE");

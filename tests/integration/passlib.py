@@ -68,9 +68,12 @@ class Home:
         if port_file.exists():
             port_file.unlink()
         self.log = open(self.log_path, "a")
+        # Tests run side by side: each home's admin API on a port of its own.
+        admin = [] if any(a.startswith("--admin-listen") for a in extra) else [
+            "--admin-listen", "127.0.0.1:0"]
         self.proc = subprocess.Popen(
             [HOME_BIN, "serve", "--state", str(self.state), "--listen", f"127.0.0.1:{port}",
-             "--port-file", str(port_file), *extra],
+             "--port-file", str(port_file), *admin, *extra],
             stdout=self.log, stderr=self.log)
 
         def ready():

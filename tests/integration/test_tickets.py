@@ -428,7 +428,8 @@ class CliErrorTest(TicketsTestCase):
         try:
             serve = subprocess.run(
                 [HOME_BIN, "serve", "--state", str(self.home.state), "--listen", "127.0.0.1:0",
-                 "--port-file", str(port_file)], capture_output=True, text=True, timeout=30)
+                 "--admin-listen", "off", "--port-file", str(port_file)],
+                capture_output=True, text=True, timeout=30)
         except subprocess.TimeoutExpired:
             self.fail("serve started with a bad home.xml")
         self.assertEqual(2, serve.returncode, serve.stdout + serve.stderr)

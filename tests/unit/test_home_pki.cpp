@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -233,4 +234,27 @@ TEST_CASE("enroll refuses bad input before writing anything") {
   CHECK(empty.error().code == "usage.customer");
 
   CHECK(Store::open(state / "home.db").value().agents().value().empty());
+}
+
+TEST_CASE("every listener of the home offers TLS 1.2 only with ECDHE and an AEAD cipher") {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()),
+                                                        &SSL_CTX_free);
+  REQUIRE(ctx);
+  REQUIRE(restrictServerTls(ctx.get()));
+  CHECK(SSL_CTX_get_min_proto_version(ctx.get()) == TLS1_2_VERSION);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
+  REQUIRE(ssl);
+  STACK_OF(SSL_CIPHER)* ciphers = SSL_get_ciphers(ssl.get());
+  int tls12 = 0;
+  for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
+    const SSL_CIPHER* c = sk_SSL_CIPHER_value(ciphers, i);
+    const std::string name = SSL_CIPHER_get_name(c);
+    CAPTURE(name);
+    if (SSL_CIPHER_get_min_tls(c) >= TLS1_3_VERSION) continue;  // TLS 1.3: all AEAD
+    ++tls12;
+    CHECK(SSL_CIPHER_get_kx_nid(c) == NID_kx_ecdhe);
+    CHECK(SSL_CIPHER_is_aead(c) == 1);
+    CHECK(name.find("CBC") == std::string::npos);
+  }
+  CHECK(tls12 == 6);
 }

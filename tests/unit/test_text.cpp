@@ -187,3 +187,32 @@ TEST_CASE("payload: a 2 MiB record is cut, and reports stay far below the home's
   }
   CHECK(total == events.size());
 }
+
+// printable: agent and array text as a terminal may show it.
+
+TEST_CASE("printable leaves ordinary text, UTF-8 and backslashes alone") {
+  CHECK(pass::printable("DKC power supply failure (PS-1)") == "DKC power supply failure (PS-1)");
+  CHECK(pass::printable("Lüfter ausgefallen, 電源") == "Lüfter ausgefallen, 電源");
+  CHECK(pass::printable(R"(C:\ProgramData\PASS)") == R"(C:\ProgramData\PASS)");
+  CHECK(pass::printable("") == "");
+}
+
+TEST_CASE("printable escapes C0 controls, DEL and C1 controls") {
+  CHECK(pass::printable("\x1b]0;owned\x07") == R"(\x1B]0;owned\x07)");
+  CHECK(pass::printable("a\nb\rc\td") == R"(a\nb\rc\td)");
+  CHECK(pass::printable(std::string("nul\0byte", 8)) == R"(nul\x00byte)");
+  CHECK(pass::printable("del\x7f") == R"(del\x7F)");
+  CHECK(pass::printable("csi\u009b31m") == R"(csi\u009B31m)");
+  CHECK(pass::printable("nel\u0085") == R"(nel\u0085)");
+  CHECK(pass::printable("nbsp\u00a0") == "nbsp\u00a0");  // U+00A0 is not a control
+}
+
+TEST_CASE("printable shows bytes that are not UTF-8 as \\xNN and resumes after them") {
+  CHECK(pass::printable("L\xfc"
+                        "fter") == R"(L\xFCfter)");
+  CHECK(pass::printable("\xc3") == R"(\xC3)");                          // truncated sequence
+  CHECK(pass::printable("\xc0\xaf") == R"(\xC0\xAF)");                  // overlong
+  CHECK(pass::printable("\xed\xa0\x80") == R"(\xED\xA0\x80)");          // a surrogate
+  CHECK(pass::printable("\xf4\x90\x80\x80") == R"(\xF4\x90\x80\x80)");  // above U+10FFFF
+  CHECK(pass::printable("ok\xe2\x82\xac") == "ok\xe2\x82\xac");         // the euro sign
+}

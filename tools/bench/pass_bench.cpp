@@ -227,7 +227,7 @@ int benchmark(const Options& o) {
     auto threads = std::to_string(o.homeThreads);
     execl(o.homeBin.c_str(), o.homeBin.c_str(), "serve", "--state", homeState.c_str(), "--listen",
           "127.0.0.1:0", "--port-file", portFile.c_str(), "--threads", threads.c_str(),
-          static_cast<char*>(nullptr));
+          "--admin-listen", "off", static_cast<char*>(nullptr));
     _exit(127);
   }
   int port = 0;

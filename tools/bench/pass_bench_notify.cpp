@@ -279,6 +279,11 @@ int benchmark(const Options& o) {
                                        "--port-file", (root / "home.port").string(),
                                        "--threads",   std::to_string(o.homeThreads)};
   homeArgv.insert(homeArgv.end(), o.homeArgs.begin(), o.homeArgs.end());
+  // The admin API (the acknowledgement links) on a port of its own unless --home-arg names one.
+  if (std::none_of(o.homeArgs.begin(), o.homeArgs.end(),
+                   [](const std::string& a) { return a.starts_with("--admin-listen"); })) {
+    homeArgv.push_back("--admin-listen=127.0.0.1:0");
+  }
   Child home(homeArgv, root / "home.log");
   int port = waitForPort(root / "home.port", home, "pass-home");
 

@@ -49,6 +49,13 @@ std::string toUtf8(std::string_view bytes, const TextEncoding& encoding = {});
 /// and `encoding` is UTF-8, otherwise the decoded text, kept in `storage`.
 std::string_view asUtf8(std::string_view bytes, const TextEncoding& encoding, std::string& storage);
 
+/// `text` as a terminal may show it, with every control character escaped, so that nothing an
+/// agent or an array sent can move the cursor, retitle a terminal, ring its bell or forge a
+/// line of a table: C0 controls and DEL as \n, \r, \t or \xNN, C1 controls (U+0080..U+009F)
+/// as \u0080..\u009F, and a byte that is not part of valid UTF-8 as \xNN. Everything else,
+/// backslashes included, stays as it is: this is for reading; `--json` gives the exact text.
+std::string printable(std::string_view text);
+
 /// At most `maxBytes` of UTF-8 `text`, never cutting a character in two.
 std::string_view cutUtf8(std::string_view text, std::size_t maxBytes);
 

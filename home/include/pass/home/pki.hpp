@@ -89,8 +89,13 @@ struct PeerIdentity {
 /// Reads the verified client certificate of `ssl`. Fails with "no_client_certificate".
 Result<PeerIdentity> peerIdentity(SSL* ssl);
 
-/// Configures a server context from the state directory: server key and certificate, client
-/// certificates required and verified against ca.crt only, TLS >= 1.2. Errors name the file.
+/// The protocol rules of every listener of the home (pass/tls_policy.hpp): TLS 1.2 or newer,
+/// no renegotiation, on TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305, the server's order.
+Status restrictServerTls(SSL_CTX* ctx);
+
+/// Configures the ingest listener's context from the state directory: restrictServerTls, the
+/// server key and certificate, client certificates required and verified against ca.crt only.
+/// Errors name the file.
 Status configureServerTls(SSL_CTX* ctx, const StatePaths& paths);
 
 }  // namespace pass::home
