@@ -746,8 +746,13 @@ class Book {
   std::optional<PendingRepeats> pending_;
 };
 
+/// The ticket's title, which is also every message's subject: the code, what it means, the
+/// component. What it means is the code table's meaning where the vendor published one, else
+/// what the array itself said (the table's note on an unpublished code stays in the body).
 std::string eventTitle(const EventRecord& e, const CodeEntry* decoded) {
-  std::string what = decoded ? decoded->meaning : e.text.value_or(std::string());
+  std::string what =
+      decoded && decoded->meaningPublished ? decoded->meaning : e.text.value_or(std::string());
+  if (what.empty() && decoded) what = decoded->meaning;
   if (what.empty()) what = fmt::format("code {}", e.code.value_or("?"));
   std::string title = fmt::format("{} {}", e.code.value_or(""), what);
   if (e.component && !e.component->empty()) title += fmt::format(" ({})", *e.component);

@@ -229,6 +229,27 @@ TEST_CASE(
   CHECK(repeats == expected);
 }
 
+TEST_CASE("a code whose meaning is not published is titled with the array's own text") {
+  Home home;
+  auto unpublished = alert("sim-1", "307080", "moderate", "DKC power supply");
+  unpublished.text = "Processor failure";
+  auto published = alert("sim-2", "DC0123", "moderate", "DKC");
+  published.text = "Journal group 01 suspended";
+  auto unknown = alert("sim-3", "AB0001", "moderate", "CL1");
+  unknown.text = "Something the table does not know";
+  home.commit(report(kAgentA, 1, kT0, {unpublished, published, unknown}));
+  auto tickets = home.tickets();
+  REQUIRE(tickets.size() == 3);
+  CHECK(tickets[0].title == "307080 Processor failure (DKC power supply)");
+  CHECK(tickets[1].title == "DC0123 Journal pair: P-VOL suspended, path recovery impossible (DKC)");
+  CHECK(tickets[2].title == "AB0001 Something the table does not know (CL1)");
+  // The table's note stays with the ticket and reaches the message body.
+  auto notice = noticeFromJson(nlohmann::json::parse(home.outbox(tickets[0].id).at(0).notice));
+  CHECK(notice.problem == "307080 Processor failure (DKC power supply)");
+  CHECK(notice.meaning.find("its meaning is not published") != std::string::npos);
+  CHECK(notice.text == "Processor failure");
+}
+
 TEST_CASE("a storm of 1000 identical alerts in one report counts as exactly as 1000 reports") {
   Home home;
   std::vector<EventRecord> storm;
