@@ -127,6 +127,14 @@ class Home:
     def log_text(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def log_events(self, event):
+        """The home's JSON log lines of `event`, oldest first, parsed."""
+        found = []
+        for line in self.log_text().splitlines():
+            if f'"event":"{event}"' in line:
+                found.append(json.loads(line))
+        return found
+
 
 class Bundle:
     """An enrolled agent's bundle directory."""
