@@ -14,6 +14,7 @@ using Json = nlohmann::json;
 
 constexpr std::array<std::string_view, 3> kPayloadTypes = {"heartbeat", "test", "report"};
 constexpr auto kInt64Max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+constexpr std::string_view kIntervalError = "interval_s must be seconds (an unsigned integer)";
 
 // Counts what nlohmann's lexer has consumed, so that the SAX handler can cut each event
 // object out of the original text instead of re-serialising it. The lexer reads a structural
@@ -129,7 +130,9 @@ class PayloadHandler {
     out.type = std::move(type_);
     if (out.type == "heartbeat") {
       if (!dueError_.empty()) return std::unexpected(std::move(dueError_));
+      if (!intervalError_.empty()) return std::unexpected(std::move(intervalError_));
       out.nextDueMs = nextDueMs_;
+      out.intervalMs = intervalMs_;
     }
     if (out.type == "report") {
       if (!sawEventsArray_) return std::unexpected("a report needs an \"events\" array");
@@ -162,6 +165,7 @@ class PayloadHandler {
     if (topKey_ == "schema") schemaOk_ = false;
     if (topKey_ == "type") type_.clear();
     if (topKey_ == "next_due_ms") dueError_ = msError("next_due_ms");
+    if (topKey_ == "interval_s") intervalError_ = kIntervalError;
     return true;
   }
 
@@ -214,6 +218,15 @@ class PayloadHandler {
       } else if (kind != Scalar::kNull) {
         dueError_ = msError("next_due_ms");
       }
+    } else if (topKey_ == "interval_s") {
+      intervalError_.clear();
+      intervalMs_.reset();
+      if (kind == Scalar::kUnsigned) {
+        // Seconds to milliseconds without overflow; the store caps it at a day anyway.
+        intervalMs_ = static_cast<std::int64_t>(std::min(unsignedValue, kInt64Max / 1000)) * 1000;
+      } else if (kind != Scalar::kNull) {
+        intervalError_ = kIntervalError;
+      }
     }
   }
 
@@ -261,6 +274,8 @@ class PayloadHandler {
   std::string type_;
   std::optional<std::int64_t> nextDueMs_;
   std::string dueError_;
+  std::optional<std::int64_t> intervalMs_;
+  std::string intervalError_;
   bool inEventsArray_ = false;
   bool sawEventsArray_ = false;
   std::vector<EventRecord> events_;
@@ -430,6 +445,7 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, Conne
   r.size = envelope.size();
   r.payload = std::move(opened->payload);
   r.nextDueMs = payload->nextDueMs;
+  r.intervalMs = payload->intervalMs;
   r.events = std::move(payload->events);
   r.arrayModel = std::move(payload->arrayModel);
   r.arrayName = std::move(payload->arrayName);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -215,9 +217,22 @@ void WatchdogLoop::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool clockJumped(std::int64_t waitedFromMs, std::int64_t nowMs, std::int64_t periodMs) {
+  constexpr std::int64_t kMinJumpMs = 60'000;
+  std::int64_t off = nowMs - waitedFromMs - periodMs;
+  return std::abs(off) > std::max(periodMs, kMinJumpMs);
+}
+
 void WatchdogLoop::run() {
+  const std::int64_t periodMs = policy_->config().watchdogIntervalMs;
+  // The server listens before this loop starts: the home receives from its first pass on.
+  std::optional<std::int64_t> receivingSince;
+  std::string holdReason = "start";
+  std::int64_t jumpMs = 0;
   while (true) {
-    auto report = store_->watchdog(now_());
+    const std::int64_t now = now_();
+    if (!receivingSince) receivingSince = now;
+    auto report = store_->watchdog(now, receivingSince);
     if (!report) {
       log_.error("watchdog_error", {{"message", report.error().message}});
     } else if (report->missingOpened + report->siteOpened + report->escalated +
@@ -228,11 +243,36 @@ void WatchdogLoop::run() {
                              {"escalated", report->escalated},
                              {"storm_summaries", report->stormSummaries}});
     }
+    if (report && !holdReason.empty()) {
+      std::int64_t until = report->holdUntilMs.value_or(*receivingSince);
+      nlohmann::ordered_json fields = {{"reason", holdReason}};
+      if (holdReason == "clock_jump") fields["jump_ms"] = jumpMs;
+      fields["receiving_since"] = formatTimestamp(*receivingSince);
+      fields["until"] = formatTimestamp(until);
+      fields["overdue_agents"] = report->held;
+      fields["detail"] = fmt::format(
+          "{}: until {}, no agent is called missing and no site silent before it has had {} of "
+          "its heartbeat intervals since {}, when the home began receiving",
+          holdReason == "start" ? "the home started"
+                                : fmt::format("the wall clock jumped by {} s", jumpMs / 1000),
+          formatTimestamp(until), policy_->config().graceHeartbeats,
+          formatTimestamp(*receivingSince));
+      log_.info("watchdog_hold", fields);
+      holdReason.clear();
+    }
     if (store_->takeEnqueued() > 0 && enqueued_) enqueued_();
-    std::unique_lock lock(mutex_);
-    if (cv_.wait_for(lock, std::chrono::milliseconds(policy_->config().watchdogIntervalMs),
-                     [this] { return stopping_; })) {
-      return;
+    const std::int64_t waitedFrom = now_();
+    {
+      std::unique_lock lock(mutex_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(periodMs), [this] { return stopping_; })) {
+        return;
+      }
+    }
+    const std::int64_t woke = now_();
+    if (clockJumped(waitedFrom, woke, periodMs)) {
+      receivingSince = woke;
+      holdReason = "clock_jump";
+      jumpMs = woke - waitedFrom - periodMs;
     }
   }
 }

@@ -76,6 +76,13 @@ bool isEnvelopeContentType(std::string_view value) {
   return beast::iequals(value, kEnvelopeContentType);
 }
 
+/// Whether a failed TLS handshake ended because the peer closed or reset the connection,
+/// before or in the middle of its handshake messages, rather than because one side refused.
+bool closedByPeer(const beast::error_code& ec) {
+  return ec == net::error::eof || ec == ssl::error::stream_truncated ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe;
+}
+
 class Session;
 
 // Everything the sessions share. One event loop per I/O thread, each run by exactly one
@@ -190,7 +197,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void onHandshake(beast::error_code ec) {
     cancellable_ = false;
     if (ec) {
-      if (ec != net::error::operation_aborted) {
+      if (ec == net::error::operation_aborted) return;
+      if (closedByPeer(ec)) {
+        // Not a refusal: an agent stopped or timed out mid-connect, a port check, a scanner.
+        core_.log.info("tls_closed", {{"peer", peerAddress_},
+                                      {"reason",
+                                       "the peer closed the connection during the "
+                                       "TLS handshake"},
+                                      {"error", ec.message()}});
+      } else {
         core_.log.warning("tls_refused", {{"peer", peerAddress_}, {"reason", ec.message()}});
       }
       return;

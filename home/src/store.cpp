@@ -342,20 +342,22 @@ Status Store::Impl::storeNew(const EnvelopeRecord& r) {
     (*hb)->bind(5, r.nextDueMs).bind(6, r.payload);
     if (auto done = (*hb)->run(); !done) return done;
     // Only a newer heartbeat moves the due time: spooled ones may arrive late. The due time
-    // on the home's clock is the agent's interval added to the arrival, so that a skewed
-    // agent clock never makes a heartbeat look missing.
+    // on the home's clock is the time to the next heartbeat added to the arrival, so that a
+    // skewed agent clock never makes a heartbeat look missing. The interval (the grace's unit
+    // and what the ticket says) is the one the agent is set to, when its heartbeat says it
+    // (interval_s); next_due - created is a little less, the time it took to seal.
     auto upd = statement(updateAgentHeartbeat,
                          "UPDATE agents SET last_heartbeat_ms = ?1, next_heartbeat_due_ms = ?2, "
                          "heartbeat_received_ms = ?4, "
                          "heartbeat_due_home_ms = CASE WHEN ?2 IS NULL THEN NULL "
                          "ELSE ?4 + min(max(?2 - ?1, 0), ?5) END, "
                          "heartbeat_interval_ms = CASE WHEN ?2 IS NULL THEN NULL "
-                         "ELSE min(max(?2 - ?1, 0), ?5) END "
+                         "WHEN ?6 > 0 THEN min(?6, ?5) ELSE min(max(?2 - ?1, 0), ?5) END "
                          "WHERE id = ?3 AND (last_heartbeat_ms IS NULL OR "
                          "last_heartbeat_ms <= ?1)");
     if (!upd) return propagate(upd);
     (*upd)->bind(1, r.createdMs).bind(2, r.nextDueMs).bind(3, r.agentId).bind(4, r.receivedMs);
-    (*upd)->bind(5, kMaxHeartbeatIntervalMs);
+    (*upd)->bind(5, kMaxHeartbeatIntervalMs).bind(6, r.intervalMs);
     if (auto done = (*upd)->run(); !done) return done;
     if (policy && db.changes() > 0) {
       if (auto done = onHeartbeat(r); !done) return done;

@@ -746,8 +746,13 @@ class Book {
   std::optional<PendingRepeats> pending_;
 };
 
+/// The ticket's title, which is also every message's subject: the code, what it means, the
+/// component. What it means is the code table's meaning where the vendor published one, else
+/// what the array itself said (the table's note on an unpublished code stays in the body).
 std::string eventTitle(const EventRecord& e, const CodeEntry* decoded) {
-  std::string what = decoded ? decoded->meaning : e.text.value_or(std::string());
+  std::string what =
+      decoded && decoded->meaningPublished ? decoded->meaning : e.text.value_or(std::string());
+  if (what.empty() && decoded) what = decoded->meaning;
   if (what.empty()) what = fmt::format("code {}", e.code.value_or("?"));
   std::string title = fmt::format("{} {}", e.code.value_or(""), what);
   if (e.component && !e.component->empty()) title += fmt::format(" ({})", *e.component);
@@ -1142,7 +1147,8 @@ Result<TicketRow> Store::changeTicket(std::int64_t id, TicketAction action, std:
   return **fresh;
 }
 
-Result<WatchdogReport> Store::watchdog(std::int64_t nowMs) {
+Result<WatchdogReport> Store::watchdog(std::int64_t nowMs,
+                                       std::optional<std::int64_t> receivingSinceMs) {
   if (!impl_->policy) return fail("ticket.policy", "no policy: load home.xml first");
   const Policy& policy = *impl_->policy;
   const HomeConfig& cfg = policy.config();
@@ -1150,8 +1156,11 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs) {
   if (!tx) return propagate(tx);
   Book book(*impl_, policy);
   WatchdogReport report;
+  const auto grace = static_cast<std::int64_t>(cfg.graceHeartbeats);
 
-  // 1. Agents whose heartbeat is overdue by more than the grace, without a live ticket.
+  // 1. Agents whose heartbeat is overdue by more than the grace, without a live ticket. While
+  // the home was not receiving, nobody could reach it: the grace counts from the later of the
+  // due time and the moment it began receiving again.
   struct Silent {
     std::string id, customer, site, name;
     std::int64_t dueMs, intervalMs;
@@ -1159,18 +1168,30 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs) {
   std::vector<Silent> silent;
   {
     auto s = impl_->db.prepare(
-        "SELECT id, customer, site, name, heartbeat_due_home_ms, heartbeat_interval_ms "
+        "SELECT id, customer, site, name, heartbeat_due_home_ms, heartbeat_interval_ms, "
+        "?1 > max(heartbeat_due_home_ms, ?3) + ?2 * heartbeat_interval_ms "
         "FROM agents WHERE revoked_ms IS NULL AND heartbeat_due_home_ms IS NOT NULL "
         "AND ?1 > heartbeat_due_home_ms + ?2 * heartbeat_interval_ms ORDER BY customer, site, id");
     if (!s) return propagate(s);
-    s->bind(1, nowMs).bind(2, static_cast<std::int64_t>(cfg.graceHeartbeats));
+    s->bind(1, nowMs).bind(2, grace).bind(3, receivingSinceMs.value_or(0));
     while (true) {
       auto row = s->step();
       if (!row) return propagate(row);
       if (!*row) break;
+      if (s->columnInt(6) == 0) {
+        ++report.held;
+        continue;
+      }
       silent.push_back(Silent{s->columnText(0), s->columnText(1), s->columnText(2),
                               s->columnText(3), s->columnInt(4), s->columnInt(5)});
     }
+  }
+  if (receivingSinceMs) {
+    auto longest = impl_->db.queryInt(
+        "SELECT coalesce(max(heartbeat_interval_ms), 0) FROM agents WHERE revoked_ms IS NULL "
+        "AND heartbeat_due_home_ms IS NOT NULL");
+    if (!longest) return propagate(longest);
+    report.holdUntilMs = *receivingSinceMs + grace * *longest;
   }
   // Agents per site that send heartbeats at all, to tell a silent site from a silent agent.
   auto siteAgents = [&](const std::string& customer,

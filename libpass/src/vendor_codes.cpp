@@ -21,6 +21,7 @@ namespace {
 
 constexpr std::array<std::string_view, 6> kEntryKeys = {"code",     "meaning", "component",
                                                         "severity", "action",  "source"};
+constexpr std::string_view kMeaningPublished = "meaning_published";
 
 bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
@@ -140,7 +141,13 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
     auto where = fmt::format("codes[{}]", index++);
     if (!item.is_object()) return bad(fmt::format("{} is not an object", where));
     std::map<std::string, std::string, std::less<>> fields;
+    bool meaningPublished = true;
     for (const auto& [key, value] : item.items()) {
+      if (key == kMeaningPublished) {
+        if (!value.is_boolean()) return bad(fmt::format("{}.{} must be true or false", where, key));
+        meaningPublished = value.get<bool>();
+        continue;
+      }
       if (std::find(kEntryKeys.begin(), kEntryKeys.end(), key) == kEntryKeys.end()) {
         return bad(fmt::format("{}: unknown key \"{}\"", where, key));
       }
@@ -153,8 +160,8 @@ Result<CodeTable> CodeTable::parse(std::string_view json, std::string_view file)
         return bad(fmt::format("{}: \"{}\" is required", where, required));
       }
     }
-    CodeEntry e{fields["code"],     fields["meaning"], fields["component"],
-                fields["severity"], fields["action"],  fields["source"]};
+    CodeEntry e{fields["code"],   fields["meaning"], fields["component"], fields["severity"],
+                fields["action"], fields["source"],  meaningPublished};
     if (names) {
       if (!std::all_of(e.code.begin(), e.code.end(), isNameChar)) {
         return bad(fmt::format("{}.code \"{}\": letters, digits and _ . : - only", where, e.code));

@@ -63,18 +63,22 @@ class Home:
     def url(self):
         return f"https://127.0.0.1:{self.port}"
 
-    def start(self, port=0, extra=()):
+    def start(self, port=0, extra=(), env=None):
+        """Starts `pass-home serve`; `env` adds to the environment (e.g. faketime's)."""
         port_file = self.root / "home.port"
         if port_file.exists():
             port_file.unlink()
         self.log = open(self.log_path, "a")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
         # Tests run side by side: each home's admin API on a port of its own.
         admin = [] if any(a.startswith("--admin-listen") for a in extra) else [
             "--admin-listen", "127.0.0.1:0"]
         self.proc = subprocess.Popen(
             [HOME_BIN, "serve", "--state", str(self.state), "--listen", f"127.0.0.1:{port}",
              "--port-file", str(port_file), *admin, *extra],
-            stdout=self.log, stderr=self.log)
+            stdout=self.log, stderr=self.log, env=full_env)
 
         def ready():
             if self.proc.poll() is not None:
@@ -86,9 +90,9 @@ class Home:
         self.port = wait_for(ready, "pass-home to listen")
         return self
 
-    def restart(self):
+    def restart(self, env=None):
         """Starts the server again on the port it had, where the agents' bundles point."""
-        return self.start(port=self.port)
+        return self.start(port=self.port, env=env)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -130,6 +134,14 @@ class Home:
     def log_text(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def log_events(self, event):
+        """The home's JSON log lines of `event`, oldest first, parsed."""
+        found = []
+        for line in self.log_text().splitlines():
+            if f'"event":"{event}"' in line:
+                found.append(json.loads(line))
+        return found
+
 
 class Bundle:
     """An enrolled agent's bundle directory."""
@@ -159,6 +171,15 @@ class Bundle:
             state = json.loads(state_file.read_text())
             state["next_heartbeat_due_ms"] = 0
             state_file.write_text(json.dumps(state))
+
+    def set_heartbeat_minutes(self, minutes):
+        """Sets <heartbeat interval-minutes> in agent.xml."""
+        import re
+        text = self.config.read_text()
+        text, n = re.subn(r'(<heartbeat\b[^>]*\binterval-minutes=")\d+(")', rf"\g<1>{minutes}\2",
+                          text)
+        assert n == 1, text
+        self.config.write_text(text)
 
     def spool_files(self):
         spool = self.path / "state" / "spool"
@@ -288,6 +309,19 @@ class ConnectProxy:
 
     def close(self):
         self.sock.close()
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_env(spec):
+    """The environment that runs a process under libfaketime (Debian package faketime) with
+    FAKETIME=`spec` ("+10h", "+10h x10"); steady clocks stay real."""
+    # Under the asan preset the preloaded libfaketime comes before ASan's runtime, which ASan
+    # refuses unless told that this order is intended.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": spec, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
 
 
 class HomeTestCase(unittest.TestCase):

@@ -2,13 +2,14 @@
 
 import http.client
 import os
+import socket
 import ssl
 import stat
 import tempfile
 import unittest
 
 from passlib import (AGENT_BIN, ConnectProxy, Home, HomeTestCase, free_port, post_envelope,
-                     post_header_only, run)
+                     post_header_only, run, wait_for)
 
 BUNDLE_FILES = {"agent.xml", "agent-sign.key", "agent-tls.key", "agent-tls.crt", "home-ca.crt",
                 "home-hpke.pub"}
@@ -148,6 +149,11 @@ class RefusalTest(HomeTestCase):
         self.assertEqual(5, proc.returncode, proc.stdout + proc.stderr)
         # ... and a client that trusts our server but shows a foreign certificate is refused.
         ours = self.home.enroll("svp-01")
+        self.post_with_a_foreign_certificate(ours, stranger)
+        self.assertEqual({ours.agent_id}, set(self.home.agents()))
+
+    def post_with_a_foreign_certificate(self, ours, stranger):
+        """POSTs trusting our home but showing `stranger`'s certificate: the home refuses it."""
         ctx = ours.tls_context()
         ctx.load_cert_chain(str(stranger.path / "agent-tls.crt"),
                             str(stranger.path / "agent-tls.key"))
@@ -157,7 +163,37 @@ class RefusalTest(HomeTestCase):
                          headers={"Content-Type": "application/vnd.pass.envelope.v1"})
             conn.getresponse().read()
         conn.close()
-        self.assertEqual({ours.agent_id}, set(self.home.agents()))
+
+    def test_a_peer_closing_during_the_handshake_is_logged_as_such_not_as_a_refusal(self):
+        ours = self.home.enroll("svp-01")
+        # 1. Connect and close without a byte (a port check, an agent killed while connecting).
+        socket.create_connection(("127.0.0.1", self.home.port), timeout=10).close()
+        # 2. Send the ClientHello, then close before the handshake completes.
+        hello_ctx = ours.tls_context()
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = hello_ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        with self.assertRaises(ssl.SSLWantReadError):
+            tls.do_handshake()
+        with socket.create_connection(("127.0.0.1", self.home.port), timeout=10) as raw:
+            raw.sendall(outgoing.read())
+            raw.recv(1)  # the server's answer has begun: the handshake is under way
+        closed = wait_for(lambda: len(self.home.log_events("tls_closed")) >= 2 and
+                          self.home.log_events("tls_closed"), "two tls_closed lines")
+        self.assertEqual(2, len(closed), closed)
+        for line in closed:
+            self.assertEqual("info", line["level"], line)
+            self.assertEqual("the peer closed the connection during the TLS handshake",
+                             line["reason"], line)
+        self.assertEqual([], self.home.log_events("tls_refused"),
+                         "closing is not a refusal")
+        # 3. A real refusal still is one: a client certificate from no CA the home knows.
+        other = Home(tempfile.mkdtemp(prefix="pass-it-other-", dir=self.tmp))
+        stranger = other.enroll("stranger", endpoints=[self.home.url])
+        self.post_with_a_foreign_certificate(ours, stranger)
+        [refused] = wait_for(lambda: self.home.log_events("tls_refused"), "a tls_refused line")
+        self.assertEqual("warning", refused["level"], refused)
+        self.assertIn("certificate verify failed", refused["reason"])
+        self.assertEqual(2, len(self.home.log_events("tls_closed")))
 
     def test_envelope_of_another_agent_is_refused(self):
         alice = self.home.enroll("alice")

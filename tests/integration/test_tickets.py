@@ -20,7 +20,8 @@ import unittest
 import urllib.parse
 from xml.sax.saxutils import quoteattr
 
-from passlib import HOME_BIN, Home, HomeProcess, HttpReceiver, MailServer, run, wait_for
+from passlib import (FAKETIME_LIB, HOME_BIN, Home, HomeProcess, HttpReceiver, MailServer,
+                     faketime_env, run, wait_for)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from svp_log import SvpLog  # noqa: E402
@@ -36,7 +37,6 @@ SMS_FROM = "+15005550006"
 # DC0xxx is "serious" in the code table; the SIM says Acute, so the ticket is urgent.
 ACUTE_CODE = "DC0123"
 ACUTE_MEANING = "Journal pair: P-VOL suspended, path recovery impossible"
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def home_xml(mail, sms_url, extra=""):
@@ -337,18 +337,28 @@ class WatchdogTest(TicketsTestCase):
         self.assertEqual([], self.cli_json("tickets", "list"), "nothing live")
 
 
+    def test_the_missing_heartbeat_ticket_gives_the_interval_the_agent_is_set_to(self):
+        bundle = self.home.enroll("svp-01")
+        bundle.set_heartbeat_minutes(5)
+        self.run_agent(bundle)
+        self.assertEqual(300, self.home.messages(bundle.agent_id)[-1]["payload"]["interval_s"])
+        # Due 5 minutes after arrival, missing 2 intervals later: 15 minutes.
+        proc = self.cli("watchdog", "--now", "+14m")
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertEqual([], self.tickets())
+        proc = self.cli("watchdog", "--now", "+16m")
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        [t] = self.tickets()
+        self.assertEqual("missing_heartbeat", t["kind"])
+        self.assertIn("(grace: 2 heartbeat intervals of 5 min)", t["detail"]["text"])
+
+
 class ClockSkewTest(TicketsTestCase):
     def test_an_agent_clock_an_hour_ahead_is_a_warning_not_a_ticket(self):
         if not os.path.exists(FAKETIME_LIB):
             self.skipTest("libfaketime (Debian package faketime) is not installed")
         bundle = self.home.enroll("svp-01")
-        # Under the asan preset the preloaded libfaketime comes before ASan's runtime, which
-        # ASan refuses unless told that this order is intended.
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        self.run_agent(bundle, env={"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "+1h",
-                                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-                                    "ASAN_OPTIONS": (asan + ":" if asan else "")
-                                    + "verify_asan_link_order=0"})
+        self.run_agent(bundle, env=faketime_env("+1h"))
         agent = self.home.agents()[bundle.agent_id]
         self.assertIsNotNone(agent["last_heartbeat_ms"])
         wait_for(lambda: "clock_skew" in self.home.log_text(), "the home to log clock_skew")
@@ -373,6 +383,85 @@ class ClockSkewTest(TicketsTestCase):
             self.skipTest("the home records the skew, but `pass-home agents --json` does not "
                           "show it (home/src/admin.cpp agentsJson)")
         self.assertIn("ahead", json.dumps(agent))
+
+
+class HomeOutageTest(TicketsTestCase):
+    """The home itself was down: that time must not count against the agents (issue 17)."""
+
+    def test_a_long_home_outage_pages_nobody_for_healthy_agents_and_still_finds_a_silent_one(self):
+        if not os.path.exists(FAKETIME_LIB):
+            self.skipTest("libfaketime (Debian package faketime) is not installed")
+        self.home.stop()
+        watchdog = '  <watchdog interval-seconds="1" grace-heartbeats="1"/>\n'
+        (self.home.state / "home.xml").write_text(home_xml(self.mail, self.sms_url, watchdog))
+        self.home.restart()
+        # Three agents of one site, heartbeats every 5 minutes; all heard from.
+        agents = {}
+        for name in ("svp-01", "svp-02", "svp-03"):
+            agents[name] = self.home.enroll(name)
+            agents[name].set_heartbeat_minutes(5)
+            self.run_agent(agents[name])
+        for bundle in agents.values():
+            self.assertIsNotNone(self.home.agents()[bundle.agent_id]["last_heartbeat_ms"])
+        self.home.stop()
+        holds_before = len(self.home.log_events("watchdog_hold"))  # the log goes on
+
+        # Ten hours later, the home starts again; its time runs ten times as fast, so that the
+        # grace of one 5-minute interval passes in 30 s.
+        self.home.restart(env=faketime_env("+10h x10"))
+        # Two agents are healthy: their next runs deliver heartbeats within the grace.
+        for name in ("svp-01", "svp-02"):
+            agents[name].make_heartbeat_due()
+            self.run_agent(agents[name], env=faketime_env("+10h"))
+        self.assertEqual([], self.tickets(), "nobody is missing during the grace")
+        # The watchdog's first pass ran at the start, held, and said so.
+        [hold] = wait_for(lambda: self.home.log_events("watchdog_hold")[holds_before:],
+                          "the watchdog_hold line")
+        self.assertEqual(("info", "start", 3), (hold["level"], hold["reason"],
+                                                hold["overdue_agents"]), hold)
+        since = datetime.datetime.fromisoformat(hold["receiving_since"].replace("Z", "+00:00"))
+        until = datetime.datetime.fromisoformat(hold["until"].replace("Z", "+00:00"))
+        self.assertEqual(datetime.timedelta(minutes=5), until - since, hold)
+        self.assertGreater(since, datetime.datetime.now(datetime.timezone.utc)
+                           + datetime.timedelta(hours=9))
+        self.assertEqual([], self.tickets())
+
+        # svp-03 stays silent: missing once the grace has passed, and only it.
+        [t] = wait_for(lambda: self.tickets(), "the missing-heartbeat ticket of svp-03",
+                       timeout=120, interval=0.2)
+        self.assertEqual(("missing_heartbeat", agents["svp-03"].agent_id),
+                         (t["kind"], t["agent"]), t)
+        self.assertIn("svp-03", t["title"])
+        self.assertIn("grace: 1 heartbeat intervals of 5 min", t["detail"]["text"])
+        self.wait_all_sent(2)
+        mails = self.wait_mails(2)
+        self.assertEqual(2, len(mails), [str(m["Subject"]) for m in mails])
+        self.assertEqual({MANAGER, ENGINEER}, {self.recipient(m) for m in mails})
+        for m in mails:
+            self.assertIn("missing heartbeat from agent svp-03", str(m["Subject"]))
+        self.assertEqual([t["id"]], [x["id"] for x in self.tickets()], "no site_silent")
+        self.assertEqual([], self.sms.requests())
+
+
+class TitleTest(TicketsTestCase):
+    def test_a_code_whose_meaning_is_not_published_is_titled_with_the_arrays_own_text(self):
+        log = SvpLog(self.tmp / "svp" / "SIM")
+        bundle = self.svp_agent("svp-01", [(SERIAL, log)])
+        log.raise_sim("307080", "Moderate", part="DKC power supply", text="Processor failure")
+        self.run_agent(bundle)
+        [t] = self.tickets()
+        self.assertEqual("307080 Processor failure (DKC power supply)", t["title"])
+        # The table's note on the code stays in the ticket and the body.
+        self.assertIn("its meaning is not published", t["detail"]["meaning"])
+        self.wait_all_sent(2)
+        mails = self.wait_mails(2)
+        for m in mails:
+            subject = str(m["Subject"])
+            self.assertRegex(subject, rf"^\[PASS #{t['id']}\] {CUSTOMER}/{SITE} DKC710 {SERIAL}: "
+                             r"307080 Processor failure \(DKC power supply\) \(opened\)$")
+            body = m.get_content()
+            self.assertRegex(body, r"(?m)^Meaning: +DKC SIM: .*its meaning is not published$")
+            self.assertRegex(body, r"(?m)^Array text: +Processor failure$")
 
 
 class SilenceTest(TicketsTestCase):

@@ -258,6 +258,26 @@ TEST_CASE("parsePayload keeps what the agent sent and stores missing fields as N
   CHECK_FALSE(heartbeat->nextDueMs.has_value());
 }
 
+TEST_CASE("parsePayload reads a heartbeat's interval_s, the interval the agent is set to") {
+  auto set = parsePayload(
+      R"({"schema":1,"type":"heartbeat","interval_s":300,"next_due_ms":1700000300000})");
+  REQUIRE(set.has_value());
+  CHECK(set->intervalMs == 300'000);
+  CHECK(set->nextDueMs == 1'700'000'300'000);
+  auto none = parsePayload(R"({"schema":1,"type":"heartbeat","interval_s":null})");
+  REQUIRE(none.has_value());
+  CHECK_FALSE(none->intervalMs.has_value());
+  auto huge = parsePayload(R"({"schema":1,"type":"heartbeat","interval_s":18446744073709551615})");
+  REQUIRE(huge.has_value());
+  CHECK(huge->intervalMs > 0);  // no overflow; the store caps it at a day
+  for (const char* bad : {R"("5 min")", "-300", "2.5", "[300]", "{}"}) {
+    auto refused =
+        parsePayload(fmt::format(R"({{"schema":1,"type":"heartbeat","interval_s":{}}})", bad));
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == "interval_s must be seconds (an unsigned integer)");
+  }
+}
+
 TEST_CASE("each event's payload is the event's own text, whatever the spacing") {
   auto parsed = parsePayload(
       "{ \"events\" : [ { \"code\" : \"a\" ,\"n\":1} ,\n{\"code\":\"b\",\"x\":[1,{\"y\":2}]}"

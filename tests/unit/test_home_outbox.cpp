@@ -4,9 +4,14 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
@@ -149,4 +154,86 @@ TEST_CASE("a mail server down for an hour: every message arrives once when it is
     auto history = store->ticketLog(t.id).value();
     CHECK(history.back().action == "notified");
   }
+}
+
+TEST_CASE("clockJumped: more than the period, and more than a minute, away from the wait") {
+  const std::int64_t second = 1000;
+  CHECK_FALSE(clockJumped(kT0, kT0 + second, second));
+  CHECK_FALSE(clockJumped(kT0, kT0 + second + kMinute, second));  // a slow minute
+  CHECK(clockJumped(kT0, kT0 + second + kMinute + 1, second));
+  CHECK(clockJumped(kT0, kT0 + 10 * 60 * kMinute, second));  // ten hours ahead
+  CHECK(clockJumped(kT0, kT0 - 2 * kMinute, second));        // back
+  CHECK_FALSE(clockJumped(kT0, kT0 - 30 * second, second));  // NTP stepping a little
+  // With a ten-minute period, a jump must exceed the period.
+  CHECK_FALSE(clockJumped(kT0, kT0 + 18 * kMinute, 10 * kMinute));
+  CHECK(clockJumped(kT0, kT0 + 21 * kMinute, 10 * kMinute));
+}
+
+TEST_CASE("the watchdog loop holds after its start and after a clock jump, and logs both") {
+  TempDir dir;
+  constexpr std::int64_t kHour = 60 * kMinute;
+  const std::int64_t interval = 5 * kMinute;
+  HomeConfig cfg;
+  cfg.watchdogIntervalMs = 1000;
+  Customer c;
+  c.name = "Acme";
+  c.contacts.push_back(Contact{.name = "Mia", .role = "management", .email = "mia@acme.example"});
+  cfg.customers.push_back(c);
+  auto policy = Policy::make(std::move(cfg), Bytes(32, 1));
+  {
+    auto store = Store::open(dir / "home.db", Store::Mode::kCreate);
+    REQUIRE(store.has_value());
+    REQUIRE(store->addAgent(sampleAgent(kAgent)).has_value());
+    EnvelopeRecord r;
+    r.agentId = kAgent;
+    r.seq = 1;
+    r.createdMs = kT0;
+    r.receivedMs = kT0;
+    r.type = "heartbeat";
+    r.payload = R"({"schema":1,"type":"heartbeat"})";
+    r.nextDueMs = kT0 + interval;
+    r.intervalMs = interval;
+    const EnvelopeRecord* batch[] = {&r};
+    REQUIRE(store->commit(batch).has_value());
+  }
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  Logger log(LogLevel::kInfo, [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    lines.emplace_back(line);
+  });
+  auto holds = [&] {
+    std::lock_guard lock(mutex);
+    std::vector<std::string> out;
+    for (const auto& l : lines) {
+      if (l.find(R"("event":"watchdog_hold")") != std::string::npos) out.push_back(l);
+    }
+    return out;
+  };
+  // The home starts ten hours after the agent's last heartbeat. Its clock then jumps six hours
+  // ahead while the loop waits after its first pass (the loop reads the clock for the pass,
+  // when its wait begins, and when it ends).
+  const std::int64_t start = kT0 + 10 * kHour;
+  const std::int64_t jumped = start + 6 * kHour;
+  std::atomic<int> reads{0};
+  WatchdogLoop loop(dir / "home.db", policy, log, {},
+                    [&] { return reads.fetch_add(1) < 2 ? start : jumped; });
+  REQUIRE(loop.start().has_value());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (holds().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  loop.stop();
+  auto seen = holds();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].find(R"("reason":"start")") != std::string::npos);
+  CHECK(seen[0].find(fmt::format(R"("until":"{}")", formatTimestamp(start + 2 * interval))) !=
+        std::string::npos);
+  CHECK(seen[0].find(R"("overdue_agents":1)") != std::string::npos);
+  CHECK(seen[1].find(R"("reason":"clock_jump")") != std::string::npos);
+  CHECK(seen[1].find(fmt::format(R"("until":"{}")", formatTimestamp(jumped + 2 * interval))) !=
+        std::string::npos);
+  auto store = Store::open(dir / "home.db");
+  REQUIRE(store.has_value());
+  CHECK(store->tickets(TicketFilter{})->empty());
 }

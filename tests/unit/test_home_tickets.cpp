@@ -229,6 +229,27 @@ TEST_CASE(
   CHECK(repeats == expected);
 }
 
+TEST_CASE("a code whose meaning is not published is titled with the array's own text") {
+  Home home;
+  auto unpublished = alert("sim-1", "307080", "moderate", "DKC power supply");
+  unpublished.text = "Processor failure";
+  auto published = alert("sim-2", "DC0123", "moderate", "DKC");
+  published.text = "Journal group 01 suspended";
+  auto unknown = alert("sim-3", "AB0001", "moderate", "CL1");
+  unknown.text = "Something the table does not know";
+  home.commit(report(kAgentA, 1, kT0, {unpublished, published, unknown}));
+  auto tickets = home.tickets();
+  REQUIRE(tickets.size() == 3);
+  CHECK(tickets[0].title == "307080 Processor failure (DKC power supply)");
+  CHECK(tickets[1].title == "DC0123 Journal pair: P-VOL suspended, path recovery impossible (DKC)");
+  CHECK(tickets[2].title == "AB0001 Something the table does not know (CL1)");
+  // The table's note stays with the ticket and reaches the message body.
+  auto notice = noticeFromJson(nlohmann::json::parse(home.outbox(tickets[0].id).at(0).notice));
+  CHECK(notice.problem == "307080 Processor failure (DKC power supply)");
+  CHECK(notice.meaning.find("its meaning is not published") != std::string::npos);
+  CHECK(notice.text == "Processor failure");
+}
+
 TEST_CASE("a storm of 1000 identical alerts in one report counts as exactly as 1000 reports") {
   Home home;
   std::vector<EventRecord> storm;
@@ -510,6 +531,76 @@ TEST_CASE("watchdog: an agent announcing its next heartbeat years ahead is still
   auto late = home.store->watchdog(kT0 + 2000 + 3 * day + kMinute);
   REQUIRE(late.has_value());
   CHECK(late->missingOpened == 1);
+}
+
+TEST_CASE("watchdog: the missing-heartbeat ticket names the interval the agent is set to") {
+  Home home;
+  const std::int64_t interval = 5 * kMinute;
+  // As the agent seals it: sent_ms, then the envelope's created_ms a few ms later, and
+  // next_due_ms one interval after sent_ms; interval_s says the setting.
+  EnvelopeRecord r = heartbeat(kAgentA, 1, kT0, kT0 + 2000, interval);
+  r.createdMs = kT0 + 7;
+  r.intervalMs = interval;
+  home.commit(r);
+  // The grace counts in whole intervals of the setting: due kT0 + 2 s + 5 min, two more.
+  auto early = home.store->watchdog(kT0 + 2000 + 3 * interval - 1000);
+  REQUIRE(early.has_value());
+  CHECK(early->missingOpened == 0);
+  auto late = home.store->watchdog(kT0 + 2000 + 3 * interval + 1000);
+  REQUIRE(late.has_value());
+  CHECK(late->missingOpened == 1);
+  auto t = home.tickets(true).at(0);
+  INFO(t.detail);
+  CHECK(t.detail.find("grace: 2 heartbeat intervals of 5 min") != std::string::npos);
+}
+
+TEST_CASE("watchdog: without interval_s, the interval is next_due - created, as before") {
+  Home home;
+  EnvelopeRecord r = heartbeat(kAgentA, 1, kT0, kT0, kHour);
+  home.commit(r);
+  auto late = home.store->watchdog(kT0 + 3 * kHour + kMinute);
+  REQUIRE(late.has_value());
+  CHECK(late->missingOpened == 1);
+  CHECK(home.tickets(true).at(0).detail.find("intervals of 60 min") != std::string::npos);
+}
+
+TEST_CASE("watchdog: the home's own outage does not count against the agents") {
+  Home home;
+  const std::int64_t interval = 5 * kMinute;
+  home.commit(heartbeat(kAgentA, 1, kT0, kT0, interval));
+  home.commit(heartbeat(kAgentB, 1, kT0, kT0, interval));
+  // The home was down for ten hours and receives again from `back`: both agents of the site are
+  // long overdue, but neither is missing, nor the site silent, before two intervals from then.
+  const std::int64_t back = kT0 + 10 * kHour;
+  auto first = home.store->watchdog(back + 1000, back);
+  REQUIRE(first.has_value());
+  CHECK(first->missingOpened == 0);
+  CHECK(first->siteOpened == 0);
+  CHECK(first->held == 2);
+  CHECK(first->holdUntilMs == back + 2 * interval);
+  CHECK(home.tickets().empty());
+  // A (healthy) heartbeats after the restart; B stays silent.
+  home.commit(heartbeat(kAgentA, 2, back + kMinute, back + kMinute, interval));
+  auto held = home.store->watchdog(back + 2 * interval, back);
+  REQUIRE(held.has_value());
+  CHECK(held->missingOpened == 0);
+  CHECK(held->held == 1);
+  auto after = home.store->watchdog(back + 2 * interval + 1000, back);
+  REQUIRE(after.has_value());
+  CHECK(after->missingOpened == 1);
+  CHECK(after->siteOpened == 0);
+  CHECK(after->held == 0);
+  auto live = home.tickets(true);
+  REQUIRE(live.size() == 1);
+  CHECK(live[0].kind == "missing_heartbeat");
+  CHECK(live[0].agentId == kAgentB);
+  // Without a hold (one pass of `pass-home watchdog`) the due time alone counts, as before.
+  Home other;
+  other.commit(heartbeat(kAgentA, 1, kT0, kT0, interval));
+  auto plain = other.store->watchdog(back + 1000);
+  REQUIRE(plain.has_value());
+  CHECK(plain->missingOpened == 1);
+  CHECK_FALSE(plain->holdUntilMs.has_value());
 }
 
 TEST_CASE("a skewed agent clock is a warning, never a missing heartbeat") {

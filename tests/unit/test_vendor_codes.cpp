@@ -153,3 +153,26 @@ TEST_CASE("a bad table is refused with the file, the entry and the key") {
                          {"code": "2180XX", "meaning": "m", "source": "s"})"))
             .find("codes[1].code \"2180XX\" is listed twice") != std::string::npos);
 }
+
+TEST_CASE("meaning_published marks a code whose meaning the vendor has not published") {
+  auto parsed = CodeTable::parse(table(R"({"code": "01", "meaning": "m", "source": "s"},
+      {"code": "02", "meaning": "a guide's example", "source": "s", "meaning_published": false},
+      {"code": "03", "meaning": "m", "source": "s", "meaning_published": true})"),
+                                 "x-codes.json");
+  REQUIRE_MESSAGE(parsed.has_value(), errorText(parsed));
+  CHECK(parsed->find("01")->meaningPublished);
+  CHECK_FALSE(parsed->find("02")->meaningPublished);
+  CHECK(parsed->find("03")->meaningPublished);
+  auto bad = CodeTable::parse(
+      table(R"({"code": "01", "meaning": "m", "source": "s", "meaning_published": "no"})"),
+      "x-codes.json");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message.find("codes[0].meaning_published must be true or false") !=
+        std::string::npos);
+  // Hitachi's 307080 is known only as the user guides' SSB example.
+  const auto* svp = pass::builtinCodeTable("hitachi_svp");
+  REQUIRE(svp != nullptr);
+  REQUIRE(svp->find("307080") != nullptr);
+  CHECK_FALSE(svp->find("307080")->meaningPublished);
+  CHECK(svp->find("DC0123")->meaningPublished);
+}

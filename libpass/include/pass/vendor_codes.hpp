@@ -21,6 +21,10 @@ struct CodeEntry {
   std::string severity;  // empty when the source gives none
   std::string action;
   std::string source;
+  /// False when the vendor has not published what the code means (the code is known from,
+  /// say, a guide's example): `meaning` then says what is known, and the array's own text is
+  /// the better title for the alert.
+  bool meaningPublished = true;
 };
 
 /// Where a severity stands on its family's scale, for the home's default rules.
@@ -37,7 +41,8 @@ class CodeTable {
   /// "hex" (the default) or "name", "severities": [the family's scale, most urgent first],
   /// "ticket_from" and "urgent_from": severities on that scale (required with it), "codes":
   /// [entries]}. An entry's severity must be on the table's scale.
-  /// Every entry needs code, meaning and source; unknown keys are errors. Errors
+  /// Every entry needs code, meaning and source; "meaning_published" is an optional boolean,
+  /// the other keys strings; unknown keys are errors. Errors
   /// ("codes.bad_table") name `file`, the entry's index and the key.
   static Result<CodeTable> parse(std::string_view json, std::string_view file);
 

@@ -30,10 +30,11 @@ struct Refusal {
 /// A validated payload (docs/protocol.md): a JSON object with "schema": 1 and a "type".
 struct ParsedPayload {
   std::string type;
-  std::optional<std::int64_t> nextDueMs;  // heartbeat
-  std::vector<EventRecord> events;        // report
-  std::optional<std::string> arrayModel;  // report: "array"."model"
-  std::optional<std::string> arrayName;   // report: "array"."name"
+  std::optional<std::int64_t> nextDueMs;   // heartbeat
+  std::optional<std::int64_t> intervalMs;  // heartbeat: its "interval_s", the agent's setting
+  std::vector<EventRecord> events;         // report
+  std::optional<std::string> arrayModel;   // report: "array"."model"
+  std::optional<std::string> arrayName;    // report: "array"."name"
 };
 
 /// Validates a decrypted payload; the error is the "detail" of a 422 bad_payload.

@@ -67,10 +67,18 @@ class OutboxWorker {
   std::thread thread_;
 };
 
+/// Whether the wall clock jumped during the watchdog's wait of `periodMs` that began at
+/// `waitedFromMs` and ended at `nowMs` (both wall clock): it moved away from the period by more
+/// than the period, and by more than a minute, forward or backward. A jump forward is also
+/// what a process or machine that was stopped sees.
+bool clockJumped(std::int64_t waitedFromMs, std::int64_t nowMs, std::int64_t periodMs);
+
 class WatchdogLoop {
  public:
   /// Runs Store::watchdog every interval of the policy; calls `enqueued` when a pass queued
-  /// notifications.
+  /// notifications. The loop starts once the server listens: from then on, and again after
+  /// each clock jump, it holds the missing-heartbeat rule for one grace (tickets.md) and logs
+  /// `watchdog_hold` with the time the hold ends.
   WatchdogLoop(std::filesystem::path database, std::shared_ptr<const Policy> policy, Logger& log,
                std::function<void()> enqueued, NowMs now = wallClockMs);
   ~WatchdogLoop();

@@ -91,12 +91,13 @@ struct EnvelopeRecord {
   std::uint64_t seq = 0;
   std::int64_t createdMs = 0;
   std::int64_t receivedMs = 0;
-  std::string type;                       // heartbeat | test | report
-  std::uint64_t size = 0;                 // envelope bytes on the wire
-  std::string payload;                    // the decrypted JSON payload
-  std::optional<std::int64_t> nextDueMs;  // heartbeat only
-  std::vector<EventRecord> events;        // report only
-  std::optional<std::string> arrayModel;  // report only: the report's "array" object
+  std::string type;                        // heartbeat | test | report
+  std::uint64_t size = 0;                  // envelope bytes on the wire
+  std::string payload;                     // the decrypted JSON payload
+  std::optional<std::int64_t> nextDueMs;   // heartbeat only
+  std::optional<std::int64_t> intervalMs;  // heartbeat only: the interval the agent is set to
+  std::vector<EventRecord> events;         // report only
+  std::optional<std::string> arrayModel;   // report only: the report's "array" object
   std::optional<std::string> arrayName;
 };
 
@@ -178,8 +179,13 @@ class Store {
   Result<TicketRow> changeTicket(std::int64_t id, TicketAction action, std::string_view who,
                                  std::string_view note, std::int64_t nowMs);
   /// One watchdog pass at `nowMs` (needs a policy): missing heartbeats, silent sites,
-  /// escalations, storm summaries.
-  Result<WatchdogReport> watchdog(std::int64_t nowMs);
+  /// escalations, storm summaries. `receivingSinceMs`: when this home began receiving again
+  /// (the server's start, or its last clock jump); an agent is then called missing (and a site
+  /// silent) only once it has also had its grace counted from that moment, so that time the
+  /// home was not listening never counts against the agents (tickets.md). Without it (one pass
+  /// of `pass-home watchdog`) nothing is held.
+  Result<WatchdogReport> watchdog(std::int64_t nowMs,
+                                  std::optional<std::int64_t> receivingSinceMs = std::nullopt);
 
   /// Fails with "silence.invalid" when ends <= starts or no field narrows it.
   Result<std::int64_t> addSilence(const SilenceRow& silence);

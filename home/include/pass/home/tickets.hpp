@@ -126,6 +126,12 @@ struct WatchdogReport {
   int neverReportedOpened = 0;
   int escalated = 0;
   int stormSummaries = 0;
+  /// With a hold (Store::watchdog's `receivingSinceMs`): agents overdue by more than their
+  /// grace that the hold kept from being called missing in this pass, and when the hold ends
+  /// for the agent with the longest heartbeat interval (receiving since + grace-heartbeats of
+  /// that interval; the receiving time itself when no agent sends heartbeats).
+  int held = 0;
+  std::optional<std::int64_t> holdUntilMs{};
 };
 
 nlohmann::json noticeToJson(const notify::Notice& notice);
