@@ -391,7 +391,10 @@ run_boot() {
       expect_match "check-config names it: $f" "$block" "agent\\.xml:[0-9]+: ${f//./\\.}"
     done
   fi
-  expect_match "the agent's last error: none" "$block" '^  last error: +none$'
+  # The arrays behind the test's QEMU network are not there: the last error may name one of them
+  # (docs/agent.md, status), but never a failed delivery to the home.
+  expect_match "the agent's last error: none, or an array's" "$block" \
+    '^  last error: +(none|(hitachi_svp|hitachi_df|hpe_3par|nimble) [^ ]+: .*)$'
   local ports
   # systemd-timesyncd's NTP client socket (UDP, ephemeral port) is not a service.
   ports="$(printf '%s\n' "$block" | sed -n 's/^listening: //p' | grep -v '^udp [^ ]* systemd-timesyn$' |
