@@ -253,6 +253,7 @@ struct Agent::Impl {
     auto outcome = collector.collect(ctx);
     run.status = std::move(outcome.status);
     if (outcome.result) {
+      run.collected = true;
       run.events = std::move(outcome.result->events);
       for (auto& note : outcome.result->notes) run.notes.push_back(std::move(note));
       run.cursor = std::move(outcome.result->cursor);
@@ -592,7 +593,7 @@ Result<RunSummary> Agent::run() {
   summary.arrays = s.collectAll(false);
   s.state.arrays.clear();
   for (auto& run : summary.arrays) {
-    if (run.status.state == "ok") {
+    if (run.collected) {
       Status committed;
       try {
         committed = s.commit(run);

@@ -109,6 +109,10 @@ void Cli::printArrayRun(const ArrayRun& run) const {
   if (run.status.state == "ok") {
     out_ << fmt::format("collect: {} {}: {} new event(s) in {} ms\n", run.array.family,
                         run.array.serial, run.events.size(), run.status.durationMs);
+  } else if (run.collected) {
+    // A record could not be read; it and the others were still stored.
+    out_ << fmt::format("collect: {} {}: {}: {} ({} new event(s) stored)\n", run.array.family,
+                        run.array.serial, run.status.state, run.status.message, run.events.size());
   } else {
     out_ << fmt::format("collect: {} {}: {}: {}\n", run.array.family, run.array.serial,
                         run.status.state, run.status.message);

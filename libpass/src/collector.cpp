@@ -80,12 +80,39 @@ Collector::Outcome Collector::collect(CollectContext& ctx) {
     status.state = "ok";
     status.lastSuccessMs = status.lastRunMs;
     status.newEvents = result->events.size();
+    if (const auto& failures = result->recordFailures; !failures.empty()) {
+      // Its events (the failing records among them) are still stored; the state says a record
+      // could not be read, where, and why.
+      status.state = "error";
+      status.message =
+          toUtf8(failures.size() == 1 ? failures.front()
+                                      : fmt::format("{} (and {} more record(s) like it this run)",
+                                                    failures.front(), failures.size() - 1));
+    }
   } else {
     status.state = statusState(result.error().code);
     // Messages quote what the array said; the status travels in JSON.
     status.message = toUtf8(result.error().message);
   }
   return Outcome{std::move(result), std::move(status)};
+}
+
+void readRecord(Collection& out, const ArrayConfig& array, std::string_view where,
+                const std::function<void()>& read,
+                const std::function<void(const std::string& failure)>& fallback) {
+  std::string what;
+  try {
+    read();
+    return;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "not a standard exception";
+  }
+  out.recordFailures.push_back(fmt::format(
+      "{}: unexpected failure while reading {}: {}; the record is sent unparsed with its bytes",
+      arrayLabel(array), where, what));
+  fallback(out.recordFailures.back());
 }
 
 std::string arrayLabel(const ArrayConfig& array) {

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "pass/collector.hpp"
 #include "pass/pin_store.hpp"
 #include "platform/fs.hpp"
@@ -19,7 +21,7 @@ namespace {
 /// Does whatever the test sets `behaviour` to.
 class ScriptedCollector final : public pass::Collector {
  public:
-  enum class Behaviour { kEvents, kFail, kFailQuotingBytes, kThrow, kThrowOther };
+  enum class Behaviour { kEvents, kFail, kFailQuotingBytes, kThrow, kThrowOther, kRecordsThrow };
   explicit ScriptedCollector(Behaviour b) : Collector(array()), behaviour_(b) {}
 
   static ArrayConfig array() {
@@ -49,6 +51,25 @@ class ScriptedCollector final : public pass::Collector {
         throw std::runtime_error("boom \xfc");
       case Behaviour::kThrowOther:
         throw 42;
+      case Behaviour::kRecordsThrow: {
+        // Four records; the second and the fourth throw while being read.
+        Collection c;
+        for (int line = 1; line <= 4; ++line) {
+          pass::readRecord(
+              c, array(), fmt::format("file sim.log, the line at byte {}", line * 100),
+              [&] {
+                if (line % 2 == 0) throw std::runtime_error("odd record \xfc");
+                c.events.emplace_back().code = fmt::format("read-{}", line);
+              },
+              [&](const std::string& failure) {
+                auto& e = c.events.emplace_back();
+                e.code = fmt::format("unparsed-{}", line);
+                e.text = failure;
+              });
+        }
+        c.cursor = "after-4";
+        return c;
+      }
     }
     return Collection{};
   }
@@ -103,6 +124,27 @@ TEST_CASE("an exception stops at the boundary and names the array") {
           0);
     CHECK(pass::isCleanUtf8(out.status.message));
   }
+}
+
+TEST_CASE("a record that throws is the array's error naming the file and line; no record is lost") {
+  ScriptedCollector c(ScriptedCollector::Behaviour::kRecordsThrow);
+  auto ctx = context();
+  auto out = c.collect(ctx);
+  REQUIRE(out.result.has_value());
+  // Every record reaches the spool, the failing ones as unparsed events with the sentence.
+  REQUIRE(out.result->events.size() == 4);
+  CHECK(out.result->events[0].code == "read-1");
+  CHECK(out.result->events[1].code == "unparsed-2");
+  CHECK(out.result->events[1].text.find("file sim.log, the line at byte 200") != std::string::npos);
+  CHECK(out.result->events[2].code == "read-3");
+  CHECK(out.result->events[3].code == "unparsed-4");
+  CHECK(out.result->cursor == "after-4");
+  CHECK(out.status.state == "error");
+  CHECK(out.status.message.find("test_family 12345 (lab): unexpected failure while reading file "
+                                "sim.log, the line at byte 200: odd record") == 0);
+  CHECK(out.status.message.find("and 1 more record(s)") != std::string::npos);
+  CHECK(pass::isCleanUtf8(out.status.message));
+  CHECK(out.status.newEvents == 4);
 }
 
 TEST_CASE("a failure quoting bytes that are not UTF-8 is a status in UTF-8") {

@@ -49,6 +49,9 @@ struct ArrayRun {
   std::vector<CollectedEvent> events;
   std::vector<std::string> notes;
   std::optional<std::string> cursor;  // saved once the events are in the spool
+  /// The collector returned a collection: its events are stored and its cursor saved, also
+  /// when the state is "error" because a record could not be read (Collection::recordFailures).
+  bool collected = false;
 };
 
 struct RunSummary {

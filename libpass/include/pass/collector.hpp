@@ -84,6 +84,10 @@ struct Collection {
   std::vector<CollectedEvent> events;
   std::optional<std::string> cursor;
   std::vector<std::string> notes;  // worth a log line: a rotated or truncated log, a baseline
+  /// Records whose reading threw (a bug met by odd input): each a sentence naming the array and
+  /// where the record is (file and line). The record itself still goes on as an event with its
+  /// bytes (readRecord), and the array's state for this run is "error" with the first sentence.
+  std::vector<std::string> recordFailures;
 };
 
 using LogFunction = std::function<void(std::string_view level, std::string_view message)>;
@@ -128,6 +132,16 @@ struct CollectContext {
 
 /// "hitachi_svp 470849 (VSP-1)": the array as messages name it.
 std::string arrayLabel(const ArrayConfig& array);
+
+/// The boundary around one record (a SIM log line, an alert block): runs `read`, which adds
+/// the record's events to `out`. If it throws, the failure becomes a sentence in
+/// out.recordFailures naming the array, `where` (e.g. "file sim.log, the line at byte 4096")
+/// and the exception, and `fallback(sentence)` adds the record as an event carrying its bytes,
+/// so that it still reaches a person; the run goes on with the next record. No record can stop
+/// the others.
+void readRecord(Collection& out, const ArrayConfig& array, std::string_view where,
+                const std::function<void()>& read,
+                const std::function<void(const std::string& failure)>& fallback);
 
 /// The error for a pinned identity that changed, shared by all collectors so that the
 /// message always says how to accept a key that was replaced on purpose. Code

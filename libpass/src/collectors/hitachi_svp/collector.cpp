@@ -96,15 +96,24 @@ class SvpCollector final : public Collector {
                       batch->next.files.size(), platform::displayPath(simDir_)));
     }
     for (const TailLine& line : batch->lines) {
-      if (skipsLine(profile_, line.text)) continue;
-      auto event = parseSimLine(profile_, line.text);
-      if (!event) {
-        out.notes.push_back(
-            fmt::format("{} offset {}: {}", line.file, line.offset, event.error().message));
-        event = unparsedLine(line.text, profile_, event.error());
-      }
-      event->id = line.id;
-      out.events.push_back(std::move(*event));
+      readRecord(
+          out, array(), fmt::format("file {}, the line at byte {}", line.file, line.offset),
+          [&] {
+            if (skipsLine(profile_, line.text)) return;
+            auto event = parseSimLine(profile_, line.text);
+            if (!event) {
+              out.notes.push_back(
+                  fmt::format("{} offset {}: {}", line.file, line.offset, event.error().message));
+              event = unparsedLine(line.text, profile_, event.error());
+            }
+            event->id = line.id;
+            out.events.push_back(std::move(*event));
+          },
+          [&](const std::string& failure) {
+            auto event = unparsedLine(line.text, profile_, Error{"error", failure});
+            event.id = line.id;
+            out.events.push_back(std::move(event));
+          });
     }
     if (batch->more) out.notes.push_back("more SIM log data than one run reads; continuing");
     out.cursor = toJson(batch->next);
