@@ -37,6 +37,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def tls_pin(cert_file):
+    """The agent's pin of a TLS certificate's key, computed by the openssl command apart from the
+    agent's code: "sha256//" + base64 of the SHA-256 of its SubjectPublicKeyInfo (curl's format)."""
+    spki = subprocess.run(["openssl", "x509", "-in", str(cert_file), "-pubkey", "-noout"],
+                          capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=spki,
+                         capture_output=True, check=True).stdout
+    import base64
+    import hashlib
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 def run(args, env=None, check=False):
     full_env = dict(os.environ)
     if env:
@@ -163,6 +175,15 @@ class Bundle:
         proc = self.agent("status", "--json")
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
+
+    def pins(self, serial):
+        """{name: value} of the keys the agent pinned for the array with that serial ({} when
+        it pinned none)."""
+        files = list((self.path / "state" / "pins").glob(f"*-{serial}.json"))
+        if not files:
+            return {}
+        assert len(files) == 1, files
+        return {name: pin["value"] for name, pin in json.loads(files[0].read_text())["pins"].items()}
 
     def make_heartbeat_due(self):
         """Simulates the passing of a heartbeat interval between two runs."""

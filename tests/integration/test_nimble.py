@@ -4,7 +4,7 @@ import json
 import pathlib
 import sys
 
-from passlib import AGENT_BIN, HomeTestCase, run, wait_for
+from passlib import AGENT_BIN, HomeTestCase, run, tls_pin, wait_for
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from nimble import NimbleServer, NimbleSim  # noqa: E402
@@ -135,6 +135,43 @@ class NimbleCollectorTest(HomeTestCase):
         self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
         self.run_agent()
         self.assertEqual("ok", self.array_state())
+
+    def watch_logins(self):
+        """The agent's pins at each login the simulator receives, taken when it arrives."""
+        pins_at_login = []
+        self.server.on_login = lambda user: pins_at_login.append(self.bundle.pins(SERIAL))
+        return pins_at_login
+
+    def test_the_key_is_pinned_before_the_password_leaves_in_a_run_and_a_dry_run(self):
+        key = {"rest": tls_pin(self.sim.cert_paths()[0])}
+        pins_at_login = self.watch_logins()
+        self.run_agent("--dry-run")
+        self.assertEqual([key], pins_at_login, "the dry run's login went to a pinned key")
+        self.assertEqual(key, self.bundle.pins(SERIAL), "a dry run keeps the pin it made")
+
+        proc = self.bundle.agent("forget-pin", "--array", SERIAL)
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.run_agent()
+        self.assertEqual([key, key], pins_at_login, "the run's login went to a pinned key")
+        self.assertEqual("ok", self.array_state())
+
+    def test_another_key_gets_no_login_from_a_dry_run_or_a_run(self):
+        pinned = tls_pin(self.sim.cert_paths()[0])
+        self.run_agent("--dry-run")  # the first contact
+        self.sim.rotate_cert()
+        wait_for(lambda: self._presents_new_key(), "the simulator to present its new key")
+        other = tls_pin(self.sim.cert_paths()[0])
+        logins = len(self.sim.tokens()["logins"])
+
+        dry = self.bundle.agent("run", "--dry-run")
+        self.assertEqual(1, dry.returncode, dry.stdout + dry.stderr)
+        self.assertIn(f"dry-run: nimble {SERIAL}: pin_mismatch", dry.stderr)
+        for part in (pinned, other, f"forget-pin --array {SERIAL}"):
+            self.assertIn(part, dry.stderr)
+        self.run_agent()
+        self.assertEqual("pin_mismatch", self.array_state())
+        self.assertEqual(logins, len(self.sim.tokens()["logins"]), "no login reached the new key")
+        self.assertEqual({"rest": pinned}, self.bundle.pins(SERIAL))
 
     def _presents_new_key(self):
         import ssl
