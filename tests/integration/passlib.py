@@ -37,18 +37,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def tls_pin(cert_file):
-    """The agent's pin of a TLS certificate's key, computed by the openssl command apart from the
-    agent's code: "sha256//" + base64 of the SHA-256 of its SubjectPublicKeyInfo (curl's format)."""
-    spki = subprocess.run(["openssl", "x509", "-in", str(cert_file), "-pubkey", "-noout"],
-                          capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=spki,
-                         capture_output=True, check=True).stdout
-    import base64
-    import hashlib
-    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
 def run(args, env=None, check=False):
     full_env = dict(os.environ)
     if env:

@@ -4,7 +4,8 @@ import json
 import pathlib
 import sys
 
-from passlib import AGENT_BIN, HomeTestCase, run, tls_pin
+from array_pins import TlsPinChecks
+from passlib import AGENT_BIN, HomeTestCase, run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from svp_log import SvpLog  # noqa: E402
@@ -198,7 +199,9 @@ class SshCollectorTest(ThreeParCase):
         self.assertEqual([(str(alert), "alert")], self.ids(), "the real run still reports it")
 
 
-class WsapiCollectorTest(ThreeParCase):
+class WsapiCollectorTest(TlsPinChecks, ThreeParCase):
+    SERIAL, FAMILY, PIN_NAME = SERIAL, "hpe_3par", "wsapi"
+
     def setUp(self):
         super().setUp()
         self.start_wsapi()
@@ -253,42 +256,24 @@ class WsapiCollectorTest(ThreeParCase):
         self.assertIn("forget-pin", message)
         self.assertEqual(1, len(self.wsapi.created), "no password went to the new key")
 
-    def logins(self):
-        return [r for r in self.wsapi.requests if r == ("POST", "/api/v1/credentials")]
-
-    def test_the_key_is_pinned_before_the_password_leaves_in_a_run_and_a_dry_run(self):
+    # ---- TlsPinChecks ----------------------------------------------------------------------
+    def add_pinned_array(self):
         self.add_wsapi_array()
-        key = {"wsapi": tls_pin(self.wsapi.cert)}
-        pins_at_login = []
-        self.wsapi.on_login = lambda user: pins_at_login.append(self.bundle.pins(SERIAL))
-        self.run_agent("--dry-run")
-        self.assertEqual([key], pins_at_login, "the dry run's login went to a pinned key")
-        self.assertEqual(key, self.bundle.pins(SERIAL), "a dry run keeps the pin it made")
 
-        proc = self.bundle.agent("forget-pin", "--array", SERIAL)
-        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
-        self.run_agent()
-        self.assertEqual([key, key], pins_at_login, "the run's login went to a pinned key")
-        self.assertEqual("ok", self.state_of()[0])
+    def presented_cert(self):
+        return self.wsapi.cert
 
-    def test_another_key_gets_no_login_from_a_dry_run_or_a_run(self):
-        self.add_wsapi_array()
-        pinned = tls_pin(self.wsapi.cert)
-        self.run_agent("--dry-run")  # the first contact
+    def watch_logins(self, callback):
+        self.wsapi.on_login = callback
+
+    def login_count(self):
+        return self.wsapi.requests.count(("POST", "/api/v1/credentials"))
+
+    def present_another_key(self):
         self.wsapi.change_certificate()
-        other = tls_pin(self.wsapi.cert)
-        logins = len(self.logins())
 
-        dry = self.bundle.agent("run", "--dry-run")
-        self.assertEqual(1, dry.returncode, dry.stdout + dry.stderr)
-        self.assertIn(f"dry-run: hpe_3par {SERIAL}: pin_mismatch", dry.stderr)
-        for part in (pinned, other, f"forget-pin --array {SERIAL}"):
-            self.assertIn(part, dry.stderr)
-        self.run_agent()
-        state, message = self.state_of()
-        self.assertEqual("pin_mismatch", state, message)
-        self.assertEqual(logins, len(self.logins()), "no login reached the new key")
-        self.assertEqual({"wsapi": pinned}, self.bundle.pins(SERIAL))
+    def array_state(self):
+        return self.state_of()[0]
 
     def test_unreachable_wsapi(self):
         self.add_wsapi_array()

@@ -2,9 +2,11 @@
 
 import json
 import pathlib
+import ssl
 import sys
 
-from passlib import AGENT_BIN, HomeTestCase, run, tls_pin, wait_for
+from array_pins import TlsPinChecks
+from passlib import AGENT_BIN, HomeTestCase, run, wait_for
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from nimble import NimbleServer, NimbleSim  # noqa: E402
@@ -14,7 +16,9 @@ SERIAL = "AF-123456"
 SVP_SERIAL = "470849"
 
 
-class NimbleCollectorTest(HomeTestCase):
+class NimbleCollectorTest(TlsPinChecks, HomeTestCase):
+    SERIAL, FAMILY, PIN_NAME = SERIAL, "nimble", "rest"
+
     def setUp(self):
         super().setUp()
         self.bundle = self.home.enroll("nimble-01")
@@ -127,8 +131,7 @@ class NimbleCollectorTest(HomeTestCase):
 
     def test_a_rotated_key_is_refused_until_forgotten(self):
         self.run_agent()
-        self.sim.rotate_cert()
-        wait_for(lambda: self._presents_new_key(), "the simulator to present its new key")
+        self.present_another_key()
         self.run_agent()
         self.assertEqual("pin_mismatch", self.array_state())
         proc = self.bundle.agent("forget-pin", "--array", SERIAL)
@@ -136,51 +139,31 @@ class NimbleCollectorTest(HomeTestCase):
         self.run_agent()
         self.assertEqual("ok", self.array_state())
 
-    def watch_logins(self):
-        """The agent's pins at each login the simulator receives, taken when it arrives."""
-        pins_at_login = []
-        self.server.on_login = lambda user: pins_at_login.append(self.bundle.pins(SERIAL))
-        return pins_at_login
+    # ---- TlsPinChecks ----------------------------------------------------------------------
+    def add_pinned_array(self):
+        pass  # setUp added it
 
-    def test_the_key_is_pinned_before_the_password_leaves_in_a_run_and_a_dry_run(self):
-        key = {"rest": tls_pin(self.sim.cert_paths()[0])}
-        pins_at_login = self.watch_logins()
-        self.run_agent("--dry-run")
-        self.assertEqual([key], pins_at_login, "the dry run's login went to a pinned key")
-        self.assertEqual(key, self.bundle.pins(SERIAL), "a dry run keeps the pin it made")
+    def presented_cert(self):
+        return self.sim.cert_paths()[0]
 
-        proc = self.bundle.agent("forget-pin", "--array", SERIAL)
-        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
-        self.run_agent()
-        self.assertEqual([key, key], pins_at_login, "the run's login went to a pinned key")
-        self.assertEqual("ok", self.array_state())
+    def watch_logins(self, callback):
+        self.server.on_login = callback
 
-    def test_another_key_gets_no_login_from_a_dry_run_or_a_run(self):
-        pinned = tls_pin(self.sim.cert_paths()[0])
-        self.run_agent("--dry-run")  # the first contact
+    def login_count(self):
+        return len(self.sim.tokens()["logins"])
+
+    def present_another_key(self):
         self.sim.rotate_cert()
-        wait_for(lambda: self._presents_new_key(), "the simulator to present its new key")
-        other = tls_pin(self.sim.cert_paths()[0])
-        logins = len(self.sim.tokens()["logins"])
+        cert = self.presented_cert().read_text().strip()
 
-        dry = self.bundle.agent("run", "--dry-run")
-        self.assertEqual(1, dry.returncode, dry.stdout + dry.stderr)
-        self.assertIn(f"dry-run: nimble {SERIAL}: pin_mismatch", dry.stderr)
-        for part in (pinned, other, f"forget-pin --array {SERIAL}"):
-            self.assertIn(part, dry.stderr)
-        self.run_agent()
-        self.assertEqual("pin_mismatch", self.array_state())
-        self.assertEqual(logins, len(self.sim.tokens()["logins"]), "no login reached the new key")
-        self.assertEqual({"rest": pinned}, self.bundle.pins(SERIAL))
+        def presented():
+            try:
+                return ssl.get_server_certificate(("127.0.0.1", self.server.port), timeout=2)
+            except OSError:
+                return None
 
-    def _presents_new_key(self):
-        import ssl
-        cert, _ = self.sim.cert_paths()
-        try:
-            pem = ssl.get_server_certificate(("127.0.0.1", self.server.port), timeout=2)
-        except OSError:
-            return False
-        return pem.strip() == cert.read_text().strip()
+        wait_for(lambda: (presented() or "").strip() == cert,
+                 "the simulator to present its new key")
 
     def test_dry_run_prints_new_events_and_advances_nothing(self):
         self.run_agent()
