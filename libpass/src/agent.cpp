@@ -177,16 +177,15 @@ struct Agent::Impl {
     return cfg.stateDir / kCursorDir / (array.key() + ".json");
   }
 
-  /// Runs every collector, a few at a time; each array's result stands alone. A dry run
-  /// learns no pins.
-  std::vector<ArrayRun> collectAll(bool dryRun) {
+  /// Runs every collector, a few at a time; each array's result stands alone.
+  std::vector<ArrayRun> collectAll() {
     std::vector<ArrayRun> runs(collectors.size());
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
       for (std::size_t i = next++; i < collectors.size(); i = next++) {
         // The per-array boundary, also around what collectOne does besides the collector.
         try {
-          runs[i] = collectOne(*collectors[i], dryRun);
+          runs[i] = collectOne(*collectors[i]);
         } catch (const std::exception& e) {
           runs[i] = failedRun(collectors[i]->array(), "collecting", e.what());
         }
@@ -219,7 +218,7 @@ struct Agent::Impl {
     return run;
   }
 
-  ArrayRun collectOne(Collector& collector, bool dryRun) {
+  ArrayRun collectOne(Collector& collector) {
     ArrayRun run;
     run.array = collector.array();
     auto failed = [&](const Error& e) {
@@ -234,7 +233,9 @@ struct Agent::Impl {
                                0};
       return run;
     };
-    auto pins = FilePinStore::open(pinFile(cfg.stateDir, run.array), clock, dryRun);
+    // A dry run records the keys it meets like a run: it is usually the array's first contact,
+    // with someone watching, and a pin kept only in memory would trust anew in every dry run.
+    auto pins = FilePinStore::open(pinFile(cfg.stateDir, run.array), clock);
     if (!pins) return failed(pins.error());
     CollectContext ctx;
     ctx.pins = &*pins;
@@ -590,7 +591,7 @@ Result<RunSummary> Agent::run() {
   s.firstSealedSeq.reset();
   s.clockAgrees = false;
 
-  summary.arrays = s.collectAll(false);
+  summary.arrays = s.collectAll();
   s.state.arrays.clear();
   for (auto& run : summary.arrays) {
     if (run.collected) {
@@ -641,7 +642,7 @@ Result<RunSummary> Agent::run() {
   return summary;
 }
 
-std::vector<ArrayRun> Agent::collectOnly() { return impl_->collectAll(true); }
+std::vector<ArrayRun> Agent::collectOnly() { return impl_->collectAll(); }
 
 Result<DeliveryResult> Agent::sendTest(const std::string& message) {
   auto& s = *impl_;

@@ -76,8 +76,9 @@ void Cli::usage(std::ostream& to) const {
                     program_.defaultConfig)
      << "  --message TEXT    test: the text of the test message\n"
         "  --json            status: machine-readable output\n"
-        "  --dry-run         run: collect and print new events as JSON lines; send nothing,\n"
-        "                    advance no cursor\n"
+        "  --dry-run         run: collect and print new events as JSON lines; send nothing\n"
+        "                    to the home, advance no cursor (arrays met for the first time\n"
+        "                    are pinned, as in a run)\n"
         "  --config-only     check-config: agent.xml and its key files only, not the files\n"
         "                    the arrays' settings name (for a machine that will not run\n"
         "                    the agent, e.g. an image build)\n"

@@ -1,6 +1,8 @@
 // HTTPS to an array's management interface with libcurl's easy interface. The certificate is
-// self-signed, so no CA is checked; the server's public key is pinned on first contact instead
-// (curl's CURLOPT_PINNEDPUBLICKEY does the comparison during every later handshake).
+// self-signed, so no CA is checked; the server's public key is pinned on first contact instead.
+// Every request is sent under the pin (CURLOPT_PINNEDPUBLICKEY: curl compares the key during
+// the handshake, before a byte of the request leaves, on every connection it opens or reuses);
+// on first contact the key is learnt from a handshake of its own that carries no request.
 
 #include "array_https.hpp"
 
@@ -229,16 +231,38 @@ struct ArrayHttps::Impl {
                                                          array.serial, hostPort(), target, detail)};
   }
 
-  /// The key the server presents now, from a handshake of its own without the pin.
-  std::string probeKey() {
+  /// The key the server presents now, from a handshake of its own that sends no request;
+  /// `target` names the request it is for in errors.
+  Result<std::string> presentedKey(std::string_view target) {
     CurlHandle probe(curl_easy_init());
-    if (!probe) return "unknown (libcurl could not start a probe)";
+    if (!probe) return fail("collector.error", "libcurl could not create a handle");
+    errorBuffer[0] = '\0';
     CURLcode rc = configure(probe.get(), std::nullopt);
-    if (rc == CURLE_OK) rc = curl_easy_setopt(probe.get(), CURLOPT_URL, url("/").c_str());
+    if (rc == CURLE_OK) rc = curl_easy_setopt(probe.get(), CURLOPT_URL, url(target).c_str());
     if (rc == CURLE_OK) rc = curl_easy_setopt(probe.get(), CURLOPT_CONNECT_ONLY, 1L);
     if (rc == CURLE_OK) rc = curl_easy_perform(probe.get());
-    if (rc != CURLE_OK) return fmt::format("unknown ({})", curl_easy_strerror(rc));
-    return pinOfLastHandshake(probe.get()).value_or("unknown (no certificate)");
+    if (rc != CURLE_OK) return std::unexpected(failure(rc, target));
+    auto seen = pinOfLastHandshake(probe.get());
+    if (!seen) {
+      return fail("collector.unreachable",
+                  fmt::format("{} {}: https://{}: the server's certificate could not be read, so "
+                              "its key cannot be pinned",
+                              array.family, array.serial, hostPort()));
+    }
+    return std::move(*seen);
+  }
+
+  /// The pin every request is sent under. Without one yet, the server's key is learnt from a
+  /// handshake that carries no request and stored before the first request (a login with the
+  /// password) leaves: credentials only ever go to a pinned key.
+  Result<std::string> pinToSendUnder(std::string_view target) {
+    if (auto pin = pins.find(options.pinName)) return std::move(*pin);
+    auto seen = presentedKey(target);
+    if (!seen) return seen;
+    if (auto stored = pins.remember(options.pinName, *seen); !stored) {
+      return std::unexpected(stored.error());
+    }
+    return seen;
   }
 
   Result<HttpsResponse> send(const HttpsRequest& request) {
@@ -248,7 +272,8 @@ struct ArrayHttps::Impl {
       if (!curl) return fail("collector.error", "libcurl could not create a handle");
     }
     CURL* h = curl.get();
-    const std::optional<std::string> pin = pins.find(options.pinName);
+    const auto pin = pinToSendUnder(request.target);
+    if (!pin) return std::unexpected(pin.error());
     errorBuffer[0] = '\0';
     response = HttpsResponse{};
     bodyTooLong = false;
@@ -266,7 +291,7 @@ struct ArrayHttps::Impl {
     addHeader("Expect:");  // no 100-continue round trip for a large body
 
     const std::string target = url(request.target);
-    CURLcode rc = configure(h, pin);
+    CURLcode rc = configure(h, *pin);
     auto set = [&](CURLcode r) {
       if (rc == CURLE_OK) rc = r;
     };
@@ -279,8 +304,6 @@ struct ArrayHttps::Impl {
     set(curl_easy_setopt(
         h, CURLOPT_MAXFILESIZE_LARGE,
         static_cast<curl_off_t>(std::min<std::size_t>(options.maxBody, LLONG_MAX))));
-    // Without a pin the key is learnt from this handshake, so it must not be a reused one.
-    set(curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, pin ? 0L : 1L));
     // HTTPGET resets what an earlier request on this handle set (a body, a method).
     set(curl_easy_setopt(h, CURLOPT_HTTPGET, 1L));
     set(curl_easy_setopt(h, CURLOPT_NOBODY, request.method == "HEAD" ? 1L : 0L));
@@ -300,24 +323,13 @@ struct ArrayHttps::Impl {
 
     rc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // `headers` dies with this call
-    if (rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH && pin) {
+    if (rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+      auto seen = presentedKey(request.target);
       return std::unexpected(
-          pinMismatch(array, fmt::format("TLS key on {}", hostPort()), *pin, probeKey()));
+          pinMismatch(array, fmt::format("TLS key on {}", hostPort()), *pin,
+                      seen ? *seen : fmt::format("unknown ({})", seen.error().message)));
     }
     if (rc != CURLE_OK) return std::unexpected(failure(rc, request.target));
-
-    if (!pin) {
-      auto seen = pinOfLastHandshake(h);
-      if (!seen) {
-        return fail("collector.unreachable",
-                    fmt::format("{} {}: https://{}: the server's certificate could not be read, so "
-                                "its key cannot be pinned",
-                                array.family, array.serial, hostPort()));
-      }
-      if (auto stored = pins.remember(options.pinName, *seen); !stored) {
-        return std::unexpected(stored.error());
-      }
-    }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
     return std::move(response);
   }

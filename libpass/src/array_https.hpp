@@ -53,9 +53,11 @@ class ArrayHttps {
   ArrayHttps(const ArrayHttps&) = delete;
   ArrayHttps& operator=(const ArrayHttps&) = delete;
 
-  /// Sends one request. The first request of an array that has no pin yet learns the server's
-  /// key ("sha256//<base64 of the SHA-256 of its SubjectPublicKeyInfo>", curl's pin format)
-  /// and remembers it before returning. Errors (codes as statusState() reads them):
+  /// Sends one request, only to the pinned key. An array that has no pin yet is pinned first:
+  /// a handshake that sends nothing learns the server's key ("sha256//<base64 of the SHA-256
+  /// of its SubjectPublicKeyInfo>", curl's pin format) and remembers it, and only then is the
+  /// request (often a login with the password) sent, under that pin; a pin that cannot be
+  /// stored sends nothing. Errors (codes as statusState() reads them):
   /// "collector.unreachable" (resolve, connect, TLS), "collector.timeout",
   /// "collector.pin_mismatch", "collector.bad_output" (answer too long). Any HTTP status is
   /// a response, not an error: the caller reads it.

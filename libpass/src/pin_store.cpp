@@ -15,9 +15,8 @@ fs::path pinFile(const fs::path& stateDir, const ArrayConfig& array) {
   return stateDir / "pins" / (array.key() + ".json");
 }
 
-Result<FilePinStore> FilePinStore::open(fs::path file, std::function<std::uint64_t()> clock,
-                                        bool readOnly) {
-  FilePinStore store(std::move(file), std::move(clock), readOnly);
+Result<FilePinStore> FilePinStore::open(fs::path file, std::function<std::uint64_t()> clock) {
+  FilePinStore store(std::move(file), std::move(clock));
   auto text = platform::readFile(store.file_);
   if (!text) {
     if (text.error().code == "not_found") return store;
@@ -52,7 +51,6 @@ std::optional<std::string> FilePinStore::find(std::string_view name) const {
 
 Status FilePinStore::remember(std::string_view name, std::string_view value) {
   pins_.insert_or_assign(std::string(name), Pin{std::string(value), clock_()});
-  if (readOnly_) return {};
   nlohmann::json doc;
   doc["pins"] = nlohmann::json::object();
   for (const auto& [n, pin] : pins_) {

@@ -164,6 +164,15 @@ class Bundle:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def pins(self, serial):
+        """{name: value} of the keys the agent pinned for the array with that serial ({} when
+        it pinned none)."""
+        files = list((self.path / "state" / "pins").glob(f"*-{serial}.json"))
+        if not files:
+            return {}
+        assert len(files) == 1, files
+        return {name: pin["value"] for name, pin in json.loads(files[0].read_text())["pins"].items()}
+
     def make_heartbeat_due(self):
         """Simulates the passing of a heartbeat interval between two runs."""
         state_file = self.path / "state" / "agent-state.json"

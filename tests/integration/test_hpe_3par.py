@@ -4,6 +4,7 @@ import json
 import pathlib
 import sys
 
+from array_pins import TlsPinChecks
 from passlib import AGENT_BIN, HomeTestCase, run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
@@ -173,6 +174,18 @@ class SshCollectorTest(ThreeParCase):
         self.assertEqual("ok", self.state_of()[0])
         self.assertEqual([(str(alert), "alert")], self.ids())
 
+    def test_a_dry_run_pins_the_host_key_and_refuses_another(self):
+        self.add_ssh_array()
+        self.run_agent("--dry-run")  # the first contact
+        pinned = self.ssh.fingerprint()
+        self.assertEqual({"ssh": pinned}, self.bundle.pins(SERIAL))
+        self.ssh.change_host_key()
+        dry = self.bundle.agent("run", "--dry-run")
+        self.assertEqual(1, dry.returncode, dry.stdout + dry.stderr)
+        self.assertIn(f"dry-run: hpe_3par {SERIAL}: pin_mismatch", dry.stderr)
+        self.assertIn(pinned, dry.stderr)
+        self.assertIn(self.ssh.fingerprint(), dry.stderr)
+
     def test_dry_run_prints_new_events_and_advances_nothing(self):
         self.add_ssh_array()
         self.run_agent()
@@ -186,7 +199,9 @@ class SshCollectorTest(ThreeParCase):
         self.assertEqual([(str(alert), "alert")], self.ids(), "the real run still reports it")
 
 
-class WsapiCollectorTest(ThreeParCase):
+class WsapiCollectorTest(TlsPinChecks, ThreeParCase):
+    SERIAL, FAMILY, PIN_NAME = SERIAL, "hpe_3par", "wsapi"
+
     def setUp(self):
         super().setUp()
         self.start_wsapi()
@@ -240,6 +255,25 @@ class WsapiCollectorTest(ThreeParCase):
         self.assertEqual("pin_mismatch", state, message)
         self.assertIn("forget-pin", message)
         self.assertEqual(1, len(self.wsapi.created), "no password went to the new key")
+
+    # ---- TlsPinChecks ----------------------------------------------------------------------
+    def add_pinned_array(self):
+        self.add_wsapi_array()
+
+    def presented_cert(self):
+        return self.wsapi.cert
+
+    def watch_logins(self, callback):
+        self.wsapi.on_login = callback
+
+    def login_count(self):
+        return self.wsapi.requests.count(("POST", "/api/v1/credentials"))
+
+    def present_another_key(self):
+        self.wsapi.change_certificate()
+
+    def array_state(self):
+        return self.state_of()[0]
 
     def test_unreachable_wsapi(self):
         self.add_wsapi_array()

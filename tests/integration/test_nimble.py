@@ -2,8 +2,10 @@
 
 import json
 import pathlib
+import ssl
 import sys
 
+from array_pins import TlsPinChecks
 from passlib import AGENT_BIN, HomeTestCase, run, wait_for
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
@@ -14,7 +16,9 @@ SERIAL = "AF-123456"
 SVP_SERIAL = "470849"
 
 
-class NimbleCollectorTest(HomeTestCase):
+class NimbleCollectorTest(TlsPinChecks, HomeTestCase):
+    SERIAL, FAMILY, PIN_NAME = SERIAL, "nimble", "rest"
+
     def setUp(self):
         super().setUp()
         self.bundle = self.home.enroll("nimble-01")
@@ -127,8 +131,7 @@ class NimbleCollectorTest(HomeTestCase):
 
     def test_a_rotated_key_is_refused_until_forgotten(self):
         self.run_agent()
-        self.sim.rotate_cert()
-        wait_for(lambda: self._presents_new_key(), "the simulator to present its new key")
+        self.present_another_key()
         self.run_agent()
         self.assertEqual("pin_mismatch", self.array_state())
         proc = self.bundle.agent("forget-pin", "--array", SERIAL)
@@ -136,14 +139,31 @@ class NimbleCollectorTest(HomeTestCase):
         self.run_agent()
         self.assertEqual("ok", self.array_state())
 
-    def _presents_new_key(self):
-        import ssl
-        cert, _ = self.sim.cert_paths()
-        try:
-            pem = ssl.get_server_certificate(("127.0.0.1", self.server.port), timeout=2)
-        except OSError:
-            return False
-        return pem.strip() == cert.read_text().strip()
+    # ---- TlsPinChecks ----------------------------------------------------------------------
+    def add_pinned_array(self):
+        pass  # setUp added it
+
+    def presented_cert(self):
+        return self.sim.cert_paths()[0]
+
+    def watch_logins(self, callback):
+        self.server.on_login = callback
+
+    def login_count(self):
+        return len(self.sim.tokens()["logins"])
+
+    def present_another_key(self):
+        self.sim.rotate_cert()
+        cert = self.presented_cert().read_text().strip()
+
+        def presented():
+            try:
+                return ssl.get_server_certificate(("127.0.0.1", self.server.port), timeout=2)
+            except OSError:
+                return None
+
+        wait_for(lambda: (presented() or "").strip() == cert,
+                 "the simulator to present its new key")
 
     def test_dry_run_prints_new_events_and_advances_nothing(self):
         self.run_agent()

@@ -1,5 +1,6 @@
 // ArrayHttps against a real TLS server: a Python http.server child with a self-signed key made
-// by the openssl command, which also computes the expected pins independently of the code.
+// by the openssl command, which also computes the expected pins independently of the code. The
+// server writes each request it receives ("METHOD PATH") to a log, before it answers.
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -44,6 +45,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def answer(self):
+        with open(port_file + ".log", "a") as log:
+            log.write(f"{self.command} {self.path}\n")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         if self.path.startswith("/slow"):
@@ -125,6 +128,13 @@ class Server {
                portFile_) {}
   void stop() { child_.stop(); }
   std::uint16_t port() const { return child_.port(); }
+  /// The requests the server has received so far, "METHOD PATH" each.
+  std::vector<std::string> requests() const {
+    std::vector<std::string> lines;
+    std::istringstream log(readText(portFile_.string() + ".log"));
+    for (std::string line; std::getline(log, line);) lines.push_back(line);
+    return lines;
+  }
 
  private:
   static std::filesystem::path nextPortFile(const TempDir& dir) {
@@ -189,6 +199,30 @@ class FailingPins final : public pass::PinStore {
     return pass::fail("io_error", "state/pins/nimble-AF-123456.json: disk full");
   }
 };
+
+/// Pins in memory that note what the server had received when a pin was stored.
+class WatchedPins final : public pass::PinStore {
+ public:
+  explicit WatchedPins(const Server& server) : server_(server) {}
+  std::optional<std::string> find(std::string_view name) const override { return pins_.find(name); }
+  pass::Status remember(std::string_view name, std::string_view value) override {
+    requestsBefore.push_back(server_.requests());
+    return pins_.remember(name, value);
+  }
+  std::vector<std::vector<std::string>> requestsBefore;  // one entry per remember()
+
+ private:
+  const Server& server_;
+  pass::MemoryPinStore pins_;
+};
+
+pass::HttpsRequest login() {
+  pass::HttpsRequest r;
+  r.method = "POST";
+  r.target = "/v1/tokens";
+  r.body = R"({"data":{"username":"admin","password":"secret"}})";
+  return r;
+}
 
 }  // namespace
 
@@ -272,7 +306,7 @@ TEST_CASE("ArrayHttps: the pinned key is accepted again, another key is refused 
   CHECK_MESSAGE(ok.has_value(), errorText(ok));
 
   pass::ArrayHttps other(optionsFor(b.port()), pins, array);
-  auto refused = other.send(get("/"));
+  auto refused = other.send(login());
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().code == "collector.pin_mismatch");
   const auto& message = refused.error().message;
@@ -282,19 +316,36 @@ TEST_CASE("ArrayHttps: the pinned key is accepted again, another key is refused 
   CHECK_MESSAGE(contains(message, "nimble AF-123456"), message);
   CHECK_MESSAGE(contains(message, "forget-pin"), message);
   CHECK(pins.find("rest") == keysA.pin);
+  CHECK(b.requests().empty());  // the password never reached the other key
 }
 
-TEST_CASE("ArrayHttps: a pin that cannot be stored fails the request") {
+TEST_CASE("ArrayHttps: on first contact the key is pinned before the first request leaves") {
+  TempDir dir;
+  KeyPair keys(dir, "a");
+  Server server(dir, keys);
+  WatchedPins pins(server);
+  auto array = arrayConfig();
+  pass::ArrayHttps client(optionsFor(server.port()), pins, array);
+  auto r = client.send(login());
+  REQUIRE_MESSAGE(r.has_value(), errorText(r));
+  REQUIRE(pins.requestsBefore.size() == 1);
+  CHECK(pins.requestsBefore[0].empty());  // the login came after the pin
+  CHECK(pins.find("rest") == keys.pin);
+  CHECK(server.requests() == std::vector<std::string>{"POST /v1/tokens"});
+}
+
+TEST_CASE("ArrayHttps: a pin that cannot be stored fails the request and sends nothing") {
   TempDir dir;
   KeyPair keys(dir, "a");
   Server server(dir, keys);
   FailingPins pins;
   auto array = arrayConfig();
   pass::ArrayHttps client(optionsFor(server.port()), pins, array);
-  auto r = client.send(get("/"));
+  auto r = client.send(login());
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == "io_error");
   CHECK(contains(r.error().message, "disk full"));
+  CHECK(server.requests().empty());
 }
 
 TEST_CASE("ArrayHttps: refused connections and plain HTTP servers are unreachable") {

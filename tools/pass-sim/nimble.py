@@ -11,10 +11,11 @@ language and a field engineer's shell drive the same server:
     nimble.py --dir D alarm acknowledge --id ID | clear --id ID | reonset --id ID
     nimble.py --dir D mode unreachable|garbage|slow|normal [--slow-seconds 5]
     nimble.py --dir D rotate-cert                      # a new key: the pin must refuse it
-    nimble.py --dir D tokens                           # created and deleted token ids
+    nimble.py --dir D tokens                           # logins tried, token ids created, deleted
 
 Files in D: state.json (events, alarms, mode; rewritten atomically by each command, read by
-the server at every request), tokens.json (written by the server), cert-N.pem / key-N.pem.
+the server at every request), tokens.json (written by the server: every login tried, right or
+wrong, and the token ids created and deleted), cert-N.pem / key-N.pem.
 """
 
 import argparse
@@ -56,7 +57,7 @@ class NimbleSim:
                 "cert_generation": 0, "sort_ok": True, "serial": "AF-123456",
                 "next_seq": 0x4800, "events": [], "alarms": []})
         if not self.tokens_path.exists():
-            _write_json(self.tokens_path, {"created": [], "deleted": []})
+            _write_json(self.tokens_path, {"logins": [], "created": [], "deleted": []})
         self.ensure_cert()
 
     # ---- state --------------------------------------------------------------------------------
@@ -197,7 +198,8 @@ class NimbleSim:
         return cert, key
 
     def tokens(self):
-        """{"created": [ids], "deleted": [ids]}, as the server recorded them."""
+        """{"logins": [user of each POST /v1/tokens, wrong passwords too], "created": [ids],
+        "deleted": [ids]}, as the server recorded them."""
         return json.loads(self.tokens_path.read_text())
 
 
@@ -250,6 +252,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = json.loads(body)["data"]
             user, password = data["username"], data["password"]
         except (ValueError, KeyError, TypeError):
+            data = user = password = None
+        with self.server.lock:
+            tokens = self.sim.tokens()
+            tokens.setdefault("logins", []).append(user)
+            _write_json(self.sim.tokens_path, tokens)
+        on_login = self.server.owner.on_login
+        if on_login is not None:
+            on_login(user)
+        if data is None:
             return self._error(400, "SM_invalid_arg_value", "Invalid request body")
         if user != state["user"] or password != state["password"]:
             return self._error(401, "SM_http_unauthorized", "Unauthorized access")
@@ -335,9 +346,12 @@ class NimbleServer:
     """Serves a NimbleSim directory on 127.0.0.1. Follows the state between requests: stops
     listening while the mode is unreachable and takes a rotated certificate, on the same port."""
 
-    def __init__(self, sim, port=0):
+    def __init__(self, sim, port=0, on_login=None):
+        """on_login(user) is called for each login, before it is checked (tests use it to see
+        what the agent had done by then)."""
         self.sim = sim
         self.port = port
+        self.on_login = on_login
         self.sessions = {}  # token id -> session token; survives certificate rotations
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -349,6 +363,7 @@ class NimbleServer:
     def _open(self, generation):
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.sim, server.sessions, server.lock = self.sim, self.sessions, self.lock
+        server.owner = self  # on_login is read at each login: a test may set it any time
         cert, key = self.sim.ensure_cert(generation)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -427,7 +442,7 @@ def main(argv):
     o = sub.add_parser("sort", help="accept or refuse sortBy")
     o.add_argument("ok", choices=("accept", "refuse"))
     sub.add_parser("rotate-cert", help="a new key pair")
-    sub.add_parser("tokens", help="print created and deleted token ids")
+    sub.add_parser("tokens", help="print the logins tried, created and deleted token ids")
     args = parser.parse_args(argv)
     sim = NimbleSim(args.dir)
     if args.command == "serve":

@@ -311,10 +311,13 @@ def self_signed(directory):
 # The WSAPI's modules are imported where it is built: every SSH login runs this file as the
 # forced command, and importing http.server and ssl would cost it ~70 ms of CPU.
 class WsapiServer:
-    """The WSAPI's credentials and eventlog resources; records every session it hands out."""
+    """The WSAPI's credentials and eventlog resources; records every request (`requests`) and
+    every session it hands out. on_login(user) is called for each POST /api/v1/credentials
+    before it is checked (tests use it to see what the agent had done by then)."""
 
-    def __init__(self, array, directory, user="3paradm", password="3pardata"):
+    def __init__(self, array, directory, user="3paradm", password="3pardata", on_login=None):
         self.array = array
+        self.on_login = on_login
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.user = user
@@ -366,6 +369,10 @@ class WsapiServer:
                 try:
                     body = json.loads(raw)
                 except ValueError:
+                    body = None
+                if server.on_login is not None:
+                    server.on_login(body.get("user") if isinstance(body, dict) else None)
+                if not isinstance(body, dict):
                     return self._send(400, {"code": 1, "desc": "malformed JSON"})
                 if body.get("user") != server.user or body.get("password") != server.password:
                     return self._send(403, {"code": 5, "desc": "invalid username or password"})

@@ -101,7 +101,8 @@ class Agent {
   /// status says it. Nor is a full disk: what is spooled is still sent (summary.storageError).
   Result<RunSummary> run();
 
-  /// Collects every array without spooling anything or advancing any cursor (--dry-run).
+  /// Collects every array without spooling anything or advancing any cursor (--dry-run); the
+  /// keys of arrays met for the first time are pinned as in run().
   std::vector<ArrayRun> collectOnly();
 
   /// Seals a test message and sends it now, outside the spool; returns the home's answer.

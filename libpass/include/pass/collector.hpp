@@ -104,7 +104,7 @@ class PinStore {
   virtual Status remember(std::string_view name, std::string_view value) = 0;
 };
 
-/// Pins held in memory: `pass-agent parse`, dry runs without state, tests.
+/// Pins held in memory, for tests: the agent keeps them in files (FilePinStore), dry runs too.
 class MemoryPinStore final : public PinStore {
  public:
   std::optional<std::string> find(std::string_view name) const override {

@@ -22,22 +22,20 @@ class FilePinStore final : public PinStore {
     std::uint64_t pinnedMs = 0;
   };
 
-  /// Reads `file` if it exists. `readOnly`: remember() keeps new pins in memory only (dry
-  /// runs learn nothing). A damaged file is an error naming it, never an empty store: an empty
-  /// store would trust whatever key the array shows next.
-  static Result<FilePinStore> open(std::filesystem::path file, std::function<std::uint64_t()> clock,
-                                   bool readOnly = false);
+  /// Reads `file` if it exists. A damaged file is an error naming it, never an empty store:
+  /// an empty store would trust whatever key the array shows next.
+  static Result<FilePinStore> open(std::filesystem::path file,
+                                   std::function<std::uint64_t()> clock);
 
   std::optional<std::string> find(std::string_view name) const override;
   Status remember(std::string_view name, std::string_view value) override;
   const std::map<std::string, Pin, std::less<>>& pins() const { return pins_; }
 
  private:
-  FilePinStore(std::filesystem::path file, std::function<std::uint64_t()> clock, bool readOnly)
-      : file_(std::move(file)), clock_(std::move(clock)), readOnly_(readOnly) {}
+  FilePinStore(std::filesystem::path file, std::function<std::uint64_t()> clock)
+      : file_(std::move(file)), clock_(std::move(clock)) {}
   std::filesystem::path file_;
   std::function<std::uint64_t()> clock_;
-  bool readOnly_ = false;
   std::map<std::string, Pin, std::less<>> pins_;
 };
 

@@ -157,7 +157,7 @@ class ThreeParCollector final : public Collector {
       if (!parsed) return std::unexpected(damagedCursor(array(), parsed.error()));
       cursor = std::move(*parsed);
     }
-    MemoryPinStore runPins;  // only when the caller has no durable store (dry runs, tests)
+    MemoryPinStore runPins;  // only when the caller has no durable store (tests)
     PinStore& pins = ctx.pins != nullptr ? *ctx.pins : runPins;
     Collection out;
     if (settings_.source != Source::kWsapi) {
