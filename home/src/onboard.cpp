@@ -77,20 +77,6 @@ Status writeText(const fs::path& file, std::string_view text, bool privateFile =
   return platform::writeFileAtomic(file, text, privateFile);
 }
 
-/// The password's first line, from the file the form names.
-Result<std::string> readPassword(const FormArray& a) {
-  auto text = platform::readFile(a.passwordFile);
-  if (!text) return std::unexpected(text.error());
-  std::string line = text->substr(0, text->find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  if (line.empty()) {
-    return fail("config.value", fmt::format("{}: array/@password: {} is empty (the first line "
-                                            "is the password)",
-                                            a.where, a.passwordFile.string()));
-  }
-  return line + "\n";
-}
-
 std::string networkFile(const FormInterface& i, std::size_t index) {
   std::string match =
       i.mac.empty() ? fmt::format("Name=eth{}", index) : fmt::format("MACAddress={}", i.mac);
@@ -151,9 +137,8 @@ Status writeApplianceInputs(const NewCustomerForm& form, const fs::path& dir) {
   if (auto done = platform::makePrivateDirectory(dir / "secrets"); !done) return done;
   for (const auto& array : form.arrays) {
     if (array.passwordFrom != PasswordSource::kFile) continue;
-    auto password = readPassword(array);
-    if (!password) return std::unexpected(password.error());
-    if (auto done = writeText(dir / "secrets" / array.key(), *password, true); !done) return done;
+    if (auto done = writeText(dir / "secrets" / array.key(), array.password, true); !done)
+      return done;
   }
 
   const fs::path root = dir / "rootfs";
@@ -276,11 +261,6 @@ Result<OnboardReport> onboard(const OnboardOptions& options) {
   }
   auto form = loadForm(options.form);
   if (!form) return std::unexpected(form.error());
-  // Every password file is read before anything is written.
-  for (const auto& a : form->arrays) {
-    if (a.passwordFrom != PasswordSource::kFile) continue;
-    if (auto password = readPassword(a); !password) return std::unexpected(password.error());
-  }
   StatePaths paths(options.state);
   auto store = Store::open(paths.database(), Store::Mode::kOpenExisting);
   if (!store) return std::unexpected(store.error());

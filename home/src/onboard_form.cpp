@@ -12,6 +12,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "pass/home/onboard.hpp"
+#include "platform/fs.hpp"
 
 namespace pass::home {
 
@@ -142,7 +143,8 @@ constexpr std::array kAttributes{
                   Type::kString,
                   true,
                   {},
-                  "The serial number as the array reports it (letters, digits, '.', '-', '_')."},
+                  "The serial number as the array reports it: 1 to 64 letters, digits, '.', "
+                  "'-' or '_' (it names files), not \".\" or \"..\"."},
     AttributeDecl{kArray, "name", Type::kString, false, {}, "A name for people, shown in tickets."},
     AttributeDecl{kArray,
                   "management",
@@ -163,9 +165,10 @@ constexpr std::array kAttributes{
                   Type::kString,
                   false,
                   {},
-                  "Where the account's password comes from: \"file:PATH\" (a file beside the "
-                  "form, shipped inside the appliance) or \"on-site\" (typed in on the "
-                  "appliance after it boots). hpe-3par and nimble only."},
+                  "Where the account's password comes from: \"file:PATH\" (a file in the "
+                  "form's own folder, e.g. file:secrets/3par.txt: relative, no '..', no link "
+                  "out of the folder; shipped inside the appliance) or \"on-site\" (typed in "
+                  "on the appliance after it boots). hpe-3par and nimble only."},
     AttributeDecl{kArray,
                   "unit",
                   Type::kString,
@@ -260,12 +263,6 @@ bool sameSubnet(const boost::asio::ip::address_v4& a, const boost::asio::ip::add
   return (a.to_uint() & mask) == (b.to_uint() & mask);
 }
 
-bool serialText(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-  });
-}
-
 bool macAddress(std::string_view s) {
   if (s.size() != 17) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -312,6 +309,26 @@ std::vector<std::string> splitList(std::string_view text) {
   }
   if (!current.empty()) out.push_back(current);
   return out;
+}
+
+/// The password's first line and a newline, from `value` (what follows "file:"): a file in
+/// the form's own folder (config::confinedPath, platform::readFileBeneath). The form comes
+/// from outside; whatever it names is shipped in the customer's image.
+Result<std::string> readPassword(const fs::path& form, std::string_view value) {
+  constexpr std::size_t kMaxPasswordFileBytes = 64 * 1024;
+  auto relative = config::confinedPath(value);
+  if (!relative) return std::unexpected(relative.error());
+  fs::path folder = form.parent_path();
+  if (folder.empty()) folder = ".";
+  auto text = platform::readFileBeneath(folder, *relative, kMaxPasswordFileBytes);
+  if (!text) return std::unexpected(text.error());
+  std::string line = text->substr(0, text->find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) {
+    return fail("config.value", fmt::format("{} is empty (the first line is the password)",
+                                            platform::displayPath(folder / *relative)));
+  }
+  return line + "\n";
 }
 
 std::string where(const NewCustomerForm& form, const Node& node) {
@@ -439,11 +456,10 @@ bool readArray(const Node& n, Findings& findings, NewCustomerForm& form) {
   a.model = attribute(n, "model");
   if (a.model.empty()) findings.add(n, "model", "is empty: the model, e.g. VSP G900");
   a.serial = attribute(n, "serial");
-  if (!serialText(a.serial)) {
+  if (!config::safeFileName(a.serial)) {
     findings.add(n, "serial",
-                 fmt::format("\"{}\" is not a serial number: 1 to 64 letters, digits, '.', '-' "
-                             "or '_', e.g. 470849",
-                             a.serial));
+                 fmt::format("\"{}\" is not a serial number: {}, e.g. 470849", a.serial,
+                             config::kSafeFileNameRule));
   }
   a.name = attribute(n, "name");
   a.management = splitList(attribute(n, "management"));
@@ -480,11 +496,10 @@ bool readArray(const Node& n, Findings& findings, NewCustomerForm& form) {
     a.passwordFrom = PasswordSource::kOnSite;
   } else if (password.starts_with("file:") && password.size() > 5) {
     a.passwordFrom = PasswordSource::kFile;
-    a.passwordFile = config::resolvePath(form.file.parent_path(), password.substr(5));
-    std::error_code ec;
-    if (!fs::is_regular_file(a.passwordFile, ec)) {
-      findings.add(n, "password",
-                   fmt::format("{} does not exist or is not a file", a.passwordFile.string()));
+    if (auto read = readPassword(form.file, std::string_view(password).substr(5)); !read) {
+      findings.add(n, "password", read.error().message);
+    } else {
+      a.password = std::move(*read);
     }
   } else {
     findings.add(n, "password",

@@ -3,10 +3,10 @@
 // (type 18) throw a program's output away, so a refused bundle would leave nothing in the log
 // but "returned actual error code 2"; the field engineer needs the sentence that says why.
 //
-// Deferred actions see only CustomActionData: here the fields are separated by '|', which no
-// Windows path may contain. Leading fields "if-exists=PATH" make the run conditional (the file
-// is missing: log why and succeed); the next field is the program, the rest its arguments.
-// Built by installer/windows/build.sh with mingw-w64; Windows only, like win-svp/.
+// Deferred actions see only CustomActionData: "STEP|FIELD|...", one fixed layout per step,
+// which custom_action_steps.hpp turns into the program's argument vector (and refuses when a
+// property would add or bend an argument). Built by installer/windows/build.sh with mingw-w64;
+// Windows only, like win-svp/.
 
 #include <windows.h>
 // windows.h first: msi.h and msiquery.h rely on its types.
@@ -15,7 +15,8 @@
 
 #include <string>
 #include <string_view>
-#include <vector>
+
+#include "custom_action_steps.hpp"
 
 namespace pass::msi {
 namespace {
@@ -23,7 +24,6 @@ namespace {
 // import-bundle and install-task take seconds; a program that hangs must not hang the install.
 constexpr DWORD kTimeoutMs = 5 * 60 * 1000;
 constexpr DWORD kPollMs = 50;
-constexpr std::wstring_view kIfExists = L"if-exists=";
 
 /// A kernel handle that is closed once.
 class Handle {
@@ -97,38 +97,6 @@ class Session {
 
   MSIHANDLE install_;
 };
-
-std::vector<std::wstring> split(std::wstring_view text, wchar_t separator) {
-  std::vector<std::wstring> fields;
-  for (;;) {
-    const auto at = text.find(separator);
-    fields.emplace_back(text.substr(0, at));
-    if (at == std::wstring_view::npos) return fields;
-    text.remove_prefix(at + 1);
-  }
-}
-
-// The rules of CommandLineToArgvW and the C runtime, as pass::task::quoteArgument has them:
-// backslashes are literal except before a quote, where a run of them is doubled.
-std::wstring quoteArgument(std::wstring_view argument) {
-  if (!argument.empty() && argument.find_first_of(L" \t\n\v\"") == std::wstring_view::npos) {
-    return std::wstring(argument);
-  }
-  std::wstring out = L"\"";
-  std::size_t backslashes = 0;
-  for (wchar_t c : argument) {
-    if (c == L'\\') {
-      ++backslashes;
-      continue;
-    }
-    out.append(c == L'"' ? backslashes * 2 + 1 : backslashes, L'\\');
-    backslashes = 0;
-    out.push_back(c);
-  }
-  out.append(backslashes * 2, L'\\');
-  out.push_back(L'"');
-  return out;
-}
 
 std::wstring systemMessage(DWORD code) {
   wchar_t* text = nullptr;
@@ -276,34 +244,23 @@ bool fileExists(const std::wstring& path) {
 
 UINT runPassSvp(MSIHANDLE install) {
   const Session session(install);
-  auto fields = split(session.property(L"CustomActionData"), L'|');
-  std::size_t first = 0;
-  for (; first < fields.size() && fields[first].starts_with(kIfExists); ++first) {
-    const std::wstring path = fields[first].substr(kIfExists.size());
-    if (fileExists(path)) continue;
-    session.info(L"RunPassSvp: " + path + L" does not exist, so this step is skipped: " +
-                 (first + 1 < fields.size() ? baseName(fields[first + 1]) : L"") + L" " +
-                 (first + 2 < fields.size() ? fields[first + 2] : L""));
-    return ERROR_SUCCESS;
-  }
-  if (first + 1 >= fields.size() || fields[first].empty()) {
-    session.error(
-        L"RunPassSvp: the installer gave no program and command (CustomActionData "
-        L"is empty); the MSI is broken");
+  const Step step = parseStep(session.property(L"CustomActionData"));
+  if (!step.refusal.empty()) {
+    session.error(L"RunPassSvp: " + step.refusal);
     return ERROR_INSTALL_FAILURE;
   }
-  const std::wstring& program = fields[first];
-  std::wstring commandLine = quoteArgument(program);
-  for (std::size_t i = first + 1; i < fields.size(); ++i) {
-    commandLine += L' ';
-    commandLine += quoteArgument(fields[i]);
+  const std::wstring what = baseName(step.program) + L" " + step.arguments.front();
+  if (!step.ifExists.empty() && !fileExists(step.ifExists)) {
+    session.info(L"RunPassSvp: " + step.ifExists + L" does not exist, so this step is skipped: " +
+                 what);
+    return ERROR_SUCCESS;
   }
-  const std::wstring what = baseName(program) + L" " + fields[first + 1];
-  session.info(L"RunPassSvp: running " + commandLine);
+  const std::wstring line = commandLine(step);
+  session.info(L"RunPassSvp: running " + line);
 
   // One prefix on every line, so that one search of the log (find "RunPassSvp") shows it all.
   LineLogger logger(session, L"RunPassSvp: " + what + L": ");
-  const Outcome outcome = run(program, commandLine, logger);
+  const Outcome outcome = run(step.program, line, logger);
   if (!outcome.failure.empty()) {
     session.error(L"RunPassSvp: " + what + L" " + outcome.failure);
     return ERROR_INSTALL_FAILURE;

@@ -160,7 +160,9 @@ const AgentSchema& agentSchemaTables() {
                                            true,
                                            {},
                                            "The array's serial number, as the array reports it; "
-                                           "unique per family in this file."});
+                                           "unique per family in this file. It names files: 1 "
+                                           "to 64 letters, digits, '.', '-' or '_', not \".\" "
+                                           "or \"..\"."});
       s.attributes.push_back(AttributeDecl{
           path, "model", Type::kString, false, {}, "The model, as on the new-customer form."});
       s.attributes.push_back(AttributeDecl{path,
@@ -285,7 +287,12 @@ Result<AgentConfig> loadAgentConfig(const std::filesystem::path& file) {
                                  earlier.where));
       }
     }
-    if (array.serial.empty()) findings.add(node, "serial", "must not be empty");
+    if (!config::safeFileName(array.serial)) {
+      findings.add(node, "serial",
+                   fmt::format("\"{}\" is not a serial number: {} (it names the array's "
+                               "cursor and pin files)",
+                               array.serial, config::kSafeFileNameRule));
+    }
     cfg.arrays.push_back(std::move(array));
   }
 

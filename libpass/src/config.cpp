@@ -451,6 +451,37 @@ std::filesystem::path resolvePath(const std::filesystem::path& base, std::string
   return (base / p).lexically_normal();
 }
 
+bool safeFileName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_';
+         });
+}
+
+Result<std::filesystem::path> confinedPath(std::string_view value) {
+  auto refuse = [&](std::string_view why) {
+    return fail("config.value", fmt::format("\"{}\" {}: name a file in the form's own folder, "
+                                            "e.g. secrets/3par.txt",
+                                            value, why));
+  };
+  if (value.empty()) return refuse("is empty");
+  if (value.find('\0') != std::string_view::npos) return refuse("holds a NUL byte");
+  std::filesystem::path p = platform::pathFromUtf8(value);
+  // "C:x" is relative but has a drive, and "\\x" a root directory on Windows: only a bare
+  // relative path stays inside the folder.
+  if (p.is_absolute() || p.has_root_name() || p.has_root_directory() || value.starts_with('/') ||
+      value.starts_with('\\')) {
+    return refuse("is an absolute path");
+  }
+  for (const auto& part : p) {
+    if (part == "..") return refuse("leaves the folder with \"..\"");
+  }
+  std::filesystem::path normal = p.lexically_normal();
+  if (normal.empty() || normal == "." || !normal.has_filename()) return refuse("names no file");
+  return normal;
+}
+
 Result<std::string> readConfigFile(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {

@@ -126,5 +126,64 @@ class OnboardingTest(HomeTestCase):
         self.assertFalse(self.out.exists())
 
 
+EXAMPLE_FORM = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "new-customer-form.xml"
+PASSWORD = 'password="file:secrets/3par-1612345.txt"'
+
+
+class FormFileConfinementTest(HomeTestCase):
+    """A form comes from outside; what its password="file:..." names lands in the image shipped
+    to the customer. Only a regular file inside the form's own folder may be named."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = pathlib.Path(self.tmp)
+        self.folder = self.tmp / "customer"
+        (self.folder / "secrets").mkdir(parents=True)
+        (self.folder / "secrets" / "3par-1612345.txt").write_text("customer-pw\n")
+        self.secret = self.tmp / "home-secret.txt"  # stands for STATE/ack.key and the like
+        self.secret.write_text("HOME-SECRET-DO-NOT-SHIP\n")
+        self.form = self.folder / "form.xml"
+        self.out = self.tmp / "out"
+
+    def onboard(self, password):
+        self.assertIn(PASSWORD, EXAMPLE_FORM.read_text())
+        self.form.write_text(EXAMPLE_FORM.read_text().replace(PASSWORD, f'password="{password}"'))
+        return run([HOME_BIN, "onboard", "--state", str(self.home.state), "--form", str(self.form),
+                    "--out", str(self.out)])
+
+    def assert_refused(self, password, why):
+        proc = self.onboard(password)
+        self.assertEqual(2, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn(f"{self.form}:20: new-customer-form/array/@password: ", proc.stderr)
+        self.assertIn(why, proc.stderr)
+        self.assertNotIn("HOME-SECRET", proc.stdout + proc.stderr)
+        self.assertFalse(self.out.exists(), "onboard wrote into OUT")
+        self.assertEqual({}, self.home.agents())
+
+    def test_a_file_inside_the_form_s_folder_is_shipped(self):
+        proc = self.onboard("file:secrets/3par-1612345.txt")
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        shipped = self.out / "appliance" / "secrets" / "hpe_3par-1612345"
+        self.assertEqual("customer-pw\n", shipped.read_text())
+
+    def test_dot_dot_is_refused_before_anything_is_enrolled_or_written(self):
+        self.assert_refused("file:../home-secret.txt", 'leaves the folder with ".."')
+        self.assert_refused("file:secrets/../../home-secret.txt", 'leaves the folder with ".."')
+
+    def test_an_absolute_path_is_refused(self):
+        self.assert_refused(f"file:{self.secret}", "is an absolute path")
+
+    def test_a_symlink_out_of_the_folder_is_refused(self):
+        (self.folder / "secrets" / "link.txt").symlink_to(self.secret)
+        self.assert_refused("file:secrets/link.txt", "outside")
+        (self.folder / "up").symlink_to(self.tmp, target_is_directory=True)
+        self.assert_refused("file:up/home-secret.txt", "outside")
+
+    def test_a_directory_or_fifo_is_refused(self):
+        self.assert_refused("file:secrets", "is not a regular file")
+        os.mkfifo(self.folder / "fifo")
+        self.assert_refused("file:fifo", "is not a regular file")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#ifndef _WIN32
+#include <sys/stat.h>
+#endif
+
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "pass/config.hpp"
+#include "platform/fs.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -308,6 +313,100 @@ TEST_CASE("each agent.xml error names file, line and key") {
     CHECK(cfg.error().message.find(missing.string()) != std::string::npos);
   }
 }
+
+TEST_CASE("an agent.xml serial must be a safe file name: it names cursor and pin files") {
+  TempDir dir;
+  const std::string good = minimalAgentXml();
+  for (std::string_view serial : {"470849", "AF-109084", "HF-1", "91110206", "a.b_c"}) {
+    auto text = replaced(good, "</pass-agent>",
+                         fmt::format("  <arrays><hitachi-svp serial=\"{}\" sim-dir=\"sim\"/>"
+                                     "</arrays>\n</pass-agent>",
+                                     serial));
+    auto cfg = loadAgentConfig(writeFile(dir.path(), "agent.xml", text));
+    CHECK_MESSAGE(cfg.has_value(), serial, ": ", (cfg ? std::string() : cfg.error().message));
+  }
+  for (std::string_view serial : {"../../etc/cron.d/x", "a/b", "..", ".", "16 12"}) {
+    auto text = replaced(good, "</pass-agent>",
+                         fmt::format("  <arrays><hitachi-svp serial=\"{}\" sim-dir=\"sim\"/>"
+                                     "</arrays>\n</pass-agent>",
+                                     serial));
+    auto error = loadError(dir, text);
+    CHECK(error.code == "config.value");
+    CHECK_MESSAGE(
+        error.message.starts_with(prefix(dir, 7) + "pass-agent/arrays/hitachi-svp/@serial: \"" +
+                                  std::string(serial) + "\" is not a serial number"),
+        error.message);
+  }
+}
+
+TEST_CASE("config::safeFileName: 1 to 64 of [A-Za-z0-9._-], not . or ..") {
+  for (std::string_view ok : {"470849", "AF-109084", "HF-1", "a.b_c", "..."}) {
+    CHECK_MESSAGE(config::safeFileName(ok), ok);
+  }
+  CHECK(config::safeFileName(std::string(64, '7')));
+  CHECK_FALSE(config::safeFileName(std::string(65, '7')));
+  for (std::string_view bad :
+       {"", ".", "..", "../x", "a/b", "a\\b", "16 12", "x\n", "C:x", "\xc3\xa9", "a*"}) {
+    CHECK_FALSE_MESSAGE(config::safeFileName(bad), bad);
+  }
+}
+
+TEST_CASE("config::confinedPath: relative, no '..', no root, names a file") {
+  CHECK(config::confinedPath("secrets/3par.txt").value() == fs::path("secrets/3par.txt"));
+  CHECK(config::confinedPath("./pw.txt").value() == fs::path("pw.txt"));
+  CHECK(config::confinedPath("a/./b").value() == fs::path("a/b"));
+  struct Bad {
+    std::string_view value;
+    std::string_view why;
+  };
+  for (const Bad& bad : {Bad{"/etc/shadow", "is an absolute path"},
+                         Bad{"\\\\server\\share\\x", "is an absolute path"},
+                         Bad{"../home/secrets/smtp-password", "leaves the folder with \"..\""},
+                         Bad{"a/../../x", "leaves the folder with \"..\""},
+                         Bad{"a/../b", "leaves the folder with \"..\""}, Bad{"", "is empty"},
+                         Bad{"secrets/", "names no file"}, Bad{".", "names no file"}}) {
+    auto got = config::confinedPath(bad.value);
+    REQUIRE_FALSE_MESSAGE(got.has_value(), bad.value);
+    CHECK(got.error().code == "config.value");
+    CHECK_MESSAGE(got.error().message.find(bad.why) != std::string::npos, got.error().message);
+  }
+}
+
+#ifndef _WIN32
+TEST_CASE("platform::readFileBeneath reads only a regular file inside the folder") {
+  TempDir dir;
+  const fs::path folder = dir / "form";
+  fs::create_directories(folder / "secrets");
+  writeFile(folder / "secrets", "pw.txt", "s3cret\n");
+  writeFile(dir.path(), "outside.txt", "home secret\n");
+  fs::create_directory_symlink(dir.path(), folder / "up");
+  fs::create_symlink("../../outside.txt", folder / "secrets" / "out.txt");
+  fs::create_symlink("pw.txt", folder / "secrets" / "alias.txt");
+  fs::create_directory(folder / "dir");
+  REQUIRE(::mkfifo((folder / "fifo").c_str(), 0600) == 0);
+
+  auto read = [&](const char* relative, std::size_t max = 1024) {
+    return platform::readFileBeneath(folder, relative, max);
+  };
+  CHECK(read("secrets/pw.txt").value() == "s3cret\n");
+  // A link that stays inside resolves to a file inside: allowed.
+  CHECK(read("secrets/alias.txt").value() == "s3cret\n");
+  for (const char* escape : {"secrets/out.txt", "up/outside.txt"}) {
+    auto got = read(escape);
+    REQUIRE_FALSE_MESSAGE(got.has_value(), escape);
+    CHECK(got.error().code == "unsafe_path");
+    CHECK_MESSAGE(got.error().message.find("outside") != std::string::npos, got.error().message);
+  }
+  for (const char* special : {"dir", "fifo"}) {  // a FIFO without a writer must not block
+    auto got = read(special);
+    REQUIRE_FALSE_MESSAGE(got.has_value(), special);
+    CHECK(got.error().code == "unsafe_path");
+    CHECK(got.error().message.find("is not a regular file") != std::string::npos);
+  }
+  CHECK(read("secrets/pw.txt", 3).error().code == "too_large");
+  CHECK(read("missing.txt").error().code == "not_found");
+}
+#endif
 
 TEST_CASE("config::parse checks types, occurrences and lines on a small schema") {
   using config::AttributeDecl;

@@ -96,6 +96,20 @@ std::filesystem::path resolvePath(const std::filesystem::path& base, std::string
 /// The whole file; "config.io" errors name the file and the reason.
 Result<std::string> readConfigFile(const std::filesystem::path& file);
 
+/// The rule for a value that becomes a file name (an array's serial names its cursor, pin and
+/// password files): 1 to 64 of A-Z a-z 0-9 '.' '-' '_', and not "." or "..".
+bool safeFileName(std::string_view name);
+/// safeFileName's rule in words, for messages.
+inline constexpr std::string_view kSafeFileNameRule =
+    "1 to 64 letters, digits, '.', '-' or '_', not \".\" or \"..\"";
+
+/// A path that an untrusted file (a customer's form) names, confined to that file's folder:
+/// relative, without a root or drive, without ".." and not empty. The result is lexically
+/// normal and relative; the error ("config.value") says which rule `value` breaks, for the
+/// caller to prefix with file, line and field. Symbolic links are checked when the file is
+/// opened (platform::readFileBeneath).
+Result<std::filesystem::path> confinedPath(std::string_view value);
+
 }  // namespace pass::config
 
 namespace pass {

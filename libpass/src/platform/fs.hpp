@@ -43,6 +43,18 @@ Status renameDurable(const std::filesystem::path& from, const std::filesystem::p
 /// Reads a whole file.
 Result<std::string> readFile(const std::filesystem::path& path);
 
+#ifndef _WIN32
+/// Reads `relative` (a config::confinedPath) inside `folder` when, after every symbolic link is
+/// resolved, it is a regular file inside `folder`: a link out of the folder, a directory, a
+/// FIFO or a device is refused with code "unsafe_path", a file larger than `maxBytes` with
+/// "too_large". Each component is opened with O_NOFOLLOW from the folder down and the file is
+/// checked with fstat on the opened descriptor, so a link swapped in after the check is refused
+/// too. POSIX only: the home and the appliance read folders that others filled; the Windows
+/// agent reads none.
+Result<std::string> readFileBeneath(const std::filesystem::path& folder,
+                                    const std::filesystem::path& relative, std::size_t maxBytes);
+#endif
+
 /// Deletes the temp files of writeFileAtomic in `dir` (a missing directory holds none): each is a
 /// write that never completed, so its caller was not told it was stored. Syncs `dir` when it
 /// deleted any. "io_error" names a temp file that could not be deleted.

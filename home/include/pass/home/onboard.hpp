@@ -56,12 +56,12 @@ struct FormArray {
   std::vector<std::string> management;  // management addresses, 1 or 2
   std::string user;
   PasswordSource passwordFrom = PasswordSource::kNone;
-  std::filesystem::path passwordFile;  // kFile: resolved against the form's folder
-  std::string unit;                    // hitachi-df: the SNM2 unit name
-  std::string svpHost;                 // hitachi-svp: the SVP's host name, its agent's name
-  std::string simDir;                  // hitachi-svp
-  std::string simPattern;              // hitachi-svp; empty: the collector's default
-  std::string where;                   // "form.xml:23"
+  std::string password;    // kFile: the file's first line and "\n", read by loadForm
+  std::string unit;        // hitachi-df: the SNM2 unit name
+  std::string svpHost;     // hitachi-svp: the SVP's host name, its agent's name
+  std::string simDir;      // hitachi-svp
+  std::string simPattern;  // hitachi-svp; empty: the collector's default
+  std::string where;       // "form.xml:23"
 
   /// Watched from the appliance (not from an SVP).
   bool onAppliance() const { return family != "hitachi_svp"; }
@@ -85,7 +85,10 @@ const config::Schema& formSchema();
 
 /// Reads and validates a form. Errors read "FILE:LINE: PATH/@ATTRIBUTE: what is wrong; what a
 /// valid value looks like", with codes "config.*" (syntax, unknown keys, types) and
-/// "config.value" (values); "config.io" when the file or a password file cannot be read.
+/// "config.value" (values, and a password file that is not a readable regular file inside the
+/// form's own folder: config::confinedPath, platform::readFileBeneath); "config.io" when the
+/// form cannot be read. Password files are read here, once, so what onboard writes is what was
+/// checked.
 Result<NewCustomerForm> loadForm(const std::filesystem::path& file);
 
 struct OnboardOptions {

@@ -8,8 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <random>
 #include <system_error>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -157,13 +161,20 @@ Status renameDurable(const std::filesystem::path& from, const std::filesystem::p
   return syncDirectory(fromDir);
 }
 
-Result<std::string> readFile(const std::filesystem::path& path) {
-  int fd = openRetry(path.c_str(), O_RDONLY);
-  if (fd < 0) return ioError(errno, "cannot open", path);
-  UniqueFd file(fd);
+namespace {
+
+/// Everything left in `file` (opened from `path`, which messages name); "too_large" as soon as
+/// it holds more than `maxBytes`.
+Result<std::string> readOpened(const UniqueFd& file, const std::filesystem::path& path,
+                               std::size_t maxBytes) {
+  auto tooLarge = [&] {
+    return fail("too_large",
+                fmt::format("{} is larger than {} bytes", displayPath(path), maxBytes));
+  };
   std::string out;
   struct stat st {};
   if (::fstat(file.get(), &st) == 0 && st.st_size > 0) {
+    if (static_cast<std::uintmax_t>(st.st_size) > maxBytes) return tooLarge();
     out.reserve(static_cast<std::size_t>(st.st_size));
   }
   char buffer[64 * 1024];
@@ -173,10 +184,64 @@ Result<std::string> readFile(const std::filesystem::path& path) {
       if (errno == EINTR) continue;
       return ioError(errno, "cannot read", path);
     }
-    if (n == 0) break;
+    if (n == 0) return out;
     out.append(buffer, static_cast<std::size_t>(n));
+    if (out.size() > maxBytes) return tooLarge();
   }
-  return out;
+}
+
+}  // namespace
+
+Result<std::string> readFile(const std::filesystem::path& path) {
+  int fd = openRetry(path.c_str(), O_RDONLY);
+  if (fd < 0) return ioError(errno, "cannot open", path);
+  return readOpened(UniqueFd(fd), path, std::numeric_limits<std::size_t>::max());
+}
+
+Result<std::string> readFileBeneath(const std::filesystem::path& folder,
+                                    const std::filesystem::path& relative, std::size_t maxBytes) {
+  namespace fs = std::filesystem;
+  const fs::path shown = folder / relative;
+  auto unsafe = [&](std::string_view why) {
+    return fail("unsafe_path", fmt::format("{} {}", displayPath(shown), why));
+  };
+  std::error_code ec;
+  const fs::path root = fs::canonical(folder, ec);
+  if (ec) return ioError(ec.value(), "cannot resolve", folder);
+  const fs::path target = fs::canonical(root / relative, ec);
+  if (ec) return ioError(ec.value(), "cannot open", shown);
+  const fs::path inside = target.lexically_relative(root);
+  if (inside.empty() || inside == "." || *inside.begin() == "..") {
+    return unsafe(fmt::format("resolves to {}, outside {}: it must be a file in that folder",
+                              displayPath(target), displayPath(root)));
+  }
+  // From the folder down, no component may be a link now: what was resolved above is what is
+  // opened, even if someone swaps a link in meanwhile.
+  std::optional<UniqueFd> dir;
+  int fd = openRetry(root.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return ioError(errno, "cannot open", root);
+  dir.emplace(fd);
+  const std::vector<fs::path> parts(inside.begin(), inside.end());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const bool last = i + 1 == parts.size();
+    const int flags =
+        O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK | O_NOCTTY : O_DIRECTORY);
+    do {
+      fd = ::openat(dir->get(), parts[i].c_str(), flags);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+      return unsafe("changed while it was opened (a symbolic link was swapped in)");
+    }
+    if (fd < 0) return ioError(errno, "cannot open", shown);
+    if (!last) dir.emplace(fd);
+  }
+  UniqueFd file(fd);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) return ioError(errno, "cannot stat", shown);
+  if (!S_ISREG(st.st_mode)) {
+    return unsafe("is not a regular file (a directory, FIFO, device or socket)");
+  }
+  return readOpened(file, shown, maxBytes);
 }
 
 Status makePrivate(const std::filesystem::path& path) {
