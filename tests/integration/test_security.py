@@ -107,15 +107,20 @@ class Revocation(EnrolledHome):
              self.bundle.agent_id], check=True)
         return started
 
-    def connect(self, version):
-        """A completed TLS handshake with the agent's certificate, or the ssl.SSLError."""
+    def context(self, version):
         ctx = self.bundle.tls_context()
         ctx.check_hostname = False
         ctx.minimum_version = version
         ctx.maximum_version = version
+        return ctx
+
+    def connect(self, version, ctx=None, session=None):
+        """A completed TLS handshake with the agent's certificate (resuming `session`, made
+        with `ctx`, when given), or the ssl.SSLError."""
+        ctx = ctx or self.context(version)
         raw = socket.create_connection(("127.0.0.1", self.home.port), timeout=10)
         try:
-            return ctx.wrap_socket(raw)
+            return ctx.wrap_socket(raw, session=session)
         except BaseException:
             raw.close()
             raise
@@ -159,6 +164,24 @@ class Revocation(EnrolledHome):
         proc = self.bundle.agent("test")
         self.assertNotEqual(0, proc.returncode)
         self.assertIn("revoked", (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr)
+
+    def test_a_revoked_agent_resuming_an_earlier_tls_session_is_closed_unanswered(self):
+        # A resumed session skips the certificate check of the handshake: the home reads the
+        # session's certificate once the handshake is done and closes the connection.
+        ctx = self.context(ssl.TLSVersion.TLSv1_2)
+        with self.connect(ssl.TLSVersion.TLSv1_2, ctx) as tls:
+            self.assertEqual(b"HTTP/1.1 400 Bad Request", self.request(tls))
+            session = tls.session
+        self.revoke()
+        wait_for(lambda: self.refused_as_revoked(ssl.TLSVersion.TLSv1_2),
+                 "the handshake to fail", timeout=5)
+        with self.connect(ssl.TLSVersion.TLSv1_2, ctx, session) as tls:
+            self.assertTrue(tls.session_reused)
+            try:
+                answer = self.request(tls)
+            except (ssl.SSLError, ConnectionError):
+                answer = b""
+        self.assertEqual(b"", answer, "a revoked agent's request was answered")
 
     def test_a_revoked_agents_open_connection_is_closed_within_a_second(self):
         with self.connect(ssl.TLSVersion.TLSv1_3) as tls:
