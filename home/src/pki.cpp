@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -448,9 +449,9 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
   return agent;
 }
 
-Result<PeerIdentity> peerIdentity(SSL* ssl) {
-  X509* cert = SSL_get0_peer_certificate(ssl);
-  if (!cert) return fail("no_client_certificate", "the client sent no certificate");
+namespace {
+
+PeerIdentity identityOf(X509* cert) {
   PeerIdentity id;
   id.serialHex = serialHex(cert);
   X509_NAME* subject = X509_get_subject_name(cert);
@@ -463,6 +464,25 @@ Result<PeerIdentity> peerIdentity(SSL* ssl) {
     OPENSSL_free(utf8);
   }
   return id;
+}
+
+}  // namespace
+
+Result<PeerIdentity> peerIdentity(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (!cert) return fail("no_client_certificate", "the client sent no certificate");
+  return identityOf(cert);
+}
+
+bool verifyNotRevoked(bool preverified, X509_STORE_CTX* ctx,
+                      const std::function<bool(const PeerIdentity&)>& isRevoked) {
+  // Depth 0 is the client's own certificate, asked last, once its chain up to ca.crt held.
+  if (!preverified || X509_STORE_CTX_get_error_depth(ctx) != 0) return preverified;
+  X509* leaf = X509_STORE_CTX_get_current_cert(ctx);
+  if (!leaf || !isRevoked(identityOf(leaf))) return true;
+  // OpenSSL answers this error with a certificate_revoked alert.
+  X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REVOKED);
+  return false;
 }
 
 Status restrictServerTls(SSL_CTX* ctx) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/revoked_agents.hpp"
 #include "platform/fs.hpp"
 
 namespace pass::home {
@@ -48,6 +50,9 @@ constexpr std::size_t kFirstRead = 4096;
 // of idle keep-alive connections stay small.
 constexpr std::size_t kKeepBufferBytes = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// How often the server reads the revoked agents from the store: `pass-home revoke` closes a
+// revoked agent's open connections within this, plus the time to read.
+constexpr std::chrono::milliseconds kRevocationPoll{250};
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -85,6 +90,23 @@ bool closedByPeer(const beast::error_code& ec) {
 
 class Session;
 
+// At most one line a second for a refusal that a client can repeat at will; the line counts
+// the ones left out since the last.
+class LogBudget {
+ public:
+  /// The count to report with a line now, or nullopt when this one is left out.
+  std::optional<std::uint64_t> take(std::int64_t nowMs) {
+    unlogged_.fetch_add(1);
+    auto last = lastMs_.load();
+    if (nowMs - last < 1000 || !lastMs_.compare_exchange_strong(last, nowMs)) return std::nullopt;
+    return unlogged_.exchange(0);
+  }
+
+ private:
+  std::atomic<std::int64_t> lastMs_{0};
+  std::atomic<std::uint64_t> unlogged_{0};
+};
+
 // Everything the sessions share. One event loop per I/O thread, each run by exactly one
 // thread: a connection lives on one loop, so its handlers never need a strand, and a handler
 // posted by the loop's own thread never wakes another one. Loop 0 also owns the acceptor,
@@ -104,6 +126,7 @@ struct ServerCore {
     statsTimer.emplace(*loops[0]);
     forceTimer.emplace(*loops[0]);
     acceptRetry.emplace(*loops[0]);
+    revocationTimer.emplace(*loops[0]);
     signals.emplace(*loops[0]);
   }
 
@@ -122,7 +145,14 @@ struct ServerCore {
   std::atomic<bool> stopping{false};
   std::atomic<bool> loopsDone{false};
   std::mutex sessionsMutex;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  struct Registered {
+    std::weak_ptr<Session> session;
+    std::string agent;  // the certificate's agent id, once the handshake is done
+  };
+  std::unordered_map<Session*, Registered> sessions;
+  std::unique_ptr<RevokedAgents> revoked;
+  LogBudget revokedRefusals;
+  bool revocationPollFailing = false;  // loop 0 only
   std::unique_ptr<AgentDirectory> directory;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<GroupCommitter> committer;
@@ -138,6 +168,7 @@ struct ServerCore {
   std::optional<net::steady_timer> statsTimer;
   std::optional<net::steady_timer> forceTimer;
   std::optional<net::steady_timer> acceptRetry;
+  std::optional<net::steady_timer> revocationTimer;
   std::optional<net::signal_set> signals;
 
   void accept();
@@ -147,6 +178,9 @@ struct ServerCore {
   void logStats(std::string_view event);
   void beginStop();
   void registerSession(const std::shared_ptr<Session>& session);
+  bool admitAgent(Session* session, const std::string& agent);
+  void scheduleRevocationPoll();
+  void closeRevokedSessions();
   void sessionClosed(Session* session);
   void runLoop(Loop& loop);
   void stopLoops() {
@@ -155,6 +189,7 @@ struct ServerCore {
   void destroyHandlers() {
     // Destroying the I/O objects before the loops keeps the order Asio expects.
     signals.reset();
+    revocationTimer.reset();
     acceptRetry.reset();
     forceTimer.reset();
     statsTimer.reset();
@@ -181,6 +216,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (cancellable_) lowest().cancel();
   }
 
+  /// Posted to the session's loop when its agent was revoked: the connection ends at once,
+  /// also in the middle of a request (the agent's envelope is then unanswered and refused
+  /// when sent again).
+  void onAgentRevoked() { lowest().close(); }
+
   net::any_io_executor executor() { return stream_.get_executor(); }
 
  private:
@@ -190,6 +230,13 @@ class Session : public std::enable_shared_from_this<Session> {
     core_.registerSession(shared_from_this());
     cancellable_ = true;
     lowest().expires_after(core_.options.readTimeout);
+    stream_.set_verify_callback([this](bool preverified, ssl::verify_context& ctx) {
+      return verifyNotRevoked(preverified, ctx.native_handle(), [this](const PeerIdentity& peer) {
+        if (!core_.revoked->contains(peer.commonName)) return false;
+        refusedAgent_ = peer.commonName;
+        return true;
+      });
+    });
     stream_.async_handshake(ssl::stream_base::server,
                             beast::bind_front_handler(&Session::onHandshake, shared_from_this()));
   }
@@ -198,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
     cancellable_ = false;
     if (ec) {
       if (ec == net::error::operation_aborted) return;
+      if (!refusedAgent_.empty()) return logRevokedRefusal(refusedAgent_);
       if (closedByPeer(ec)) {
         // Not a refusal: an agent stopped or timed out mid-connect, a port check, a scanner.
         core_.log.info("tls_closed", {{"peer", peerAddress_},
@@ -216,7 +264,19 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     peer_ = std::move(*peer);
+    // Revoked after the certificate was checked and before this session was listed under
+    // its agent: closeRevokedSessions did not see it.
+    if (!core_.admitAgent(this, peer_.commonName)) return logRevokedRefusal(peer_.commonName);
     waitForRequest();
+  }
+
+  void logRevokedRefusal(const std::string& agent) {
+    auto count = core_.revokedRefusals.take(nowMs());
+    if (!count) return;
+    core_.log.warning("tls_refused", {{"peer", peerAddress_},
+                                      {"agent", agent},
+                                      {"reason", "revoked"},
+                                      {"refused_since_last_line", *count}});
   }
 
   void waitForRequest() {
@@ -463,6 +523,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   std::string peerAddress_;
   PeerIdentity peer_;
+  std::string refusedAgent_;  // set by the verify callback when it refused a revoked agent
   ConnectionAuth auth_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -550,13 +611,14 @@ void ServerCore::beginStop() {
   beast::error_code ignored;
   acceptor->close(ignored);
   statsTimer->cancel();
+  revocationTimer->cancel();
   acceptRetry->cancel();
   signals->cancel();
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(sessionsMutex);
-    for (auto& [ptr, weak] : sessions) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
+    for (auto& [ptr, entry] : sessions) {
+      if (auto s = entry.session.lock()) live.push_back(std::move(s));
     }
   }
   for (auto& s : live) net::post(s->executor(), [s] { s->onServerStop(); });
@@ -573,7 +635,55 @@ void ServerCore::beginStop() {
 
 void ServerCore::registerSession(const std::shared_ptr<Session>& session) {
   std::lock_guard lock(sessionsMutex);
-  sessions.emplace(session.get(), session);
+  sessions.emplace(session.get(), Registered{session, {}});
+}
+
+bool ServerCore::admitAgent(Session* session, const std::string& agent) {
+  {
+    std::lock_guard lock(sessionsMutex);
+    sessions.at(session).agent = agent;
+  }
+  // After the listing: a poll that missed it has updated `revoked` already.
+  return !revoked->contains(agent);
+}
+
+void ServerCore::scheduleRevocationPoll() {
+  revocationTimer->expires_after(kRevocationPoll);
+  revocationTimer->async_wait([this](beast::error_code ec) {
+    if (ec || stopping.load()) return;
+    closeRevokedSessions();
+    scheduleRevocationPoll();
+  });
+}
+
+// Runs on loop 0.
+void ServerCore::closeRevokedSessions() {
+  auto added = revoked->refresh();
+  if (!added) {
+    // Logged when it starts and when it ends, not every poll. Envelopes are still checked
+    // against the agent's row, and new handshakes against the last set read.
+    if (!revocationPollFailing) {
+      log.error("revocation_poll_failed", {{"message", added.error().message}});
+    }
+    revocationPollFailing = true;
+    return;
+  }
+  if (revocationPollFailing) log.info("revocation_poll_recovered", {});
+  revocationPollFailing = false;
+  if (added->empty()) return;
+  std::map<std::string, std::vector<std::shared_ptr<Session>>> byAgent;
+  for (auto& agent : *added) byAgent[agent];
+  {
+    std::lock_guard lock(sessionsMutex);
+    for (auto& [ptr, entry] : sessions) {
+      if (entry.agent.empty() || !revoked->contains(entry.agent)) continue;
+      if (auto s = entry.session.lock()) byAgent[entry.agent].push_back(std::move(s));
+    }
+  }
+  for (auto& [agent, live] : byAgent) {
+    log.warning("revoked_sessions_closed", {{"agent", agent}, {"sessions", live.size()}});
+    for (auto& s : live) net::post(s->executor(), [s] { s->onAgentRevoked(); });
+  }
 }
 
 void ServerCore::sessionClosed(Session* session) {
@@ -659,6 +769,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
     return std::unexpected(done.error());
   }
   impl->directory = std::make_unique<AgentDirectory>(paths.database());
+  impl->revoked = std::make_unique<RevokedAgents>(paths.database());
+  if (auto read = impl->revoked->refresh(); !read) return std::unexpected(read.error());
   impl->ingest = std::make_unique<Ingest>(*impl->directory, std::move(*homeKey), options.window);
 
   beast::error_code ec;
@@ -722,6 +834,7 @@ Status Server::run(bool handleSignals) {
     }
     core.accept();
     core.scheduleStats();
+    core.scheduleRevocationPoll();
   });
   if (core.outbox) {
     if (auto started = core.outbox->start(); !started) return started;

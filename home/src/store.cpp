@@ -461,6 +461,19 @@ Status Store::revokeAgent(std::string_view agentId, std::int64_t nowMs) {
   return {};
 }
 
+Result<std::vector<std::string>> Store::revokedAgents() {
+  auto stmt = impl_->db.prepare("SELECT id FROM agents WHERE revoked_ms IS NOT NULL ORDER BY id");
+  if (!stmt) return propagate(stmt);
+  std::vector<std::string> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row) return propagate(row);
+    if (!*row) break;
+    out.push_back(stmt->columnText(0));
+  }
+  return out;
+}
+
 Result<std::vector<ExpectedArray>> Store::expectedArrays(std::string_view agentId) {
   auto s = impl_->db.prepare(
       "SELECT family, serial, model, name, since_ms, last_reported_ms FROM expected_arrays "

@@ -1,6 +1,7 @@
 """Holes an outside review found, closed (docs/security.md, Decisions): TLS 1.2 without CBC or
 SHA-1 suites on the ingest port and in the agent's client, the admin API that binds or stops
-the home, and agent text printed with its control characters escaped."""
+the home, agent text printed with its control characters escaped, and a revoked agent refused
+in the TLS handshake, its open connections closed."""
 
 import pathlib
 import socket
@@ -8,6 +9,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 from passlib import HOME_BIN, Home, run, wait_for
@@ -19,7 +21,9 @@ CBC_SHA1 = "ECDHE-ECDSA-AES128-SHA"
 GCM = "ECDHE-ECDSA-AES128-GCM-SHA256"
 
 
-class Tls(unittest.TestCase):
+class EnrolledHome(unittest.TestCase):
+    """A running home with one enrolled agent, `self.bundle`."""
+
     def setUp(self):
         self.tmp_dir = tempfile.TemporaryDirectory()
         self.tmp = pathlib.Path(self.tmp_dir.name)
@@ -31,6 +35,8 @@ class Tls(unittest.TestCase):
         self.home.stop()
         self.tmp_dir.cleanup()
 
+
+class Tls(EnrolledHome):
     def handshake(self, cipher, version=ssl.TLSVersion.TLSv1_2):
         ctx = self.bundle.tls_context()
         ctx.check_hostname = False
@@ -88,6 +94,114 @@ class Tls(unittest.TestCase):
         self.bundle.agent("test")  # the stand-in answers no HTTP: only the handshake counts
         thread.join(timeout=30)
         self.assertEqual(GCM, result.get("cipher"), result)
+
+
+class Revocation(EnrolledHome):
+    """`pass-home revoke` while `serve` runs: the agent's certificate fails the handshake and
+    its open connections are closed within a second, without a restart."""
+
+    def revoke(self):
+        """Runs `pass-home revoke`; returns when it started."""
+        started = time.monotonic()
+        run([HOME_BIN, "revoke", "--state", str(self.home.state), "--agent",
+             self.bundle.agent_id], check=True)
+        return started
+
+    def context(self, version):
+        ctx = self.bundle.tls_context()
+        ctx.check_hostname = False
+        ctx.minimum_version = version
+        ctx.maximum_version = version
+        return ctx
+
+    def connect(self, version, ctx=None, session=None):
+        """A completed TLS handshake with the agent's certificate (resuming `session`, made
+        with `ctx`, when given), or the ssl.SSLError."""
+        ctx = ctx or self.context(version)
+        raw = socket.create_connection(("127.0.0.1", self.home.port), timeout=10)
+        try:
+            return ctx.wrap_socket(raw, session=session)
+        except BaseException:
+            raw.close()
+            raise
+
+    def request(self, tls):
+        """One request on a kept-alive connection; returns the status line."""
+        tls.sendall(b"POST /v1/envelopes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/vnd.pass.envelope.v1\r\nContent-Length: 1\r\n"
+                    b"\r\nx")
+        return tls.recv(65536).split(b"\r\n", 1)[0]
+
+    def refused_as_revoked(self, version):
+        """True when a new connection is refused with a certificate_revoked alert: on TLS 1.2
+        in the handshake, on TLS 1.3 (where the server checks the client's certificate after
+        the client's handshake is done) at the first read."""
+        try:
+            with self.connect(version) as tls:
+                self.request(tls)
+        except ssl.SSLError as e:
+            self.assertIn("CERTIFICATE_REVOKED", str(e).upper().replace(" ", "_"))
+            return True
+        return False
+
+    def test_a_revoked_agents_certificate_fails_the_tls_handshake(self):
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            self.assertFalse(self.refused_as_revoked(version), "before the revocation")
+        revoked_at = self.revoke()
+        wait_for(lambda: self.refused_as_revoked(ssl.TLSVersion.TLSv1_2),
+                 "the handshake to fail", timeout=5)
+        print(f"\nrevoked: a new TLS 1.2 handshake fails after "
+              f"{time.monotonic() - revoked_at:.3f} s", file=sys.stderr)
+        self.assertLess(time.monotonic() - revoked_at, 1.0)
+        with self.assertRaises(ssl.SSLError) as raised:
+            self.connect(ssl.TLSVersion.TLSv1_2)
+        self.assertIn("certificate revoked", str(raised.exception))
+        self.assertTrue(self.refused_as_revoked(ssl.TLSVersion.TLSv1_3))
+        refusals = wait_for(lambda: [line for line in self.home.log_events("tls_refused")
+                                     if line.get("reason") == "revoked"], "tls_refused")
+        self.assertEqual(self.bundle.agent_id, refusals[0]["agent"])
+        # The agent says why, and keeps its envelope.
+        proc = self.bundle.agent("test")
+        self.assertNotEqual(0, proc.returncode)
+        self.assertIn("revoked", (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr)
+
+    def test_a_revoked_agent_resuming_an_earlier_tls_session_is_closed_unanswered(self):
+        # A resumed session skips the certificate check of the handshake: the home reads the
+        # session's certificate once the handshake is done and closes the connection.
+        ctx = self.context(ssl.TLSVersion.TLSv1_2)
+        with self.connect(ssl.TLSVersion.TLSv1_2, ctx) as tls:
+            self.assertEqual(b"HTTP/1.1 400 Bad Request", self.request(tls))
+            session = tls.session
+        self.revoke()
+        wait_for(lambda: self.refused_as_revoked(ssl.TLSVersion.TLSv1_2),
+                 "the handshake to fail", timeout=5)
+        with self.connect(ssl.TLSVersion.TLSv1_2, ctx, session) as tls:
+            self.assertTrue(tls.session_reused)
+            try:
+                answer = self.request(tls)
+            except (ssl.SSLError, ConnectionError):
+                answer = b""
+        self.assertEqual(b"", answer, "a revoked agent's request was answered")
+
+    def test_a_revoked_agents_open_connection_is_closed_within_a_second(self):
+        with self.connect(ssl.TLSVersion.TLSv1_3) as tls:
+            self.assertEqual(b"HTTP/1.1 400 Bad Request", self.request(tls))
+            revoked_at = self.revoke()
+            tls.settimeout(5)
+            try:
+                closed = tls.recv(1) == b""
+            except (ssl.SSLError, ConnectionError):
+                closed = True
+            except socket.timeout:
+                closed = False
+            elapsed = time.monotonic() - revoked_at
+        print(f"\nrevoked: the open connection closed {elapsed:.3f} s after `pass-home revoke`",
+              file=sys.stderr)
+        self.assertTrue(closed, "the connection stayed open")
+        self.assertLess(elapsed, 1.0)
+        closes = self.home.log_events("revoked_sessions_closed")
+        self.assertEqual([(self.bundle.agent_id, 1)],
+                         [(line["agent"], line["sessions"]) for line in closes])
 
 
 class AdminListener(unittest.TestCase):

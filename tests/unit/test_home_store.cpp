@@ -12,6 +12,7 @@
 #include "pass/home/group_commit.hpp"
 #include "pass/home/ingest.hpp"
 #include "pass/home/log.hpp"
+#include "pass/home/revoked_agents.hpp"
 #include "pass/home/store.hpp"
 #include "test_home_support.hpp"
 
@@ -393,6 +394,37 @@ TEST_CASE("a revocation is seen at once by another connection and the agent dire
   REQUIRE_FALSE(unknown.has_value());
   CHECK(unknown.error().code == "unknown_agent");
   CHECK_FALSE(directory.find(kAgentB).value().has_value());
+}
+
+TEST_CASE("the revoked agents a server holds: each refresh names the newly revoked ones") {
+  TempDir dir;
+  auto file = dir / "home.db";
+  auto admin = openNew(file);
+  REQUIRE(admin.addAgent(sampleAgent(kAgentA)).has_value());
+  REQUIRE(admin.addAgent(sampleAgent(kAgentB)).has_value());
+  REQUIRE(admin.revokeAgent(kAgentB, 1000).has_value());
+
+  RevokedAgents revoked(file);
+  CHECK_FALSE(revoked.contains(kAgentB));  // nothing read yet
+  CHECK(revoked.refresh().value() == std::vector<std::string>{kAgentB});
+  CHECK(revoked.contains(kAgentB));
+  CHECK_FALSE(revoked.contains(kAgentA));
+  CHECK(revoked.refresh().value().empty());
+
+  // Another connection (`pass-home revoke`) revokes A: the next refresh names A only.
+  REQUIRE(admin.revokeAgent(kAgentA, 2000).has_value());
+  CHECK(revoked.refresh().value() == std::vector<std::string>{kAgentA});
+  CHECK(revoked.contains(kAgentA));
+  CHECK(admin.revokedAgents().value() == std::vector<std::string>{kAgentA, kAgentB});
+}
+
+TEST_CASE("the revoked agents of a missing database are an error naming it") {
+  TempDir dir;
+  RevokedAgents revoked(dir / "home.db");
+  auto read = revoked.refresh();
+  REQUIRE_FALSE(read.has_value());
+  CHECK(read.error().code == "not_initialized");
+  CHECK(read.error().message.find("home.db") != std::string::npos);
 }
 
 TEST_CASE("the agent directory re-reads a changed sign key") {

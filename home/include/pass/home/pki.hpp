@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,8 +13,9 @@
 #include "pass/envelope.hpp"
 #include "pass/result.hpp"
 
-typedef struct ssl_st SSL;          // NOLINT: OpenSSL's own forward declarations
-typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
+typedef struct ssl_st SSL;                        // NOLINT: OpenSSL's own forward declarations
+typedef struct ssl_ctx_st SSL_CTX;                // NOLINT
+typedef struct x509_store_ctx_st X509_STORE_CTX;  // NOLINT
 
 namespace pass::home {
 
@@ -88,6 +90,13 @@ struct PeerIdentity {
 
 /// Reads the verified client certificate of `ssl`. Fails with "no_client_certificate".
 Result<PeerIdentity> peerIdentity(SSL* ssl);
+
+/// A verify callback's step for one connection: once OpenSSL has verified the client's chain
+/// (`preverified`), `isRevoked` is asked about the client's own certificate; when it says yes,
+/// the handshake fails with X509_V_ERR_CERT_REVOKED and the client gets a certificate_revoked
+/// alert. Returns what the callback returns to OpenSSL.
+bool verifyNotRevoked(bool preverified, X509_STORE_CTX* ctx,
+                      const std::function<bool(const PeerIdentity&)>& isRevoked);
 
 /// The protocol rules of every listener of the home (pass/tls_policy.hpp): TLS 1.2 or newer,
 /// no renegotiation, on TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305, the server's order.

@@ -145,6 +145,8 @@ class Store {
   /// Marks the agent revoked (the first revocation time is kept). Fails with "unknown_agent".
   Status revokeAgent(std::string_view agentId, std::int64_t nowMs);
   Result<std::vector<AgentSummary>> agents();
+  /// The ids of the revoked agents, sorted; a running server polls it (RevokedAgents).
+  Result<std::vector<std::string>> revokedAgents();
   /// The arrays `agentId` should report, as `pass-home onboard` last set them.
   Result<std::vector<ExpectedArray>> expectedArrays(std::string_view agentId);
   /// Replaces the agent's expected arrays in one transaction: new ones start at `nowMs`, kept
