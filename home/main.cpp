@@ -139,6 +139,7 @@ int cmdServe(const std::vector<std::string>& args) {
   std::string logLevel = "info";
   unsigned readTimeout = 30;
   unsigned idleTimeout = 60;
+  unsigned handshakeTimeout = 5;
   unsigned lingerUs = static_cast<unsigned>(options.commitLinger.count());
   std::string adminListen(kDefaultAdminListen);
   std::string adminPortFile;
@@ -150,9 +151,16 @@ int cmdServe(const std::vector<std::string>& args) {
       "max-body", po::value(&options.maxBody)->default_value(options.maxBody),
       "largest request body in bytes (larger: 413)")(
       "max-connections", po::value(&options.maxConnections)->default_value(options.maxConnections),
-      "open connections beyond this are closed at once")(
+      "agents' connections beyond this are closed at once")(
+      "max-handshakes", po::value(&options.maxHandshakes)->default_value(options.maxHandshakes),
+      "connections still in their TLS handshake, in total (not counted in --max-connections)")(
+      "max-handshakes-per-address",
+      po::value(&options.maxHandshakesPerAddress)->default_value(options.maxHandshakesPerAddress),
+      "connections still in their TLS handshake from one IP address (IPv6: one /64)")(
+      "handshake-timeout", po::value(&handshakeTimeout)->default_value(handshakeTimeout),
+      "seconds for a new connection's TLS handshake")(
       "read-timeout", po::value(&readTimeout)->default_value(readTimeout),
-      "seconds for a TLS handshake, a request's header and body, and an answer")(
+      "seconds for a request's header and body, and for an answer")(
       "idle-timeout", po::value(&idleTimeout)->default_value(idleTimeout),
       "seconds a keep-alive connection may wait for its next request")(
       "max-batch", po::value(&options.maxBatch)->default_value(options.maxBatch),
@@ -182,15 +190,18 @@ int cmdServe(const std::vector<std::string>& args) {
     }
   }
   if (options.threads == 0 || options.maxConnections == 0 || options.maxBody == 0 ||
-      options.maxBatch == 0 || readTimeout == 0 || idleTimeout == 0) {
+      options.maxBatch == 0 || options.maxHandshakes == 0 || options.maxHandshakesPerAddress == 0 ||
+      readTimeout == 0 || idleTimeout == 0 || handshakeTimeout == 0) {
     return report("serve", Error{"usage",
-                                 "--threads, --max-body, --max-connections, --max-batch "
+                                 "--threads, --max-body, --max-connections, --max-handshakes, "
+                                 "--max-handshakes-per-address, --max-batch "
                                  "and the timeouts must be greater than 0"});
   }
   options.state = state;
   options.portFile = portFile;
   options.readTimeout = std::chrono::seconds(readTimeout);
   options.idleTimeout = std::chrono::seconds(idleTimeout);
+  options.handshakeTimeout = std::chrono::seconds(handshakeTimeout);
   options.commitLinger = std::chrono::microseconds(lingerUs);
   Logger log(*level);
   if (!vm->count("no-tickets")) {

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/crypto.hpp"
+#include "pass/home/connection_limits.hpp"
 #include "pass/home/group_commit.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
@@ -114,8 +115,13 @@ class LogBudget {
 //
 // The counters and the session registry are declared before the loops: sessions destroyed
 // together with a loop deregister themselves here.
+//
+// A connection first holds a handshake slot (handshakes, per source address, with the short
+// handshake deadline); once its certificate is verified it holds one of the agents'
+// maxConnections slots instead (agentConnections). See docs/home.md.
 struct ServerCore {
-  ServerCore(const ServerOptions& o, Logger& l) : options(o), log(l) {
+  ServerCore(const ServerOptions& o, Logger& l)
+      : options(o), log(l), handshakes(o.maxHandshakes, o.maxHandshakesPerAddress) {
     auto n = std::max(1u, options.threads);
     for (unsigned i = 0; i < n; ++i) {
       // Concurrency hint 1: each loop is run by a single thread.
@@ -127,6 +133,7 @@ struct ServerCore {
     forceTimer.emplace(*loops[0]);
     acceptRetry.emplace(*loops[0]);
     revocationTimer.emplace(*loops[0]);
+    refusalTimer.emplace(*loops[0]);
     signals.emplace(*loops[0]);
   }
 
@@ -138,10 +145,14 @@ struct ServerCore {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> storeErrors{0};
-  std::atomic<std::uint64_t> open{0};
+  std::atomic<std::uint64_t> open{0};  // every accepted connection, handshaking or not
+  std::atomic<std::uint64_t> agentConnections{0};
   std::atomic<std::uint64_t> rejected{0};
-  std::atomic<std::uint64_t> rejectedUnlogged{0};
-  std::atomic<std::int64_t> lastRejectLogMs{0};
+  RefusalTally refusals;
+  std::mutex handshakesMutex;
+  HandshakeSlots handshakes;  // guarded by handshakesMutex
+  std::unordered_map<HandshakeSlots::Id, std::weak_ptr<Session>> handshaking;  // the same
+  HandshakeSlots::Id lastHandshakeId = 0;                                      // loop 0 only
   std::atomic<bool> stopping{false};
   std::atomic<bool> loopsDone{false};
   std::mutex sessionsMutex;
@@ -169,11 +180,18 @@ struct ServerCore {
   std::optional<net::steady_timer> forceTimer;
   std::optional<net::steady_timer> acceptRetry;
   std::optional<net::steady_timer> revocationTimer;
+  std::optional<net::steady_timer> refusalTimer;
   std::optional<net::signal_set> signals;
 
   void accept();
   void onAccept(beast::error_code ec, tcp::socket socket);
-  void rejectConnection(tcp::socket& socket, const std::string& peer);
+  std::shared_ptr<Session> admit(tcp::socket& socket, const std::string& peer,
+                                 const std::string& key);
+  void refuseConnection(ConnectionRefusal reason, const std::string& key);
+  bool logRefusals();
+  void scheduleRefusalLog();
+  void handshakeEnded(HandshakeSlots::Id id);
+  bool takeAgentSlot();
   void scheduleStats();
   void logStats(std::string_view event);
   void beginStop();
@@ -190,6 +208,7 @@ struct ServerCore {
     // Destroying the I/O objects before the loops keeps the order Asio expects.
     signals.reset();
     revocationTimer.reset();
+    refusalTimer.reset();
     acceptRetry.reset();
     forceTimer.reset();
     statsTimer.reset();
@@ -200,8 +219,13 @@ struct ServerCore {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& core, tcp::socket&& socket, std::string peer)
-      : core_(core), stream_(std::move(socket), core.tls), peerAddress_(std::move(peer)) {}
+  Session(ServerCore& core, tcp::socket&& socket, std::string peer, std::string addressKey,
+          HandshakeSlots::Id id)
+      : core_(core),
+        stream_(std::move(socket), core.tls),
+        peerAddress_(std::move(peer)),
+        addressKey_(std::move(addressKey)),
+        id_(id) {}
 
   ~Session() { core_.sessionClosed(this); }
 
@@ -221,7 +245,14 @@ class Session : public std::enable_shared_from_this<Session> {
   /// when sent again).
   void onAgentRevoked() { lowest().close(); }
 
+  /// Posted to the session's loop when its handshake slot went to another connection.
+  void onEvicted() {
+    if (slot_ == Slot::kHandshake && cancellable_) lowest().cancel();
+  }
+
   net::any_io_executor executor() { return stream_.get_executor(); }
+  HandshakeSlots::Id id() const { return id_; }
+  bool holdsAgentSlot() const { return slot_ == Slot::kAgent; }
 
  private:
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
@@ -229,7 +260,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void onStart() {
     core_.registerSession(shared_from_this());
     cancellable_ = true;
-    lowest().expires_after(core_.options.readTimeout);
+    lowest().expires_after(core_.options.handshakeTimeout);
     stream_.set_verify_callback([this](bool preverified, ssl::verify_context& ctx) {
       return verifyNotRevoked(preverified, ctx.native_handle(), [this](const PeerIdentity& peer) {
         if (!core_.revoked->contains(peer.commonName)) return false;
@@ -243,9 +274,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onHandshake(beast::error_code ec) {
     cancellable_ = false;
+    core_.handshakeEnded(id_);
+    slot_ = Slot::kNone;
     if (ec) {
       if (ec == net::error::operation_aborted) return;
       if (!refusedAgent_.empty()) return logRevokedRefusal(refusedAgent_);
+      if (ec == beast::error::timeout) {
+        return core_.refuseConnection(ConnectionRefusal::kHandshakeTimeout, addressKey_);
+      }
       if (closedByPeer(ec)) {
         // Not a refusal: an agent stopped or timed out mid-connect, a port check, a scanner.
         core_.log.info("tls_closed", {{"peer", peerAddress_},
@@ -263,6 +299,10 @@ class Session : public std::enable_shared_from_this<Session> {
       core_.log.warning("tls_refused", {{"peer", peerAddress_}, {"reason", peer.error().message}});
       return;
     }
+    if (!core_.takeAgentSlot()) {
+      return core_.refuseConnection(ConnectionRefusal::kConnectionLimit, addressKey_);
+    }
+    slot_ = Slot::kAgent;
     peer_ = std::move(*peer);
     // Revoked after the certificate was checked and before this session was listed under
     // its agent: closeRevokedSessions did not see it.
@@ -519,9 +559,16 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
   }
 
+  // Which of the server's slots this connection holds: a handshake slot from accept until
+  // the handshake ends, then an agent's slot if it showed a valid certificate.
+  enum class Slot { kNone, kHandshake, kAgent };
+
   ServerCore& core_;
   beast::ssl_stream<beast::tcp_stream> stream_;
   std::string peerAddress_;
+  std::string addressKey_;
+  HandshakeSlots::Id id_;
+  Slot slot_ = Slot::kHandshake;
   PeerIdentity peer_;
   std::string refusedAgent_;  // set by the verify callback when it refused a revoked agent
   ConnectionAuth auth_;
@@ -559,30 +606,99 @@ void ServerCore::onAccept(beast::error_code ec, tcp::socket socket) {
   auto remote = socket.remote_endpoint(peerEc);
   std::string peer = peerEc ? std::string("unknown")
                             : fmt::format("{}:{}", remote.address().to_string(), remote.port());
-  if (open.load() >= options.maxConnections) {
-    rejectConnection(socket, peer);
+  std::string key = peerEc ? std::string("unknown") : addressKey(remote.address());
+  // Cheap refusal before any TLS work: a connection could not get an agent's slot anyway.
+  if (agentConnections.load() >= options.maxConnections) {
+    refuseConnection(ConnectionRefusal::kConnectionLimit, key);
+    beast::error_code ignored;
+    socket.close(ignored);
     return accept();
   }
   // Small request/answer exchanges on kept-alive connections: Nagle would add delay.
   socket.set_option(tcp::no_delay(true), peerEc);
-  open.fetch_add(1);
-  std::make_shared<Session>(*this, std::move(socket), std::move(peer))->start();
+  if (auto session = admit(socket, peer, key)) session->start();
   accept();
 }
 
-void ServerCore::rejectConnection(tcp::socket& socket, const std::string& peer) {
+// Runs on loop 0. Null when the connection was refused (and closed).
+std::shared_ptr<Session> ServerCore::admit(tcp::socket& socket, const std::string& peer,
+                                           const std::string& key) {
+  auto id = ++lastHandshakeId;
+  std::shared_ptr<Session> session;
+  std::shared_ptr<Session> evicted;
+  std::optional<HandshakeSlots::Eviction> eviction;
+  {
+    std::lock_guard lock(handshakesMutex);
+    auto admission = handshakes.admit(id, key);
+    if (admission.outcome != HandshakeSlots::Outcome::kAdmitted) {
+      refuseConnection(admission.outcome == HandshakeSlots::Outcome::kAddressFull
+                           ? ConnectionRefusal::kAddressLimit
+                           : ConnectionRefusal::kHandshakeLimit,
+                       key);
+      beast::error_code ignored;
+      socket.close(ignored);
+      return nullptr;
+    }
+    if (admission.evicted) {
+      eviction = std::move(admission.evicted);
+      if (auto found = handshaking.find(eviction->id); found != handshaking.end()) {
+        evicted = found->second.lock();
+        handshaking.erase(found);
+      }
+    }
+    open.fetch_add(1);
+    session = std::make_shared<Session>(*this, std::move(socket), peer, key, id);
+    handshaking.emplace(id, session);
+  }
+  if (eviction) {
+    refuseConnection(ConnectionRefusal::kEvicted, eviction->key);
+    if (evicted) net::post(evicted->executor(), [evicted] { evicted->onEvicted(); });
+  }
+  return session;
+}
+
+void ServerCore::handshakeEnded(HandshakeSlots::Id id) {
+  std::lock_guard lock(handshakesMutex);
+  handshakes.release(id);
+  handshaking.erase(id);
+}
+
+bool ServerCore::takeAgentSlot() {
+  auto held = agentConnections.load();
+  while (held < options.maxConnections) {
+    if (agentConnections.compare_exchange_weak(held, held + 1)) return true;
+  }
+  return false;
+}
+
+// Any thread, before the connection is closed. The first refusal after a quiet interval is
+// logged at once, the rest as one summary at the end of each interval (RefusalTally).
+void ServerCore::refuseConnection(ConnectionRefusal reason, const std::string& key) {
   rejected.fetch_add(1, std::memory_order_relaxed);
-  auto unlogged = rejectedUnlogged.fetch_add(1) + 1;
-  beast::error_code ignored;
-  socket.close(ignored);
-  // At most one line a second: a client hammering a full server must not flood the log.
-  auto now = nowMs();
-  if (now - lastRejectLogMs.load() < 1000) return;
-  lastRejectLogMs.store(now);
-  rejectedUnlogged.store(0);
-  log.warning(
-      "connection_limit",
-      {{"peer", peer}, {"max_connections", options.maxConnections}, {"rejected", unlogged}});
+  if (!refusals.add(reason, key)) return;
+  logRefusals();
+  net::post(control(), [this] { scheduleRefusalLog(); });
+}
+
+bool ServerCore::logRefusals() {
+  auto summary = refusals.take();
+  if (!summary) return false;
+  (*summary)["max_connections"] = options.maxConnections;
+  (*summary)["max_handshakes"] = options.maxHandshakes;
+  (*summary)["max_handshakes_per_address"] = options.maxHandshakesPerAddress;
+  (*summary)["interval_ms"] = options.refusalLogInterval.count();
+  log.warning("connections_refused", *summary);
+  return true;
+}
+
+// Runs on loop 0.
+void ServerCore::scheduleRefusalLog() {
+  if (stopping.load() || !refusalTimer) return;
+  refusalTimer->expires_after(options.refusalLogInterval);
+  refusalTimer->async_wait([this](beast::error_code ec) {
+    if (ec) return;
+    if (logRefusals()) scheduleRefusalLog();
+  });
 }
 
 void ServerCore::scheduleStats() {
@@ -600,6 +716,7 @@ void ServerCore::logStats(std::string_view event) {
                    {"refused", refused.load()},
                    {"store_errors", storeErrors.load()},
                    {"open_connections", open.load()},
+                   {"agent_connections", agentConnections.load()},
                    {"rejected_connections", rejected.load()},
                    {"batches", committer->batches()}});
 }
@@ -613,6 +730,7 @@ void ServerCore::beginStop() {
   statsTimer->cancel();
   revocationTimer->cancel();
   acceptRetry->cancel();
+  refusalTimer->cancel();
   signals->cancel();
   std::vector<std::shared_ptr<Session>> live;
   {
@@ -691,6 +809,8 @@ void ServerCore::sessionClosed(Session* session) {
     std::lock_guard lock(sessionsMutex);
     sessions.erase(session);
   }
+  handshakeEnded(session->id());  // nothing when the handshake ended before
+  if (session->holdsAgentSlot()) agentConnections.fetch_sub(1);
   auto left = open.fetch_sub(1) - 1;
   if (left == 0 && stopping.load() && !loopsDone.load()) {
     net::post(control(), [this] {
@@ -819,6 +939,9 @@ Status Server::run(bool handleSignals) {
                               {"port", core.port},
                               {"threads", core.loops.size()},
                               {"max_connections", core.options.maxConnections},
+                              {"max_handshakes", core.options.maxHandshakes},
+                              {"max_handshakes_per_address", core.options.maxHandshakesPerAddress},
+                              {"handshake_timeout_ms", core.options.handshakeTimeout.count()},
                               {"max_body", core.options.maxBody}});
   net::post(core.control(), [&core, handleSignals] {
     if (core.stopping.load()) return;
@@ -852,6 +975,7 @@ Status Server::run(bool handleSignals) {
   core.committer->stop();
   if (core.watchdog) core.watchdog->stop();
   if (core.outbox) core.outbox->stop();
+  core.logRefusals();
   core.logStats("stopped");
   return {};
 }
@@ -862,9 +986,19 @@ void Server::stop() {
 
 ServerStats Server::stats() const {
   const auto& c = *impl_;
-  return ServerStats{c.accepted.load(),     c.duplicates.load(), c.refused.load(),
-                     c.storeErrors.load(),  c.open.load(),       c.rejected.load(),
-                     c.committer->batches()};
+  std::uint64_t handshaking = 0;
+  {
+    std::lock_guard lock(impl_->handshakesMutex);
+    handshaking = impl_->handshakes.size();
+  }
+  return ServerStats{.accepted = c.accepted.load(),
+                     .duplicates = c.duplicates.load(),
+                     .refused = c.refused.load(),
+                     .storeErrors = c.storeErrors.load(),
+                     .openConnections = c.open.load(),
+                     .rejectedConnections = c.rejected.load(),
+                     .handshaking = handshaking,
+                     .batches = c.committer->batches()};
 }
 
 }  // namespace pass::home

@@ -91,10 +91,19 @@ class Home {
     std::lock_guard lock(logMutex_);
     return lines_;
   }
+  /// Whether a log line holds needle, waiting up to 10 s for it: the server may log after
+  /// the client already saw the effect (a refusal is logged after the socket is closed).
   bool logged(std::string_view needle) {
-    auto lines = logLines();
-    return std::any_of(lines.begin(), lines.end(),
-                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto lines = logLines();
+      if (std::any_of(lines.begin(), lines.end(),
+                      [&](const std::string& l) { return l.find(needle) != std::string::npos; })) {
+        return true;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
  private:
@@ -326,8 +335,50 @@ TEST_CASE("connections beyond --max-connections are closed at once") {
     Client second(home);
     second.post(home.seal(2));
   }());
-  CHECK(home.logged(R"("event":"connection_limit")"));
+  CHECK(home.logged(R"("event":"connections_refused","refused":1,"connection_limit":1,)"));
   CHECK(first.post(home.seal(3)).result() == http::status::ok);
+}
+
+TEST_CASE("a connection without a handshake holds no agent's slot and ends at its deadline") {
+  ServerOptions options;
+  options.maxConnections = 1;
+  options.handshakeTimeout = std::chrono::seconds(2);  // the agent handshakes too, under load
+  Home home(options);
+  net::io_context io;
+  tcp::socket silent(io);
+  silent.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), home.port()));
+  // A TLS record header and nothing more: the handshake never completes.
+  const std::uint8_t header[] = {0x16, 0x03, 0x01, 0x02, 0x00};
+  net::write(silent, net::buffer(header));
+  // The one agent's slot is still free.
+  Client agent(home);
+  CHECK(agent.post(home.seal(1)).result() == http::status::ok);
+  auto start = std::chrono::steady_clock::now();
+  beast::error_code ec;
+  char byte;
+  silent.read_some(net::buffer(&byte, 1), ec);
+  CHECK(ec);  // closed by the home
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+  CHECK(home.logged(R"("event":"connections_refused","refused":1,"connection_limit":0,)"
+                    R"("handshake_limit":0,"address_limit":0,"evicted":0,"handshake_timeout":1,)"
+                    R"("addresses":1,"top_addresses":[{"address":"127.0.0.1","refused":1}])"));
+  CHECK(home.server().stats().handshaking == 0);
+}
+
+TEST_CASE("handshakes beyond --max-handshakes-per-address are closed at once") {
+  ServerOptions options;
+  options.maxHandshakesPerAddress = 2;
+  Home home(options);
+  net::io_context io;
+  std::vector<tcp::socket> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.emplace_back(io).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), home.port()));
+  }
+  beast::error_code ec;
+  char byte;
+  silent.back().read_some(net::buffer(&byte, 1), ec);
+  CHECK(ec);
+  CHECK(home.logged(R"("address_limit":1,)"));
 }
 
 TEST_CASE("an idle keep-alive connection is closed after --idle-timeout") {

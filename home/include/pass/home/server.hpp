@@ -1,7 +1,7 @@
 #pragma once
 /// The HTTPS ingest server (Boost.Beast over Asio): mutual TLS, POST /v1/envelopes, group
-/// commit before the answer, body limit, read and idle timeouts, a connection limit and
-/// structured log lines.
+/// commit before the answer, body limit, read and idle timeouts, a connection limit for agents,
+/// separate limits and a deadline for handshakes in progress, and structured log lines.
 
 #include <chrono>
 #include <cstdint>
@@ -25,8 +25,18 @@ struct ServerOptions {
   std::filesystem::path portFile;
   unsigned threads = 2;
   std::size_t maxBody = 1024 * 1024;
-  /// Budget for the TLS handshake, for one request's header and body, and for an answer.
+  /// Budget for one request's header and body, and for an answer.
   std::chrono::milliseconds readTimeout{std::chrono::seconds(30)};
+  /// Budget for a new connection's TLS handshake, from accept to the verified certificate.
+  std::chrono::milliseconds handshakeTimeout{std::chrono::seconds(5)};
+  /// Connections still in their TLS handshake, in total and per source address (an IPv6
+  /// address counts by its /64). They hold none of the maxConnections slots, which belong to
+  /// connections that showed an agent's certificate (docs/home.md).
+  std::size_t maxHandshakes = 256;
+  std::size_t maxHandshakesPerAddress = 64;
+  /// Connections refused for a limit or the handshake deadline are logged as one
+  /// `connections_refused` line per interval at most.
+  std::chrono::milliseconds refusalLogInterval{std::chrono::seconds(10)};
   /// How long a keep-alive connection may wait for its next request.
   std::chrono::milliseconds idleTimeout{std::chrono::seconds(60)};
   std::size_t maxConnections = 512;
@@ -53,6 +63,7 @@ struct ServerStats {
   std::uint64_t storeErrors = 0;
   std::uint64_t openConnections = 0;
   std::uint64_t rejectedConnections = 0;
+  std::uint64_t handshaking = 0;
   std::uint64_t batches = 0;
 };
 
