@@ -78,14 +78,16 @@ class PayloadHandler {
       events_.emplace_back();
       eventStart_ = *consumed_ - 1;
       eventKey_.clear();
+      inEventObject_ = true;
     }
-    if (depth_ == 4 && inEventsArray_) nonScalarInEvent();
+    if (depth_ == 4 && inEventObject_) nonScalarInEvent();
     return true;
   }
 
   bool end_object() {
-    if (depth_ == 3 && inEventsArray_) {
+    if (depth_ == 3 && inEventObject_) {
       events_.back().payload.assign(eventStart_, *consumed_);
+      inEventObject_ = false;
     }
     --depth_;
     return true;
@@ -106,7 +108,7 @@ class PayloadHandler {
       return nonScalarAtTop();
     }
     if (depth_ == 3 && inEventsArray_) noteEventsError(notObject());
-    if (depth_ == 4 && inEventsArray_) nonScalarInEvent();
+    if (depth_ == 4 && inEventObject_) nonScalarInEvent();
     return true;
   }
 
@@ -199,7 +201,9 @@ class PayloadHandler {
       if (arrayKey_ == "name") arrayName_ = std::move(text);
       return true;
     }
-    if (depth_ == 3 && inEventsArray_) eventField(kind, unsignedValue, std::move(text));
+    // Only inside an event object: an array in the events array is refused above, and what
+    // it holds belongs to no event.
+    if (depth_ == 3 && inEventObject_) eventField(kind, unsignedValue, std::move(text));
     return true;
   }
 
@@ -277,6 +281,7 @@ class PayloadHandler {
   std::optional<std::int64_t> intervalMs_;
   std::string intervalError_;
   bool inEventsArray_ = false;
+  bool inEventObject_ = false;  // inside events[i] (depth 3), which is an object
   bool sawEventsArray_ = false;
   std::vector<EventRecord> events_;
   const char* eventStart_ = nullptr;

@@ -16,19 +16,11 @@
 #include <string_view>
 
 #include "collectors/hitachi_df/auparts.hpp"
+#include "support.hpp"
 
 namespace {
 
 namespace df = pass::hitachi_df;
-
-/// Aborts naming the property that broke.
-#define check(ok)                                                             \
-  do {                                                                        \
-    if (!(ok)) {                                                              \
-      std::fprintf(stderr, "fuzz_hitachi_df: %s (line %d)\n", #ok, __LINE__); \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (false)
 
 void checkParts(const df::Parts& parts) {
   for (const auto& r : parts.rows) {

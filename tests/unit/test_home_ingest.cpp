@@ -258,6 +258,30 @@ TEST_CASE("parsePayload keeps what the agent sent and stores missing fields as N
   CHECK_FALSE(heartbeat->nextDueMs.has_value());
 }
 
+TEST_CASE("parsePayload refuses an array in the events array without touching any event") {
+  // Found by tests/fuzz/fuzz_payload.cpp: a value inside such an array was stored into
+  // events_.back(), which after a repeated "events" key lies before the vector's storage (a
+  // heap overflow, caught by AddressSanitizer: the asan preset). 100 events make the vector's
+  // storage large enough that its left redzone covers where the stale event would be.
+  std::string earlier;
+  for (int i = 0; i < 100; ++i) {
+    earlier += fmt::format(R"({}{{"text":"t","code":"c{}","occurred_ms":{}}})", i ? "," : "", i, i);
+  }
+  for (const char* inner : {"[5]", R"(["b",{"code":"x"},[1]])", "[[5]]", "[null]"}) {
+    for (const std::string& before : {std::string(), fmt::format(R"("events":[{}],)", earlier)}) {
+      auto payload =
+          fmt::format(R"({{"schema":1,"type":"report",{}"events":[{}]}})", before, inner);
+      CAPTURE(payload);
+      auto refused = parsePayload(payload);
+      REQUIRE_FALSE(refused.has_value());
+      CHECK(refused.error() == "events[0] is not an object");
+    }
+  }
+  auto mixed = parsePayload(R"({"schema":1,"type":"report","events":[{"code":"a"},["b"]]})");
+  REQUIRE_FALSE(mixed.has_value());
+  CHECK(mixed.error() == "events[1] is not an object");
+}
+
 TEST_CASE("parsePayload reads a heartbeat's interval_s, the interval the agent is set to") {
   auto set = parsePayload(
       R"({"schema":1,"type":"heartbeat","interval_s":300,"next_due_ms":1700000300000})");
