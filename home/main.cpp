@@ -15,6 +15,7 @@
 #include "pass/home/admin.hpp"
 #include "pass/home/admin_api.hpp"
 #include "pass/home/home_config.hpp"
+#include "pass/home/hpke_keys.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/onboard.hpp"
 #include "pass/home/outbox_worker.hpp"
@@ -40,6 +41,8 @@ commands:
   serve     run the HTTPS ingest server
   agents    list agents with their last heartbeat and last seq
   revoke    refuse an agent from now on
+  rotate-hpke-key  make a new HPKE key for agents to seal to; retired keys go after 31 days
+  hpke-keys        list the home's HPKE keys: current, retired, when each is deleted
   messages  list stored envelopes
   events    list stored events (the alerts the agents collected)
   tickets   list|show|ack|resolve|reopen service tickets
@@ -492,6 +495,31 @@ int cmdWatchdog(const std::vector<std::string>& args) {
   return printOr("watchdog", runWatchdog(state, *at));
 }
 
+int cmdRotateHpkeKey(const std::vector<std::string>& args) {
+  std::string state;
+  po::options_description desc("pass-home rotate-hpke-key");
+  desc.add_options()("state", po::value(&state)->required(), "state directory");
+  auto vm = parse("rotate-hpke-key", args, desc);
+  if (!vm) return kOk;
+  auto rotated = rotateHpkeKey(StatePaths(state), wallClockMs(), kRetiredKeyKeepMs);
+  if (!rotated) return report("rotate-hpke-key", rotated.error());
+  for (const auto& id : rotated->deleted) std::cout << "deleted retired key " << toHex(id) << "\n";
+  std::cout << "current key " << toHex(rotated->current.id)
+            << "; agents seal to it after their next delivery\n";
+  return kOk;
+}
+
+int cmdHpkeKeys(const std::vector<std::string>& args) {
+  std::string state;
+  po::options_description desc("pass-home hpke-keys");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "json", "print a JSON array");
+  auto vm = parse("hpke-keys", args, desc);
+  if (!vm) return kOk;
+  return printOr("hpke-keys",
+                 listHpkeKeys(StatePaths(state), kRetiredKeyKeepMs, vm->count("json") > 0));
+}
+
 int cmdCheckConfig(const std::vector<std::string>& args) {
   std::string state;
   po::options_description desc("pass-home check-config");
@@ -518,6 +546,8 @@ int main(int argc, char** argv) {
     if (command == "serve") return cmdServe(args);
     if (command == "agents") return cmdAgents(args);
     if (command == "revoke") return cmdRevoke(args);
+    if (command == "rotate-hpke-key") return cmdRotateHpkeKey(args);
+    if (command == "hpke-keys") return cmdHpkeKeys(args);
     if (command == "messages") return cmdMessages(args);
     if (command == "events") return cmdEvents(args);
     if (command == "tickets") return cmdTickets(args);

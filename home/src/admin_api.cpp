@@ -27,6 +27,7 @@
 #include "pass/home/pki.hpp"
 #include "pass/home/store.hpp"
 #include "pass/home/ticket_admin.hpp"
+#include "pass/iso_time.hpp"
 #include "platform/fs.hpp"
 
 // Boost.URL is not built as a library on this system; its sources compile into this one file.
@@ -143,6 +144,31 @@ AdminResponse invalidLink() {
   return htmlPage(404, "Link not valid",
                   "<p>This acknowledgement link is not valid. Use the link of the latest "
                   "message, or ask the on-call engineer.</p>\n");
+}
+
+/// "7 days", "1 day", "90 seconds": how long a link is valid.
+std::string describeValidity(std::int64_t ms) {
+  constexpr std::int64_t kDay = 86'400'000;
+  if (ms % kDay == 0) return fmt::format("{} day{}", ms / kDay, ms == kDay ? "" : "s");
+  return fmt::format("{} seconds", ms / 1000);
+}
+
+/// A genuine link used too late (410): when it expired, and where to acknowledge instead.
+/// `expiredMs` is none for a link of the first format, which carries no issue time.
+AdminResponse expiredLink(std::int64_t ticket, std::optional<std::int64_t> expiredMs,
+                          std::int64_t validMs) {
+  std::string when = expiredMs ? fmt::format("expired on {}", isoUtc(*expiredMs))
+                               : std::string(
+                                     "was made before links carried their issue time and counts as "
+                                     "expired");
+  return htmlPage(
+      410, "Link expired",
+      fmt::format("<p>This acknowledgement link of ticket #{} {}; links work for {} after their "
+                  "message was written.</p>\n<p>Acknowledge the ticket with the link of a newer "
+                  "message about it, or ask the on-call engineer to run <code>pass-home tickets "
+                  "ack {}</code> on the home (or POST /v1/tickets/{}/ack in the admin "
+                  "API).</p>\n",
+                  ticket, when, describeValidity(validMs), ticket, ticket));
 }
 
 std::string ticketSummaryHtml(const TicketRow& t) {
@@ -291,7 +317,8 @@ AdminResponse AdminHandler::handle(const AdminRequest& r) const {
   const auto& m = r.method;
 
   // The acknowledgement link carries its own credential: the token in the path.
-  if (seg.size() == 4 && seg[0] == "v1" && seg[1] == "ack") {
+  // /v1/ack/<ticket>/<issued seconds>/<token>; the first format had no issue time.
+  if ((seg.size() == 4 || seg.size() == 5) && seg[0] == "v1" && seg[1] == "ack") {
     if (m != "GET" && m != "POST") {
       auto answer = invalidLink();
       answer.status = 405;
@@ -299,8 +326,20 @@ AdminResponse AdminHandler::handle(const AdminRequest& r) const {
       return answer;
     }
     auto id = parseId(seg[2]);
-    if (!id || !policy_ || !constantTimeEquals(seg[3], policy_->ackToken(*id))) {
+    if (!id || !policy_) return invalidLink();
+    const auto validMs = policy_->config().ackLinkValidMs;
+    if (seg.size() == 4) {
+      if (!constantTimeEquals(seg[3], policy_->legacyAckToken(*id))) return invalidLink();
+      return expiredLink(*id, std::nullopt, validMs);
+    }
+    auto issuedS = parseId(seg[3]);
+    // Seconds since 1970 below the year 5000: a genuine link's, and no overflow in ms.
+    if (!issuedS || *issuedS > 100'000'000'000 ||
+        !constantTimeEquals(seg[4], policy_->ackToken(*id, *issuedS))) {
       return invalidLink();
+    }
+    if (const auto expiresMs = *issuedS * 1000 + validMs; now_() >= expiresMs) {
+      return expiredLink(*id, expiresMs, validMs);
     }
     auto title = fmt::format("Ticket #{}", *id);
     std::string result;

@@ -101,6 +101,10 @@ constexpr std::array kAttributes{
                   {},
                   "Base URL of the acknowledgement links in messages, e.g. "
                   "https://pass.example.com:9456; empty: messages carry no link."},
+    AttributeDecl{kNotifications, "ack-link-valid-seconds", Type::kUint, false, "604800",
+                  "How long an acknowledgement link works after its message was queued "
+                  "(default 7 days); a later click gets a page saying when it expired. "
+                  "1 to 31536000."},
     AttributeDecl{kNotifications, "storm-threshold", Type::kUint, false, "20",
                   "More new tickets than this at one site within storm-window-minutes turn on "
                   "storm mode there: one summary instead of one message per ticket."},
@@ -443,11 +447,13 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
         !cfg.ackUrl.starts_with("http://")) {
       findings.add(*n, "ack-url", "must start with https:// (or http:// in a lab)");
     }
+    findings.checkRange(*n, "ack-link-valid-seconds", 1, 31'536'000);
     findings.checkRange(*n, "storm-threshold", 1, 100000);
     findings.checkRange(*n, "storm-window-minutes", 1, 1440);
     findings.checkRange(*n, "rate-limit-per-hour", 1, 100000);
     findings.checkRange(*n, "retry-initial-seconds", 1, 86400);
     findings.checkRange(*n, "retry-max-seconds", 1, 86400);
+    cfg.ackLinkValidMs = seconds(uintAttribute(*n, "ack-link-valid-seconds")).count();
     cfg.stormThreshold = static_cast<unsigned>(uintAttribute(*n, "storm-threshold"));
     cfg.stormWindowMs = seconds(uintAttribute(*n, "storm-window-minutes") * 60).count();
     cfg.ratePerHour = static_cast<unsigned>(uintAttribute(*n, "rate-limit-per-hour"));

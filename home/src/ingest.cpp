@@ -339,10 +339,10 @@ Result<std::optional<AgentDirectory::Entry>> AgentDirectory::find(const std::str
 }
 
 Ingest::Ingest(AgentDirectory& agents, X25519Key homeKey, WindowOptions window)
-    : agents_(agents),
-      homeKey_(std::move(homeKey)),
-      homeKeyId_(hpkeKeyId(homeKey_)),
-      window_(window) {}
+    : Ingest(agents, std::make_shared<HpkeKeyRing>(std::move(homeKey)), window) {}
+
+Ingest::Ingest(AgentDirectory& agents, std::shared_ptr<HpkeKeyRing> homeKeys, WindowOptions window)
+    : agents_(agents), homeKeys_(std::move(homeKeys)), window_(window) {}
 
 Result<const std::optional<AgentDirectory::Entry>*> Ingest::lookup(const std::string& agentId,
                                                                    ConnectionAuth& auth,
@@ -403,15 +403,18 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, Conne
                               peer.serialHex, agentId));
   }
 
+  auto homeKeys = homeKeys_->get(nowMs);
   EnvelopeKeys keys;
   keys.agentKey = [&entry](const AgentId&) -> Result<Ed25519Key> { return entry->signKey; };
-  keys.homeKey = [this](const KeyId& id) -> Result<X25519Key> {
-    if (id != homeKeyId_) {
+  keys.homeKey = [&](const KeyId& id) -> Result<X25519Key> {
+    const HpkeKey* key = homeKeys->find(id);
+    if (!key) {
       return fail("unknown_key_id",
-                  fmt::format("the envelope is sealed to HPKE key id {}, this home's is {}",
-                              toHex(id), toHex(homeKeyId_)));
+                  fmt::format("the envelope is sealed to HPKE key id {}, which this home does "
+                              "not hold (its current key id is {})",
+                              toHex(id), toHex(homeKeys->current().id)));
     }
-    return homeKey_;
+    return key->key;
   };
   auto opened = openEnvelope(envelope, keys);
   if (!opened) {
@@ -441,6 +444,8 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, Conne
 
   Checked checked;
   if (created - nowMs > window_.warnSkewMs) checked.aheadMs = created - nowMs;
+  checked.sealedTo = header->keyId;
+  if (header->keyId != homeKeys->current().id) checked.newHomeKey = homeKeys->current();
   auto& r = checked.record;
   r.agentId = agentId;
   r.seq = header->seq;

@@ -27,6 +27,7 @@
 #include "pass/crypto.hpp"
 #include "pass/home/connection_limits.hpp"
 #include "pass/home/group_commit.hpp"
+#include "pass/home/hpke_keys.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
@@ -165,6 +166,7 @@ struct ServerCore {
   LogBudget revokedRefusals;
   bool revocationPollFailing = false;  // loop 0 only
   std::unique_ptr<AgentDirectory> directory;
+  std::shared_ptr<HpkeKeyRing> homeKeys;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<GroupCommitter> committer;
   std::unique_ptr<OutboxWorker> outbox;
@@ -194,6 +196,7 @@ struct ServerCore {
   bool takeAgentSlot();
   void scheduleStats();
   void logStats(std::string_view event);
+  void logKeyNotes();
   void beginStop();
   void registerSession(const std::shared_ptr<Session>& session);
   bool admitAgent(Session* session, const std::string& agent);
@@ -470,6 +473,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     type_ = checked.record.type;
     events_ = checked.record.events.size();
+    sealedTo_ = checked.sealedTo;
+    newHomeKey_ = std::move(checked.newHomeKey);
     parser_.reset();  // the record owns what is needed; free the body while we wait
     lowest().expires_never();
     // The work guard keeps the loop running until the answer is posted back.
@@ -493,13 +498,20 @@ class Session : public std::enable_shared_from_this<Session> {
                                                              {"seq", *context_.seq},
                                                              {"type", type_},
                                                              {"events", events_},
+                                                             {"key_id", toHex(sealedTo_)},
                                                              {"peer", peerAddress_}});
     }
-    // The agent id is formatUuid() output, nothing to escape: no JSON object needed.
-    respondText(http::status::ok,
-                fmt::format(R"({{"status":"{}","agent":"{}","seq":{}}})",
-                            duplicate ? "duplicate" : "accepted", context_.agent, *context_.seq),
-                false);
+    // The agent id is formatUuid() output and the key hex, nothing to escape: no JSON object.
+    std::string homeKey;
+    if (newHomeKey_) {
+      homeKey = fmt::format(R"(,"home_key":{{"key_id":"{}","public":"{}"}})",
+                            toHex(newHomeKey_->id), toHex(newHomeKey_->key.rawPublic()));
+    }
+    respondText(
+        http::status::ok,
+        fmt::format(R"({{"status":"{}","agent":"{}","seq":{}{}}})",
+                    duplicate ? "duplicate" : "accepted", context_.agent, *context_.seq, homeKey),
+        false);
   }
 
   // 503: the agent keeps the envelope and retries. A failed batch is logged by the writer.
@@ -582,6 +594,8 @@ class Session : public std::enable_shared_from_this<Session> {
   RefusalContext context_;
   std::string type_;
   std::size_t events_ = 0;
+  KeyId sealedTo_{};
+  std::optional<HpkeKey> newHomeKey_;
 };
 
 void ServerCore::accept() {
@@ -706,6 +720,7 @@ void ServerCore::scheduleStats() {
   statsTimer->async_wait([this](beast::error_code ec) {
     if (ec || stopping.load()) return;
     logStats("stats");
+    logKeyNotes();
     scheduleStats();
   });
 }
@@ -719,6 +734,12 @@ void ServerCore::logStats(std::string_view event) {
                    {"agent_connections", agentConnections.load()},
                    {"rejected_connections", rejected.load()},
                    {"batches", committer->batches()}});
+}
+
+// What the key ring did since the last call: a rotation by another process, a retired key
+// destroyed.
+void ServerCore::logKeyNotes() {
+  for (const auto& note : homeKeys->takeNotes()) log.info("hpke_keys", {{"change", note}});
 }
 
 // Runs on loop 0.
@@ -883,15 +904,20 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
   auto impl = std::make_unique<Impl>(options, log);
   auto writer = Store::open(paths.database(), Store::Mode::kOpenExisting);
   if (!writer) return std::unexpected(writer.error());
-  auto homeKey = X25519Key::loadPem(paths.hpkeKey().string());
-  if (!homeKey) return std::unexpected(homeKey.error());
+  auto homeKeys = HpkeKeyRing::open(
+      paths, retiredKeyKeepMs(options.window.maxAgeMs, options.window.maxAheadMs), nowMs());
+  if (!homeKeys) return std::unexpected(homeKeys.error());
   if (auto done = configureServerTls(impl->tls.native_handle(), paths); !done) {
     return std::unexpected(done.error());
   }
   impl->directory = std::make_unique<AgentDirectory>(paths.database());
   impl->revoked = std::make_unique<RevokedAgents>(paths.database());
   if (auto read = impl->revoked->refresh(); !read) return std::unexpected(read.error());
-  impl->ingest = std::make_unique<Ingest>(*impl->directory, std::move(*homeKey), options.window);
+  impl->homeKeys = std::move(*homeKeys);
+  impl->ingest = std::make_unique<Ingest>(*impl->directory, impl->homeKeys, options.window);
+  auto keySet = impl->homeKeys->get(nowMs());
+  log.info("hpke_keys", {{"current", toHex(keySet->current().id)}, {"held", keySet->keys.size()}});
+  impl->logKeyNotes();
 
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);

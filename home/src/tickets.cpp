@@ -184,16 +184,29 @@ unsigned Policy::levels(std::string_view customer) const {
   return c->schedule->levels();
 }
 
-std::string Policy::ackToken(std::int64_t ticket) const {
-  auto mac = hmacSha256(ackKey_, {asBytes(fmt::format("pass-ack-v1:{}", ticket))});
+namespace {
+
+std::string ackMac(const Bytes& key, const std::string& text) {
+  auto mac = hmacSha256(key, {asBytes(text)});
   return toHex(ByteView(mac.data(), 16));
 }
 
-std::string Policy::ackUrl(std::int64_t ticket) const {
+}  // namespace
+
+std::string Policy::ackToken(std::int64_t ticket, std::int64_t issuedS) const {
+  return ackMac(ackKey_, fmt::format("pass-ack-v2:{}:{}", ticket, issuedS));
+}
+
+std::string Policy::legacyAckToken(std::int64_t ticket) const {
+  return ackMac(ackKey_, fmt::format("pass-ack-v1:{}", ticket));
+}
+
+std::string Policy::ackUrl(std::int64_t ticket, std::int64_t issuedMs) const {
   if (config_.ackUrl.empty()) return {};
   std::string base = config_.ackUrl;
   while (!base.empty() && base.back() == '/') base.pop_back();
-  return fmt::format("{}/v1/ack/{}/{}", base, ticket, ackToken(ticket));
+  const std::int64_t issuedS = issuedMs / 1000;
+  return fmt::format("{}/v1/ack/{}/{}/{}", base, ticket, issuedS, ackToken(ticket, issuedS));
 }
 
 Result<Bytes> loadAckKey(const std::filesystem::path& stateDir) {
@@ -429,7 +442,7 @@ class Book {
     return out;
   }
 
-  notify::Notice notice(const TicketRow& t, std::string_view kind) const {
+  notify::Notice notice(const TicketRow& t, std::string_view kind, std::int64_t nowMs) const {
     notify::Notice n;
     n.ticket = t.id;
     n.kind = std::string(kind);
@@ -444,7 +457,7 @@ class Book {
     n.count = t.count;
     n.firstSeenMs = t.firstSeenMs;
     n.lastSeenMs = t.lastSeenMs;
-    n.ackUrl = t.state == "resolved" ? std::string() : policy_.ackUrl(t.id);
+    n.ackUrl = t.state == "resolved" ? std::string() : policy_.ackUrl(t.id, nowMs);
     auto detail = Json::parse(t.detail, nullptr, false);
     if (detail.is_object()) {
       n.model = detail.value("model", std::string());
@@ -491,7 +504,7 @@ class Book {
     if (t.silencedBy || t.parentId) return {};
     auto to = policy_.recipients(t.customer, t.urgent, 1, nowMs);
     if (to.empty()) return {};
-    return enqueue(t.id, notice(t, kind), to, policy_.notBefore(t.customer, t.urgent, nowMs),
+    return enqueue(t.id, notice(t, kind, nowMs), to, policy_.notBefore(t.customer, t.urgent, nowMs),
                    nowMs);
   }
 
@@ -521,7 +534,7 @@ class Book {
     }
     st.reset();
     if (to.empty()) return {};
-    return enqueue(t.id, notice(t, kind), to, nowMs, nowMs);
+    return enqueue(t.id, notice(t, kind, nowMs), to, nowMs, nowMs);
   }
 
   /// Storm mode at the ticket's site: true when this new ticket should not be notified on its
@@ -1364,7 +1377,7 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs,
       if (!last && c != nullptr && c->escalateAfterMs > 0) next = nowMs + c->escalateAfterMs;
       (*upd)->bind(1, t.id).bind(2, static_cast<std::int64_t>(level)).bind(3, next);
       if (auto done = (*upd)->run(); !done) return std::unexpected(done.error());
-      auto n = book.notice(t, "escalated");
+      auto n = book.notice(t, "escalated", nowMs);
       n.detail = fmt::format("not acknowledged {} after it opened; escalation level {}",
                              duration(nowMs - t.openedMs), level);
       if (auto done = book.log(t.id, nowMs, "watchdog", "escalated",

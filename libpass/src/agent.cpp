@@ -35,6 +35,9 @@ namespace {
 constexpr std::string_view kStateFile = "agent-state.json";
 constexpr std::string_view kCursorDir = "cursors";
 constexpr std::string_view kPinDir = "pins";
+// The home's HPKE public key as the home last announced it (docs/agent.md); without it the
+// bundle's home-hpke.pub.
+constexpr std::string_view kHomeKeyFile = "home-hpke.json";
 // Domain separation of the key that seals the spool's copies from the signing key it is
 // derived from.
 constexpr std::string_view kCopyKeyLabel = "PASS spool copy key v1";
@@ -109,6 +112,40 @@ Status saveState(const fs::path& file, const AgentState& s) {
   return platform::writeFileAtomic(file, j.dump(2) + "\n");
 }
 
+/// The key the home announced, as saved by saveHomeKey; none before the first announcement.
+Result<std::optional<X25519Key>> loadHomeKey(const fs::path& file) {
+  auto text = platform::readFile(file);
+  if (!text) {
+    if (text.error().code == "not_found") return std::optional<X25519Key>();
+    return std::unexpected(text.error());
+  }
+  auto corrupt = [&](std::string_view why) {
+    return fail("state.corrupt",
+                fmt::format("{}: {}; delete it to seal to the bundle's home-hpke.pub again (the "
+                            "home announces its current key in its next answer)",
+                            platform::displayPath(file), why));
+  };
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object() || !j.contains("public") || !j["public"].is_string() ||
+      !j.contains("key_id") || !j["key_id"].is_string()) {
+    return corrupt("not a JSON object with \"key_id\" and \"public\"");
+  }
+  auto raw = fromHex(j["public"].get<std::string>());
+  if (!raw || raw->size() != 32) return corrupt("\"public\" is not 64 hex digits");
+  auto key = X25519Key::fromRawPublic(*raw);
+  if (!key) return corrupt(key.error().message);
+  if (toHex(hpkeKeyId(*key)) != j["key_id"].get<std::string>()) {
+    return corrupt("\"key_id\" is not the id of \"public\"");
+  }
+  return std::optional<X25519Key>(std::move(*key));
+}
+
+Status saveHomeKey(const fs::path& file, const HomeKeyAnnouncement& key, std::uint64_t nowMs) {
+  nlohmann::json j = {
+      {"key_id", toHex(key.keyId)}, {"public", toHex(key.publicKey)}, {"learned_ms", nowMs}};
+  return platform::writeFileAtomic(file, j.dump(2) + "\n");
+}
+
 TransportSettings transportSettings(const AgentConfig& cfg) {
   TransportSettings t;
   t.endpoints = cfg.endpoints;
@@ -172,6 +209,27 @@ struct Agent::Impl {
   X25519Key copyKey;  // seals the spool's copies to the agent itself (derived from signKey)
   std::optional<std::uint64_t> firstSealedSeq;  // the first seq sealed in this run
   bool clockAgrees = false;                     // an envelope sealed in this run was accepted
+  std::string homeKeyNote;                      // what learnHomeKey did in this run
+
+  /// An answer that names a new home key: saved atomically, then sealed to from now on. A
+  /// key that cannot be saved is not used (the old one still opens at the home for 31 days).
+  void learnHomeKey(const DeliveryResult& answer) {
+    if (!answer.homeKeyError.empty()) {
+      homeKeyNote = answer.homeKeyError;
+      return;
+    }
+    if (!answer.homeKey || answer.homeKey->keyId == hpkeKeyId(homeKey)) return;
+    auto key = X25519Key::fromRawPublic(answer.homeKey->publicKey);
+    if (!key) return;  // checked by classifyAnswer
+    if (auto saved = saveHomeKey(cfg.stateDir / kHomeKeyFile, *answer.homeKey, clock()); !saved) {
+      homeKeyNote = fmt::format("the home's new HPKE key {} could not be saved: {}",
+                                toHex(answer.homeKey->keyId), saved.error().message);
+      return;
+    }
+    homeKey = std::move(*key);
+    homeKeyNote = fmt::format("the home's HPKE key is now {} ({}); sealing to it from now on",
+                              toHex(answer.homeKey->keyId), answer.endpoint);
+  }
 
   fs::path cursorFile(const ArrayConfig& array) const {
     return cfg.stateDir / kCursorDir / (array.key() + ".json");
@@ -385,6 +443,7 @@ struct Agent::Impl {
         continue;
       }
       if (auto removed = spool.remove(entry.seq); !removed) return removed;
+      learnHomeKey(answer);
       state.lastDeliveryMs = clock();
       if (firstSealedSeq && entry.seq >= *firstSealedSeq) clockAgrees = true;
       if (answer.delivery == Delivery::kAccepted) {
@@ -513,7 +572,10 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
                                           "agent's Ed25519 private key",
                                           cfg.signKey.string()));
   }
-  auto homeKey = X25519Key::loadPem(cfg.homeHpke.string());
+  auto learned = loadHomeKey(cfg.stateDir / kHomeKeyFile);
+  if (!learned) return std::unexpected(learned.error());
+  Result<X25519Key> homeKey = *learned ? Result<X25519Key>(std::move(**learned))
+                                       : X25519Key::loadPem(cfg.homeHpke.string());
   if (!homeKey) return std::unexpected(homeKey.error());
   auto seq = SequenceCounter::open(cfg.stateDir / "seq");
   if (!seq) return std::unexpected(seq.error());
@@ -550,7 +612,8 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
                                              {},
                                              std::move(copyKey),
                                              std::nullopt,
-                                             false});
+                                             false,
+                                             {}});
   for (const ArrayConfig& array : cfg.arrays) {
     auto collector = createCollector(array);
     if (collector) {
@@ -627,6 +690,7 @@ Result<RunSummary> Agent::run() {
       if (auto flushed = s.flush(summary); !flushed) return std::unexpected(flushed.error());
     }
   }
+  summary.homeKeyNote = std::exchange(s.homeKeyNote, {});
   summary.stillHeld = s.spool.held().size();
   summary.remaining = s.spool.depth();
   s.state.lastError.clear();
@@ -652,6 +716,7 @@ Result<DeliveryResult> Agent::sendTest(const std::string& message) {
   if (!env) return std::unexpected(env.error());
   auto answer = s.transport.post(*env);
   if (answer.delivery == Delivery::kAccepted || answer.delivery == Delivery::kDuplicate) {
+    s.learnHomeKey(answer);
     s.state.lastDeliveryMs = s.clock();
     if (auto saved = saveState(s.stateFile, s.state); !saved) {
       return std::unexpected(saved.error());

@@ -208,6 +208,7 @@ int Cli::run(const AgentConfig& cfg) const {
       "sealed again {}, still spooled {}\n",
       summary->heartbeatSpooled ? "spooled" : "not due", summary->delivered, summary->duplicates,
       summary->quarantined, summary->held, summary->resealed, summary->remaining);
+  if (!summary->homeKeyNote.empty()) out_ << "run: " << summary->homeKeyNote << "\n";
   if (summary->stoppedBy) {
     out_ << fmt::format("run: home not reachable, will retry next run: {} ({}): {}\n",
                         summary->stoppedBy->endpoint, summary->stoppedBy->errorCode,

@@ -140,6 +140,42 @@ bool isClockRefusal(const DeliveryResult& r) {
          (r.errorCode == "stale" || r.errorCode == "future");
 }
 
+namespace {
+
+// The "home_key" of a 200 answer; a malformed one is reported and not taken.
+void readHomeKey(const nlohmann::json& j, DeliveryResult& result) {
+  auto text = [&](const char* name) -> std::string {
+    if (!j.is_object() || !j.contains(name) || !j[name].is_string()) return {};
+    return j[name].get<std::string>();
+  };
+  auto id = fromHex(text("key_id"));
+  auto pub = fromHex(text("public"));
+  if (!id || id->size() != 8 || !pub || pub->size() != 32) {
+    result.homeKeyError = fmt::format(
+        "the answer's home_key is not {{\"key_id\": 16 hex digits, \"public\": 64 hex digits}}: "
+        "{}",
+        excerpt(j.dump()));
+    return;
+  }
+  auto key = X25519Key::fromRawPublic(*pub);
+  if (!key) {
+    result.homeKeyError = fmt::format("the answer's home_key: {}", key.error().message);
+    return;
+  }
+  HomeKeyAnnouncement announced;
+  std::copy(id->begin(), id->end(), announced.keyId.begin());
+  if (hpkeKeyId(*key) != announced.keyId) {
+    result.homeKeyError =
+        fmt::format("the answer's home_key has key_id {}, but its public key's id is {}; not taken",
+                    text("key_id"), toHex(hpkeKeyId(*key)));
+    return;
+  }
+  announced.publicKey = std::move(*pub);
+  result.homeKey = std::move(announced);
+}
+
+}  // namespace
+
 DeliveryResult classifyAnswer(long httpStatus, std::string body) {
   DeliveryResult result;
   result.httpStatus = httpStatus;
@@ -156,12 +192,9 @@ DeliveryResult classifyAnswer(long httpStatus, std::string body) {
 
   if (httpStatus == 200) {
     std::string status = stringField("status");
-    if (status == "accepted") {
-      result.delivery = Delivery::kAccepted;
-      return result;
-    }
-    if (status == "duplicate") {
-      result.delivery = Delivery::kDuplicate;
+    if (status == "accepted" || status == "duplicate") {
+      result.delivery = status == "accepted" ? Delivery::kAccepted : Delivery::kDuplicate;
+      if (json.contains("home_key")) readHomeKey(json["home_key"], result);
       return result;
     }
     result.delivery = Delivery::kRetry;

@@ -48,7 +48,8 @@ struct Answer {
 // API listening on it.
 class AdminHome {
  public:
-  AdminHome() : log_(LogLevel::kError) {
+  explicit AdminHome(std::int64_t ackLinkValidMs = HomeConfig{}.ackLinkValidMs)
+      : log_(LogLevel::kError) {
     auto opened = Store::open(state() / "home.db", Store::Mode::kCreate);
     REQUIRE(opened.has_value());
     Store store = std::move(*opened);
@@ -59,6 +60,7 @@ class AdminHome {
     REQUIRE(key.has_value());
     HomeConfig cfg;
     cfg.ackUrl = kAckBase;
+    cfg.ackLinkValidMs = ackLinkValidMs;
     policy_ = Policy::make(std::move(cfg), *key);
     store.setPolicy(policy_);
     commit(store, 1, {alert("e1", "307080", kNastyComponent)});
@@ -84,9 +86,10 @@ class AdminHome {
   AdminApi& api() { return *api_; }
   const Policy& policy() const { return *policy_; }
 
-  // The path of a ticket's acknowledgement link, as the messages carry it.
-  std::string ackPath(std::int64_t ticket) const {
-    auto url = policy_->ackUrl(ticket);
+  // The path of a ticket's acknowledgement link, as the messages carry it, issued at `issuedMs`
+  // (by default the API's now).
+  std::string ackPath(std::int64_t ticket, std::int64_t issuedMs = kT0 + kHour) const {
+    auto url = policy_->ackUrl(ticket, issuedMs);
     REQUIRE(url.starts_with(kAckBase));
     return url.substr(std::string_view(kAckBase).size());
   }
@@ -412,4 +415,54 @@ TEST_CASE("a wrong acknowledgement link is 404 and says nothing about the ticket
   CHECK(home.ticket(2).state == "open");
   CHECK(home.send(http::verb::put, good).status == 405);
   CHECK(home.ticket(2).state == "open");
+}
+
+TEST_CASE("an acknowledgement link expires and says so; its issue time is under the MAC") {
+  constexpr std::int64_t kDay = 24 * kHour;
+  AdminHome home;  // now = kT0 + kHour, links valid 7 days
+  // Issued 7 days and 1 hour ago: expired an hour ago.
+  auto old = home.ackPath(1, kT0 - 7 * kDay);
+  auto page = home.send(http::verb::get, old);
+  CHECK(page.status == 410);
+  CHECK(page.headers[http::field::cache_control] == "no-store");
+  CHECK(page.body.find("ticket #1 expired on 2027-01-15T08:00:00Z") != std::string::npos);
+  CHECK(page.body.find("links work for 7 days") != std::string::npos);
+  CHECK(page.body.find("pass-home tickets ack 1") != std::string::npos);
+  CHECK(page.body.find("<form") == std::string::npos);
+  CHECK(home.send(http::verb::post, old).status == 410);
+  CHECK(home.ticket(1).state == "open");
+
+  // Moving the issue time forward breaks the MAC: the same 404 as any wrong link.
+  auto slash = old.rfind('/');
+  auto issuedAt = old.rfind('/', slash - 1) + 1;
+  auto tampered =
+      old.substr(0, issuedAt) + std::to_string((kT0 + kHour) / 1000) + old.substr(slash);
+  auto forged = home.send(http::verb::post, tampered);
+  CHECK(forged.status == 404);
+  CHECK(forged.body == home.send(http::verb::get, "/v1/ack/x/y").body);
+  CHECK(home.ticket(1).state == "open");
+
+  // Issued 6 days ago: still works.
+  auto fresh = home.ackPath(1, kT0 + kHour - 6 * kDay);
+  CHECK(home.send(http::verb::post, fresh).status == 200);
+  CHECK(home.ticket(1).state == "acknowledged");
+}
+
+TEST_CASE("a link of the first format (no issue time) counts as expired") {
+  AdminHome home;
+  auto page = home.send(http::verb::get, "/v1/ack/2/" + home.policy().legacyAckToken(2));
+  CHECK(page.status == 410);
+  CHECK(page.body.find("made before links carried their issue time") != std::string::npos);
+  CHECK(home.send(http::verb::post, "/v1/ack/2/" + home.policy().legacyAckToken(2)).status == 410);
+  CHECK(home.ticket(2).state == "open");
+  // A wrong token of that format is just wrong.
+  CHECK(home.send(http::verb::get, "/v1/ack/2/" + std::string(32, '0')).status == 404);
+}
+
+TEST_CASE("ack-link-valid-seconds: a link works for exactly that long") {
+  AdminHome home(90'000);  // now = kT0 + kHour
+  CHECK(home.send(http::verb::get, home.ackPath(1, kT0 + kHour - 89'000)).status == 200);
+  auto late = home.send(http::verb::get, home.ackPath(1, kT0 + kHour - 90'000));
+  CHECK(late.status == 410);
+  CHECK(late.body.find("links work for 90 seconds") != std::string::npos);
 }

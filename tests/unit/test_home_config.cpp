@@ -102,6 +102,25 @@ TEST_CASE("without home.xml the home runs on the defaults") {
   CHECK_FALSE(cfg->smtp.has_value());
 }
 
+TEST_CASE("ack-link-valid-seconds sets how long acknowledgement links work (default 7 days)") {
+  TempDir dir;
+  auto file = dir.path() / "home.xml";
+  writeText(file, kSmall);
+  auto cfg = loadHomeConfig(file);
+  REQUIRE(cfg.has_value());
+  CHECK(cfg->ackLinkValidMs == 7LL * 24 * 3600 * 1000);
+  std::string text = kSmall;
+  auto at = text.find("<smtp");
+  REQUIRE(at != std::string::npos);
+  writeText(file, std::string(text).insert(at, R"(<notifications ack-link-valid-seconds="90"/>)"));
+  cfg = loadHomeConfig(file);
+  REQUIRE_MESSAGE(cfg.has_value(), (cfg ? "" : cfg.error().message));
+  CHECK(cfg->ackLinkValidMs == 90'000);
+  writeText(file, std::string(text).insert(at, R"(<notifications ack-link-valid-seconds="0"/>)"));
+  auto e = errorOf(file);
+  CHECK(e.find("home.xml:2: pass-home/notifications/@ack-link-valid-seconds") != std::string::npos);
+}
+
 TEST_CASE("home.xml errors name the file, the line and the key") {
   TempDir dir;
   auto file = dir.path() / "home.xml";

@@ -74,6 +74,8 @@ struct RunSummary {
   /// A new envelope, a cursor or the state could not be written (a full disk); what was spooled
   /// before was still sent.
   std::optional<Error> storageError;
+  /// The home announced a new HPKE key in this run: taken, or why not (empty: no announcement).
+  std::string homeKeyNote;
 };
 
 struct StatusReport {

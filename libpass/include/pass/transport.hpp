@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pass/bytes.hpp"
+#include "pass/envelope.hpp"
 #include "pass/result.hpp"
 
 namespace pass {
@@ -26,6 +27,13 @@ struct TransportSettings {
   std::string keyFile;   // agent-tls.key
   std::chrono::milliseconds connectTimeout{10000};
   std::chrono::milliseconds totalTimeout{60000};
+};
+
+/// The home's current HPKE public key, which a 200 answer carries when the envelope was sealed
+/// to another key (docs/protocol.md, "home_key"). Checked: key_id = hpkeKeyId(public).
+struct HomeKeyAnnouncement {
+  KeyId keyId{};
+  Bytes publicKey;  // raw 32-byte X25519
 };
 
 /// How the home answered one envelope.
@@ -46,6 +54,10 @@ struct DeliveryResult {
   std::string detail;     // human-readable: the "detail" of the answer or curl's message
   /// The home's clock from the answer's Date header (Unix ms, whole seconds); none without one.
   std::optional<std::int64_t> homeClockMs;
+  /// A 200 answer's "home_key": the key to seal to from now on.
+  std::optional<HomeKeyAnnouncement> homeKey;
+  /// Why a 200 answer's "home_key" was not taken (malformed, or key_id not its key's id).
+  std::string homeKeyError;
 };
 
 /// A refusal about time (422 `stale` or `future`): the agent's clock disagrees with the home's,

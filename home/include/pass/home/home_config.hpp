@@ -65,6 +65,7 @@ struct HomeConfig {
   std::int64_t skewWarningMs = 5LL * 60 * 1000;
   std::int64_t watchdogIntervalMs = 60LL * 1000;
   std::string ackUrl;  // base URL of the acknowledgement links; empty: no links
+  std::int64_t ackLinkValidMs = 7LL * 24 * 3600 * 1000;  // a link expires this long after issue
   unsigned stormThreshold = 20;
   std::int64_t stormWindowMs = 10LL * 60 * 1000;
   unsigned ratePerHour = 30;

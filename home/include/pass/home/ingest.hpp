@@ -15,6 +15,7 @@
 
 #include "pass/crypto.hpp"
 #include "pass/envelope.hpp"
+#include "pass/home/hpke_keys.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/home/store.hpp"
 
@@ -91,6 +92,10 @@ struct Checked {
   EnvelopeRecord record;
   /// Set when created_ms is more than warnSkewMs ahead of the home clock.
   std::optional<std::int64_t> aheadMs;
+  /// The key id the envelope was sealed to, and the home's current key when that differs: the
+  /// answer announces it (docs/protocol.md, "home_key").
+  KeyId sealedTo{};
+  std::optional<HpkeKey> newHomeKey;
 };
 
 /// Context for a refusal log line.
@@ -101,8 +106,10 @@ struct RefusalContext {
 
 class Ingest {
  public:
-  /// `homeKey` is the home's HPKE private key; `store` errors surface as Error (503).
+  /// `homeKey` is the home's only HPKE private key; `store` errors surface as Error (503).
   Ingest(AgentDirectory& agents, X25519Key homeKey, WindowOptions window);
+  /// Opens envelopes sealed to any key `homeKeys` holds.
+  Ingest(AgentDirectory& agents, std::shared_ptr<HpkeKeyRing> homeKeys, WindowOptions window);
 
   struct Outcome {
     /// Checked: store it; Refusal: answer 4xx; Error: the store could not be read (503).
@@ -121,8 +128,7 @@ class Ingest {
                                                              std::int64_t nowMs);
 
   AgentDirectory& agents_;
-  X25519Key homeKey_;
-  KeyId homeKeyId_;
+  std::shared_ptr<HpkeKeyRing> homeKeys_;
   WindowOptions window_;
 };
 

@@ -47,10 +47,14 @@ class Policy {
   std::int64_t notBefore(std::string_view customer, bool urgent, std::int64_t nowMs) const;
   /// The highest escalation level the customer has (on-call schedule levels, at least 1).
   unsigned levels(std::string_view customer) const;
-  /// The acknowledgement link of a ticket, or empty without <notifications ack-url>.
-  std::string ackUrl(std::int64_t ticket) const;
-  /// The token in a ticket's acknowledgement link.
-  std::string ackToken(std::int64_t ticket) const;
+  /// The acknowledgement link of a ticket issued at `issuedMs` (it expires
+  /// <notifications ack-link-valid-seconds> later), or empty without <notifications ack-url>.
+  std::string ackUrl(std::int64_t ticket, std::int64_t issuedMs) const;
+  /// The token in the link of `ticket` issued at `issuedS` (seconds since 1970): it covers both.
+  std::string ackToken(std::int64_t ticket, std::int64_t issuedS) const;
+  /// The token of a link of the first format, without an issue time: such a link is recognised
+  /// only to say that it has expired.
+  std::string legacyAckToken(std::int64_t ticket) const;
 
  private:
   HomeConfig config_;
