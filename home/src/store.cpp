@@ -431,7 +431,7 @@ Result<std::int64_t> Store::schemaVersion() { return impl_->db.queryInt("PRAGMA 
 Status Store::addAgent(const NewAgent& agent) {
   auto stmt = impl_->db.prepare(
       "INSERT OR IGNORE INTO agents (id, customer, site, name, sign_key, cert_serial, "
-      "enrolled_ms, cert_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      "enrolled_ms, cert_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, 0))");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, agent.id).bind(2, agent.customer).bind(3, agent.site).bind(4, agent.name);
   stmt->bindBlob(5, agent.signKey).bind(6, agent.certSerial).bind(7, agent.enrolledMs);

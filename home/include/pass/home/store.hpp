@@ -30,7 +30,7 @@ struct NewAgent {
   Bytes signKey;           // raw 32-byte Ed25519 public key
   std::string certSerial;  // lower-case hex
   std::int64_t enrolledMs = 0;
-  std::int64_t certExpiresMs = 0;  // the certificate's notAfter
+  std::int64_t certExpiresMs = 0;  // the certificate's notAfter; 0: unknown (stored as NULL)
 };
 
 /// What the ingest path needs to authenticate an agent.
