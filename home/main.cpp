@@ -124,10 +124,14 @@ int cmdEnroll(const std::vector<std::string>& args) {
       "out", po::value(&out)->required(), "bundle directory to create (must be new or empty)")(
       "endpoint", po::value(&options.endpoints)->composing(),
       "home URL written into agent.xml, repeatable, in order of preference; "
-      "default: https://localhost:9455");
+      "default: https://localhost:9455")(
+      "test-cert-seconds", po::value<long>(),
+      "FOR TESTS ONLY: the agent certificate is valid for this many seconds instead of 5 years");
   auto vm = parse("enroll", args, desc);
   if (!vm) return kOk;
   options.out = out;
+  if (vm->count("test-cert-seconds"))
+    options.testCertSeconds = (*vm)["test-cert-seconds"].as<long>();
   auto agent = enrollAgent(state, options);
   if (!agent) return report("enroll", agent.error());
   std::cout << agent->uuid << "\n";

@@ -56,23 +56,25 @@ Json agentsJson(const std::vector<AgentSummary>& agents) {
                        {"heartbeat_due_home_ms", optionalJson(a.heartbeatDueHomeMs)},
                        {"clock_skew_ms", optionalJson(a.clockSkewMs)},
                        {"clock_warning", a.clockWarning},
-                       {"envelopes", a.envelopes}});
+                       {"envelopes", a.envelopes},
+                       {"cert_expires_ms", optionalJson(a.certExpiresMs)},
+                       {"cert_renewed_ms", optionalJson(a.certRenewedMs)}});
   }
   return out;
 }
 
 std::string agentsTable(const std::vector<AgentSummary>& agents) {
   constexpr std::string_view kRow =
-      "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}  {}\n";
+      "{:<36}  {:<16}  {:<16}  {:<16}  {:<7}  {:>8}  {:<24}  {:<24}  {:>9}  {:<24}  {}\n";
   std::string out =
       fmt::format(fmt::runtime(kRow), "ID", "CUSTOMER", "SITE", "NAME", "REVOKED", "LAST_SEQ",
-                  "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES", "WARNING");
+                  "LAST_HEARTBEAT", "NEXT_HEARTBEAT_DUE", "ENVELOPES", "CERT_EXPIRES", "WARNING");
   for (const auto& a : agents) {
     out += fmt::format(fmt::runtime(kRow), a.id, printable(a.customer), printable(a.site),
                        printable(a.name), a.revokedMs ? "yes" : "no",
                        a.lastSeq ? std::to_string(*a.lastSeq) : std::string("-"),
                        optionalTime(a.lastHeartbeatMs), optionalTime(a.nextHeartbeatDueMs),
-                       a.envelopes, a.clockWarning);
+                       a.envelopes, optionalTime(a.certExpiresMs), a.clockWarning);
   }
   return out;
 }

@@ -335,7 +335,8 @@ Result<std::optional<AgentDirectory::Entry>> AgentDirectory::find(const std::str
     }
     cached = keys_.insert_or_assign(agentId, CachedKey{row.signKey, std::move(*key)}).first;
   }
-  return Entry{cached->second.key, row.certSerial, row.revokedMs.has_value()};
+  return Entry{cached->second.key, row.certSerial, row.revokedMs.has_value(),
+               row.previousCertSerial, row.previousCertUntilMs};
 }
 
 Ingest::Ingest(AgentDirectory& agents, X25519Key homeKey, WindowOptions window)
@@ -396,10 +397,10 @@ Ingest::Outcome Ingest::check(ByteView envelope, const PeerIdentity& peer, Conne
     return refuse(403, "revoked",
                   fmt::format("agent {} was revoked; enroll the array again", agentId));
   }
-  if (entry->certSerial != peer.serialHex) {
+  if (!entry->acceptsCertificate(peer.serialHex, nowMs)) {
     return refuse(403, "certificate_mismatch",
                   fmt::format("the client certificate (serial {}) is not the one enrolled for "
-                              "agent {}",
+                              "agent {}, nor the one it replaced within the grace period",
                               peer.serialHex, agentId));
   }
 

@@ -236,10 +236,11 @@ void WatchdogLoop::run() {
     if (!report) {
       log_.error("watchdog_error", {{"message", report.error().message}});
     } else if (report->missingOpened + report->siteOpened + report->escalated +
-                   report->stormSummaries >
+                   report->stormSummaries + report->certificateExpiringOpened >
                0) {
       log_.info("watchdog", {{"missing_heartbeat", report->missingOpened},
                              {"site_silent", report->siteOpened},
+                             {"certificate_expiring", report->certificateExpiringOpened},
                              {"escalated", report->escalated},
                              {"storm_summaries", report->stormSummaries}});
     }

@@ -37,6 +37,8 @@ using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
+using TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free>>;
 using OctetPtr =
     std::unique_ptr<ASN1_OCTET_STRING, Deleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
 
@@ -45,7 +47,10 @@ struct OpensslStringFree {
 };
 
 constexpr int kCaDays = 3650;
+// The server certificate's lifetime; agents' is kAgentCertDays (pki.hpp).
 constexpr int kLeafDays = 5 * 365;
+// A PKCS#10 request for a P-256 key is about 250 bytes; anything near this is not ours.
+constexpr std::size_t kMaxCsrBytes = 16 * 1024;
 // X.520 upper bound for O, OU and CN; OpenSSL refuses longer values.
 constexpr std::size_t kMaxNameLength = 64;
 
@@ -126,10 +131,34 @@ std::string serialHex(const X509* cert) {
   return out;
 }
 
+/// The notAfter of `cert` in Unix ms (0 if it cannot be read).
+std::int64_t notAfterMs(const X509* cert) {
+  TimePtr epoch(ASN1_TIME_set(nullptr, 0));
+  int days = 0;
+  int seconds = 0;
+  if (!epoch || ASN1_TIME_diff(&days, &seconds, epoch.get(), X509_get0_notAfter(cert)) != 1)
+    return 0;
+  return (static_cast<std::int64_t>(days) * 86'400 + seconds) * 1000;
+}
+
+/// The first `nid` entry of a name as UTF-8 ("" when absent).
+std::string nameEntry(X509_NAME* name, int nid) {
+  int index = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (index < 0) return {};
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  std::string out;
+  if (len >= 0 && utf8) out.assign(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
+  OPENSSL_free(utf8);
+  return out;
+}
+
 struct CertSpec {
   std::vector<std::pair<const char*, std::string>> subject;  // ("CN", value), ...
   bool ca = false;
   int days = kLeafDays;
+  long seconds = 0;                        // added to days
   const char* extendedKeyUsage = nullptr;  // "serverAuth" / "clientAuth"
   std::string subjectAltName;              // "DNS:localhost,IP:127.0.0.1"
 };
@@ -170,7 +199,7 @@ Result<X509Ptr> issue(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKE
 
   // Five minutes back so that a peer whose clock lags a little accepts a fresh certificate.
   if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300) ||
-      !X509_time_adj_ex(X509_getm_notAfter(cert.get()), spec.days, 0, nullptr))
+      !X509_time_adj_ex(X509_getm_notAfter(cert.get()), spec.days, spec.seconds, nullptr))
     return opensslFail("crypto", "certificate validity");
   if (X509_set_pubkey(cert.get(), key) != 1) return opensslFail("crypto", "certificate key");
 
@@ -197,6 +226,17 @@ Result<X509Ptr> issue(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKE
   if (X509_sign(cert.get(), issuerKey, EVP_sha256()) <= 0)
     return opensslFail("crypto", "signing the certificate");
   return cert;
+}
+
+/// The profile of every agent certificate, at enrollment and renewal.
+CertSpec agentCertSpec(const std::string& customer, const std::string& site,
+                       const std::string& agentId) {
+  return CertSpec{.subject = {{"O", customer}, {"OU", site}, {"CN", agentId}},
+                  .ca = false,
+                  .days = kAgentCertDays,
+                  .seconds = 0,
+                  .extendedKeyUsage = "clientAuth",
+                  .subjectAltName = {}};
 }
 
 bool isIpAddress(const std::string& text) {
@@ -315,6 +355,7 @@ Status initState(const InitOptions& options) {
   CertSpec caSpec{.subject = {{"O", "PASS"}, {"CN", "PASS home CA"}},
                   .ca = true,
                   .days = kCaDays,
+                  .seconds = 0,
                   .extendedKeyUsage = nullptr,
                   .subjectAltName = {}};
   auto caCert = issue(caSpec, caKey->get(), nullptr, caKey->get());
@@ -325,6 +366,7 @@ Status initState(const InitOptions& options) {
   CertSpec serverSpec{.subject = {{"O", "PASS"}, {"CN", "pass-home"}},
                       .ca = false,
                       .days = kLeafDays,
+                      .seconds = 0,
                       .extendedKeyUsage = "serverAuth",
                       .subjectAltName = *san};
   auto serverCert = issue(serverSpec, serverKey->get(), caCert->get(), caKey->get());
@@ -396,14 +438,18 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
   auto signKey = Ed25519Key::generate();
   auto tlsKey = generateP256();
   if (!tlsKey) return std::unexpected(tlsKey.error());
-  CertSpec spec{.subject = {{"O", options.customer}, {"OU", options.site}, {"CN", agent.uuid}},
-                .ca = false,
-                .days = kLeafDays,
-                .extendedKeyUsage = "clientAuth",
-                .subjectAltName = {}};
+  if (options.testCertSeconds && *options.testCertSeconds <= 0) {
+    return fail("usage.test_cert_seconds", "--test-cert-seconds must be positive");
+  }
+  auto spec = agentCertSpec(options.customer, options.site, agent.uuid);
+  if (options.testCertSeconds) {
+    spec.days = 0;
+    spec.seconds = *options.testCertSeconds;
+  }
   auto tlsCert = issue(spec, tlsKey->get(), caCert->get(), caKey->get());
   if (!tlsCert) return std::unexpected(tlsCert.error());
   agent.certSerial = serialHex(tlsCert->get());
+  agent.certExpiresMs = notAfterMs(tlsCert->get());
   auto tlsKeyPem = privateKeyPem(tlsKey->get());
   if (!tlsKeyPem) return std::unexpected(tlsKeyPem.error());
   auto tlsCertPem = certificatePem(tlsCert->get());
@@ -436,7 +482,8 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
                                                   .name = options.name,
                                                   .signKey = signKey.rawPublic(),
                                                   .certSerial = agent.certSerial,
-                                                  .enrolledMs = nowMs()})
+                                                  .enrolledMs = nowMs(),
+                                                  .certExpiresMs = agent.certExpiresMs})
                        : written;
   if (!added) {
     // A bundle without its agent row (or half a bundle) would only fail later, confusingly.
@@ -454,15 +501,7 @@ namespace {
 PeerIdentity identityOf(X509* cert) {
   PeerIdentity id;
   id.serialHex = serialHex(cert);
-  X509_NAME* subject = X509_get_subject_name(cert);
-  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (index >= 0) {
-    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
-    unsigned char* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, data);
-    if (len >= 0 && utf8) id.commonName.assign(reinterpret_cast<char*>(utf8), len);
-    OPENSSL_free(utf8);
-  }
+  id.commonName = nameEntry(X509_get_subject_name(cert), NID_commonName);
   return id;
 }
 
@@ -483,6 +522,70 @@ bool verifyNotRevoked(bool preverified, X509_STORE_CTX* ctx,
   // OpenSSL answers this error with a certificate_revoked alert.
   X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REVOKED);
   return false;
+}
+
+struct AgentCertificateIssuer::Ca {
+  X509Ptr cert;
+  KeyPtr key;
+};
+
+Result<AgentCertificateIssuer> AgentCertificateIssuer::load(const StatePaths& paths) {
+  auto key = loadPrivateKey(paths.caKey());
+  if (!key) return std::unexpected(key.error());
+  auto cert = loadCertificate(paths.caCert());
+  if (!cert) return std::unexpected(cert.error());
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
+    return opensslFail("io", fmt::format("{} does not belong to {}", paths.caKey().string(),
+                                         paths.caCert().string()));
+  }
+  auto ca = std::make_shared<Ca>();
+  ca->cert = std::move(*cert);
+  ca->key = std::move(*key);
+  return AgentCertificateIssuer(std::move(ca));
+}
+
+Result<IssuedCertificate> AgentCertificateIssuer::renew(ByteView csrDer, X509* requester) const {
+  if (csrDer.empty() || csrDer.size() > kMaxCsrBytes) {
+    return fail("bad_csr", fmt::format("the request body must be one DER PKCS#10 certificate "
+                                       "request of at most {} bytes; it has {} bytes",
+                                       kMaxCsrBytes, csrDer.size()));
+  }
+  const unsigned char* p = csrDer.data();
+  ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(csrDer.size())));
+  if (!req || p != csrDer.data() + csrDer.size()) {
+    ERR_clear_error();
+    return fail("bad_csr", req ? "bytes follow the PKCS#10 certificate request"
+                               : "the request body is not a DER PKCS#10 certificate request");
+  }
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
+  if (!key) return opensslFail("bad_csr", "the certificate request holds no usable public key");
+  if (X509_REQ_verify(req.get(), key) != 1) {
+    ERR_clear_error();
+    return fail("bad_csr_signature",
+                "the certificate request is not signed by the key it asks a certificate for");
+  }
+  char group[64] = {};
+  std::size_t groupLength = 0;
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+      EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof group, &groupLength) != 1 ||
+      std::string_view(group, groupLength) != "prime256v1") {
+    ERR_clear_error();
+    return fail("key_type", "the certificate request's key must be an ECDSA P-256 key");
+  }
+  if (EVP_PKEY_eq(key, X509_get0_pubkey(requester)) == 1) {
+    return fail("key_reused",
+                "the certificate request has the key of the certificate it came with; a renewal "
+                "needs a new key pair");
+  }
+  X509_NAME* subject = X509_get_subject_name(requester);
+  auto spec = agentCertSpec(nameEntry(subject, NID_organizationName),
+                            nameEntry(subject, NID_organizationalUnitName),
+                            nameEntry(subject, NID_commonName));
+  auto cert = issue(spec, key, ca_->cert.get(), ca_->key.get());
+  if (!cert) return std::unexpected(cert.error());
+  auto pem = certificatePem(cert->get());
+  if (!pem) return std::unexpected(pem.error());
+  return IssuedCertificate{std::move(*pem), serialHex(cert->get()), notAfterMs(cert->get())};
 }
 
 Status restrictServerTls(SSL_CTX* ctx) {

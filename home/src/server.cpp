@@ -47,6 +47,10 @@ using Loop = net::io_context;
 using WorkGuard = net::executor_work_guard<Loop::executor_type>;
 
 constexpr std::string_view kEnvelopePath = "/v1/envelopes";
+// Certificate renewal (docs/protocol.md): a DER PKCS#10 request in, the certificate out.
+constexpr std::string_view kCertificatePath = "/v1/certificate";
+constexpr std::string_view kCertificateRequestType = "application/pkcs10";
+constexpr std::size_t kMaxCertificateRequest = 16 * 1024;
 constexpr std::size_t kFirstRead = 4096;
 // A buffer that grew for a large envelope is given back after the request, so that hundreds
 // of idle keep-alive connections stay small.
@@ -75,12 +79,12 @@ std::string dumpJson(const Json& j) {
 }
 
 // The media type without parameters, compared case-insensitively (RFC 9110 8.3.1).
-bool isEnvelopeContentType(std::string_view value) {
+bool hasMediaType(std::string_view value, std::string_view expected) {
   auto semicolon = value.find(';');
   if (semicolon != std::string_view::npos) value = value.substr(0, semicolon);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  return beast::iequals(value, kEnvelopeContentType);
+  return beast::iequals(value, expected);
 }
 
 /// Whether a failed TLS handshake ended because the peer closed or reset the connection,
@@ -168,6 +172,7 @@ struct ServerCore {
   std::unique_ptr<AgentDirectory> directory;
   std::shared_ptr<HpkeKeyRing> homeKeys;
   std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<CertificateRenewals> renewals;
   std::unique_ptr<GroupCommitter> committer;
   std::unique_ptr<OutboxWorker> outbox;
   std::unique_ptr<WatchdogLoop> watchdog;
@@ -414,27 +419,32 @@ class Session : public std::enable_shared_from_this<Session> {
     keepAlive_ = req.keep_alive();
     // A refusal before the body was read ends the connection: the unread body is in the way.
     bool bodyPending = !parser_->is_done();
-    if (std::string_view(req.target()) != kEnvelopePath) {
+    const std::string_view target = req.target();
+    certificateRequest_ = target == kCertificatePath;
+    if (target != kEnvelopePath && !certificateRequest_) {
       refuse(404, "not_found",
-             fmt::format("no such resource '{}'; envelopes go to POST {}",
-                         std::string_view(req.target()), kEnvelopePath),
+             fmt::format("no such resource '{}'; envelopes go to POST {}, certificate requests "
+                         "to POST {}",
+                         target, kEnvelopePath, kCertificatePath),
              {}, bodyPending);
       return false;
     }
     if (req.method() != http::verb::post) {
       refuse(405, "method_not_allowed",
              fmt::format("{} is not allowed on {}; use POST", std::string_view(req.method_string()),
-                         kEnvelopePath),
+                         target),
              {}, bodyPending);
       return false;
     }
-    if (!isEnvelopeContentType(req[http::field::content_type])) {
+    const auto mediaType = certificateRequest_ ? kCertificateRequestType : kEnvelopeContentType;
+    if (!hasMediaType(req[http::field::content_type], mediaType)) {
       refuse(415, "unsupported_media_type",
              fmt::format("Content-Type '{}' is not {}",
-                         std::string_view(req[http::field::content_type]), kEnvelopeContentType),
+                         std::string_view(req[http::field::content_type]), mediaType),
              {}, bodyPending);
       return false;
     }
+    if (certificateRequest_ && bodyPending) parser_->body_limit(kMaxCertificateRequest);
     if (bodyPending && beast::iequals(req[http::field::expect], "100-continue")) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        beast::bind_front_handler(&Session::onContinue, shared_from_this()));
@@ -455,6 +465,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onBody(beast::error_code ec, std::size_t) {
     if (handleReadError(ec)) return;
+    if (certificateRequest_) return onCertificateRequest();
     auto outcome = core_.ingest->check(asBytes(parser_->get().body()), peer_, auth_, nowMs());
     context_ = std::move(outcome.context);
     if (auto* refusal = std::get_if<Refusal>(&outcome.result)) {
@@ -512,6 +523,34 @@ class Session : public std::enable_shared_from_this<Session> {
         fmt::format(R"({{"status":"{}","agent":"{}","seq":{}{}}})",
                     duplicate ? "duplicate" : "accepted", context_.agent, *context_.seq, homeKey),
         false);
+  }
+
+  // Rare (once per agent every few years) and quick: answered on the I/O thread.
+  void onCertificateRequest() {
+    auto outcome =
+        core_.renewals->renew(asBytes(parser_->get().body()),
+                              SSL_get0_peer_certificate(stream_.native_handle()), peer_, nowMs());
+    context_ = {outcome.agent, std::nullopt};
+    if (auto* refusal = std::get_if<Refusal>(&outcome.result)) {
+      return refuse(refusal->status, refusal->code, refusal->detail, context_, false);
+    }
+    if (auto* error = std::get_if<Error>(&outcome.result)) {
+      core_.log.error("store_error", {{"agent", context_.agent}, {"message", error->message}});
+      return storeFailed(*error);
+    }
+    auto& issued = std::get<IssuedCertificate>(outcome.result);
+    core_.log.info("certificate_renewed", {{"agent", context_.agent},
+                                           {"old_serial", peer_.serialHex},
+                                           {"serial", issued.serialHex},
+                                           {"not_after_ms", issued.notAfterMs},
+                                           {"peer", peerAddress_}});
+    respond(http::status::ok,
+            Json{{"status", "issued"},
+                 {"agent", context_.agent},
+                 {"serial", issued.serialHex},
+                 {"not_after_ms", issued.notAfterMs},
+                 {"certificate", issued.pem}},
+            false);
   }
 
   // 503: the agent keeps the envelope and retries. A failed batch is logged by the writer.
@@ -591,6 +630,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keepAlive_ = true;
   bool cancellable_ = false;
   bool headerChecked_ = false;
+  bool certificateRequest_ = false;  // POST /v1/certificate rather than an envelope
   RefusalContext context_;
   std::string type_;
   std::size_t events_ = 0;
@@ -918,6 +958,10 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Log
   auto keySet = impl->homeKeys->get(nowMs());
   log.info("hpke_keys", {{"current", toHex(keySet->current().id)}, {"held", keySet->keys.size()}});
   impl->logKeyNotes();
+  auto issuer = AgentCertificateIssuer::load(paths);
+  if (!issuer) return std::unexpected(issuer.error());
+  impl->renewals = std::make_unique<CertificateRenewals>(paths.database(), std::move(*issuer),
+                                                         options.certificateGraceMs);
 
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);

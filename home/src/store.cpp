@@ -27,7 +27,7 @@ constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
 // level) keeps unique. Without a key their rows are appended in arrival order; a key clustered
 // by agent would dirty one page per agent in every commit, which on a busy home multiplies
 // what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 5> kMigrations = {
+constexpr std::array<std::string_view, 6> kMigrations = {
     R"sql(
 CREATE TABLE agents (
   id TEXT PRIMARY KEY NOT NULL,
@@ -222,6 +222,16 @@ CREATE TABLE envelope_keys_merged (upto INTEGER NOT NULL);
 INSERT INTO envelope_keys_merged (upto) SELECT coalesce(max(id), 0) FROM envelopes_by_id;
 DROP TABLE envelopes;
 ALTER TABLE envelopes_by_id RENAME TO envelopes;
+)sql",
+    // 6: certificate renewal (docs/security.md). cert_expires_ms is the current certificate's
+    // notAfter; agents enrolled before it got the 5 years (1825 days) enrollment gave them.
+    // previous_cert_serial stays accepted until previous_cert_until_ms.
+    R"sql(
+ALTER TABLE agents ADD COLUMN cert_expires_ms INTEGER;
+ALTER TABLE agents ADD COLUMN cert_renewed_ms INTEGER;
+ALTER TABLE agents ADD COLUMN previous_cert_serial TEXT;
+ALTER TABLE agents ADD COLUMN previous_cert_until_ms INTEGER;
+UPDATE agents SET cert_expires_ms = enrolled_ms + 1825 * 86400000;
 )sql",
 };
 
@@ -421,10 +431,11 @@ Result<std::int64_t> Store::schemaVersion() { return impl_->db.queryInt("PRAGMA 
 Status Store::addAgent(const NewAgent& agent) {
   auto stmt = impl_->db.prepare(
       "INSERT OR IGNORE INTO agents (id, customer, site, name, sign_key, cert_serial, "
-      "enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "enrolled_ms, cert_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, 0))");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, agent.id).bind(2, agent.customer).bind(3, agent.site).bind(4, agent.name);
   stmt->bindBlob(5, agent.signKey).bind(6, agent.certSerial).bind(7, agent.enrolledMs);
+  stmt->bind(8, agent.certExpiresMs);
   if (auto done = stmt->run(); !done) return done;
   if (impl_->db.changes() == 0) {
     return fail("agent_exists",
@@ -435,14 +446,19 @@ Status Store::addAgent(const NewAgent& agent) {
 
 Result<std::optional<AgentAuth>> Store::agentAuth(std::string_view agentId) {
   auto stmt = impl_->statement(
-      impl_->selectAuth, "SELECT sign_key, cert_serial, revoked_ms FROM agents WHERE id = ?1");
+      impl_->selectAuth,
+      "SELECT sign_key, cert_serial, revoked_ms, coalesce(previous_cert_serial, ''), "
+      "previous_cert_until_ms FROM agents WHERE id = ?1");
   if (!stmt) return propagate(stmt);
   auto& s = **stmt;
   s.bind(1, agentId);
   auto row = s.step();
   if (!row) return propagate(row);
   std::optional<AgentAuth> auth;
-  if (*row) auth = AgentAuth{s.columnBlob(0), s.columnText(1), s.columnOptInt(2)};
+  if (*row) {
+    auth = AgentAuth{s.columnBlob(0), s.columnText(1), s.columnOptInt(2), s.columnText(3),
+                     s.columnOptInt(4)};
+  }
   // Reset ends the read transaction, so the next call sees the latest commit.
   s.reset();
   return auth;
@@ -472,6 +488,29 @@ Result<std::vector<std::string>> Store::revokedAgents() {
     out.push_back(stmt->columnText(0));
   }
   return out;
+}
+
+Status Store::renewCertificate(const CertificateRenewal& renewal) {
+  // Compare and set: the requester's serial must still be one the row accepts, so that two
+  // renewals racing cannot both win.
+  auto stmt = impl_->db.prepare(
+      "UPDATE agents SET "
+      "previous_cert_serial = CASE WHEN cert_serial = ?2 THEN cert_serial "
+      "ELSE previous_cert_serial END, "
+      "previous_cert_until_ms = ?6, cert_serial = ?3, cert_expires_ms = ?4, cert_renewed_ms = ?5 "
+      "WHERE id = ?1 AND revoked_ms IS NULL AND (cert_serial = ?2 OR "
+      "(previous_cert_serial = ?2 AND previous_cert_until_ms > ?5))");
+  if (!stmt) return propagate(stmt);
+  stmt->bind(1, renewal.agentId).bind(2, renewal.requesterSerial).bind(3, renewal.newSerial);
+  stmt->bind(4, renewal.expiresMs).bind(5, renewal.nowMs).bind(6, renewal.nowMs + renewal.graceMs);
+  if (auto done = stmt->run(); !done) return done;
+  if (impl_->db.changes() == 0) {
+    return fail("certificate_mismatch",
+                fmt::format("{}: agent {} is revoked, unknown, or no longer accepts certificate "
+                            "{}",
+                            impl_->db.file(), renewal.agentId, renewal.requesterSerial));
+  }
+  return {};
 }
 
 Result<std::vector<ExpectedArray>> Store::expectedArrays(std::string_view agentId) {
@@ -538,7 +577,7 @@ Result<std::vector<AgentSummary>> Store::agents() {
       "SELECT id, customer, site, name, enrolled_ms, revoked_ms, last_seq, last_envelope_ms, "
       "last_heartbeat_ms, next_heartbeat_due_ms, "
       "(SELECT count(*) FROM envelope_keys k WHERE k.agent_id = a.id), heartbeat_due_home_ms, "
-      "clock_skew_ms, coalesce(clock_warning, '') "
+      "clock_skew_ms, coalesce(clock_warning, ''), cert_expires_ms, cert_renewed_ms "
       "FROM agents a ORDER BY customer, site, name, id");
   if (!stmt) return propagate(stmt);
   std::vector<AgentSummary> out;
@@ -561,6 +600,8 @@ Result<std::vector<AgentSummary>> Store::agents() {
     a.heartbeatDueHomeMs = stmt->columnOptInt(11);
     a.clockSkewMs = stmt->columnOptInt(12);
     a.clockWarning = stmt->columnText(13);
+    a.certExpiresMs = stmt->columnOptInt(14);
+    a.certRenewedMs = stmt->columnOptInt(15);
     out.push_back(std::move(a));
   }
   return out;

@@ -313,9 +313,10 @@ Result<std::string> runWatchdog(const std::filesystem::path& state, std::int64_t
   if (!report) return std::unexpected(report.error());
   return fmt::format(
       "watchdog at {}: {} missing-heartbeat ticket(s), {} site ticket(s), {} never-reported "
-      "ticket(s), {} escalation(s), {} storm summary(ies)\n",
+      "ticket(s), {} certificate-expiring ticket(s), {} escalation(s), {} storm summary(ies)\n",
       formatTimestamp(nowMs), report->missingOpened, report->siteOpened,
-      report->neverReportedOpened, report->escalated, report->stormSummaries);
+      report->neverReportedOpened, report->certificateExpiringOpened, report->escalated,
+      report->stormSummaries);
 }
 
 Result<std::string> checkHomeConfig(const std::filesystem::path& state) {

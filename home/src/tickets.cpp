@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/crypto.hpp"
+#include "pass/home/log.hpp"
 #include "pass/vendor_codes.hpp"
 #include "platform/fs.hpp"
 #include "store_impl.hpp"
@@ -1346,6 +1347,82 @@ Result<WatchdogReport> Store::watchdog(std::int64_t nowMs,
         return std::unexpected(done.error());
       }
       ++report.neverReportedOpened;
+    }
+  }
+
+  // 2b. Agent certificates near their end: the agent renews a third of the lifetime ahead
+  // (docs/security.md), so one still expiring within kCertificateExpiringMs did not renew.
+  // A renewal moves the date out and the next pass resolves the ticket.
+  {
+    // Only the agents that need a change: expiring ones, and renewed ones with a live ticket.
+    auto s = impl_->db.prepare(
+        "SELECT id, customer, site, name, cert_expires_ms, cert_expires_ms <= ?1 + ?2 FROM agents "
+        "a "
+        "WHERE (revoked_ms IS NULL AND cert_expires_ms <= ?1 + ?2) OR (cert_expires_ms > ?1 + ?2 "
+        "AND EXISTS (SELECT 1 FROM tickets t WHERE t.agent_id = a.id AND t.kind = "
+        "'certificate_expiring' AND t.state != 'resolved')) ORDER BY customer, site, id");
+    if (!s) return propagate(s);
+    s->bind(1, nowMs).bind(2, kCertificateExpiringMs);
+    struct Cert {
+      std::string id, customer, site, name;
+      std::int64_t expiresMs;
+      bool expiring;
+    };
+    std::vector<Cert> certs;
+    while (true) {
+      auto row = s->step();
+      if (!row) return propagate(row);
+      if (!*row) break;
+      certs.push_back(Cert{s->columnText(0), s->columnText(1), s->columnText(2), s->columnText(3),
+                           s->columnInt(4), s->columnInt(5) != 0});
+    }
+    s->reset();
+    for (const auto& c : certs) {
+      const std::string key = dedupKey(c.customer, c.site, "", c.id, "certificate_expiring");
+      auto existing = book.live(key);
+      if (!existing) return std::unexpected(existing.error());
+      if (!c.expiring) {
+        if (*existing) {
+          if (auto done = book.resolve(**existing, "watchdog",
+                                       fmt::format("the certificate was renewed; it now "
+                                                   "expires {}",
+                                                   formatTimestamp(c.expiresMs)),
+                                       nowMs);
+              !done) {
+            return std::unexpected(done.error());
+          }
+        }
+        continue;
+      }
+      if (*existing) continue;
+      const bool expired = c.expiresMs <= nowMs;
+      TicketRow t;
+      t.kind = "certificate_expiring";
+      t.customer = c.customer;
+      t.site = c.site;
+      t.array = c.id;
+      t.agentId = c.id;
+      t.problem = "certificate_expiring";
+      t.title = expired ? fmt::format("agent {}'s certificate has expired", c.name)
+                        : fmt::format("agent {}'s certificate expires in {}", c.name,
+                                      duration(c.expiresMs - nowMs));
+      t.urgent = false;
+      t.count = 1;
+      t.firstSeenMs = nowMs;
+      t.lastSeenMs = nowMs;
+      t.openedMs = nowMs;
+      t.detail =
+          Json{{"text", fmt::format("the agent's TLS certificate {} {} and was not renewed; the "
+                                    "agent renews it by itself once a third of its lifetime is "
+                                    "left, so it has not reached the home since (or its renewal "
+                                    "failed: see its log). Without a renewal it can no longer "
+                                    "deliver once the certificate has expired: enroll it again",
+                                    expired ? "expired" : "expires", formatTimestamp(c.expiresMs))}}
+              .dump();
+      if (auto done = book.raise(std::move(t), "watchdog", nowMs); !done) {
+        return std::unexpected(done.error());
+      }
+      ++report.certificateExpiringOpened;
     }
   }
 

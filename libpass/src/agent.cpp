@@ -146,13 +146,13 @@ Status saveHomeKey(const fs::path& file, const HomeKeyAnnouncement& key, std::ui
   return platform::writeFileAtomic(file, j.dump(2) + "\n");
 }
 
-TransportSettings transportSettings(const AgentConfig& cfg) {
+TransportSettings transportSettings(const AgentConfig& cfg, const TlsIdentity& identity) {
   TransportSettings t;
   t.endpoints = cfg.endpoints;
   t.proxy = cfg.proxy;
   t.caFile = cfg.homeCa.string();
-  t.certFile = cfg.tlsCert.string();
-  t.keyFile = cfg.tlsKey.string();
+  t.certFile = identity.certFile.string();
+  t.keyFile = identity.keyFile.string();
   t.connectTimeout = cfg.connectTimeout;
   t.totalTimeout = cfg.totalTimeout;
   return t;
@@ -230,6 +230,7 @@ struct Agent::Impl {
     homeKeyNote = fmt::format("the home's HPKE key is now {} ({}); sealing to it from now on",
                               toHex(answer.homeKey->keyId), answer.endpoint);
   }
+  TlsIdentity identity{};  // what `transport` connects with
 
   fs::path cursorFile(const ArrayConfig& array) const {
     return cfg.stateDir / kCursorDir / (array.key() + ".json");
@@ -455,6 +456,41 @@ struct Agent::Impl {
     return {};
   }
 
+  /// Renews the TLS certificate once a third of its lifetime is left: a new key pair here, the
+  /// request over the current channel, the answer installed atomically, and from then on the
+  /// new pair. A failure is the summary's renewalError; the next run tries again.
+  void renewIfDue(RunSummary& summary) {
+    if (summary.stoppedBy || !renewalDue(identity, static_cast<std::int64_t>(clock()))) return;
+    auto request = makeCertificateRequest(cfg.agentId);
+    if (!request) {
+      summary.renewalError = request.error();
+      return;
+    }
+    auto answer = transport.requestCertificate(request->der);
+    if (answer.delivery != Delivery::kAccepted) {
+      summary.renewalError = Error{"renewal." + answer.errorCode,
+                                   fmt::format("{} answered the certificate request with {}: {}",
+                                               answer.endpoint, answer.errorCode, answer.detail)};
+      return;
+    }
+    // classifyCertificateAnswer accepted it: a JSON object with "certificate" a string.
+    const auto pem = nlohmann::json::parse(answer.body)["certificate"].get<std::string>();
+    auto installed = installRenewedCertificate(cfg, *request, pem);
+    if (!installed) {
+      summary.renewalError = installed.error();
+      return;
+    }
+    identity = std::move(*installed);
+    summary.renewedCertificate = identity;
+    // A new handle: no connection made with the old certificate is reused.
+    auto renewed = Transport::create(transportSettings(cfg, identity));
+    if (!renewed) {
+      summary.renewalError = renewed.error();
+      return;
+    }
+    transport = std::move(*renewed);
+  }
+
   /// An envelope the home refused for this host's clock: its copy is held until the clocks
   /// agree. A heartbeat is dropped (the next one says more); a report spooled without a copy
   /// (by an older agent) can only go to quarantine.
@@ -581,7 +617,12 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
   if (!seq) return std::unexpected(seq.error());
   auto spool = Spool::open(cfg.stateDir / "spool", cfg.spool);
   if (!spool) return std::unexpected(spool.error());
-  auto transport = Transport::create(transportSettings(cfg));
+  // A renewal a kill interrupted; the renewed file itself is whole or absent.
+  if (auto removed = platform::removeTempFiles(cfg.stateDir / kRenewedCertificateDir); !removed) {
+    return std::unexpected(removed.error());
+  }
+  auto identity = loadTlsIdentity(cfg);
+  auto transport = Transport::create(transportSettings(cfg, identity));
   if (!transport) return std::unexpected(transport.error());
   auto stateFile = cfg.stateDir / kStateFile;
   auto state = loadState(stateFile);
@@ -613,7 +654,8 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
                                              std::move(copyKey),
                                              std::nullopt,
                                              false,
-                                             {}});
+                                             {},
+                                             std::move(identity)});
   for (const ArrayConfig& array : cfg.arrays) {
     auto collector = createCollector(array);
     if (collector) {
@@ -638,6 +680,8 @@ Result<Agent> Agent::open(const AgentConfig& cfg, Clock clock) {
 }
 
 const AgentState& Agent::state() const { return impl_->state; }
+
+const TlsIdentity& Agent::tlsIdentity() const { return impl_->identity; }
 
 Result<std::uint64_t> Agent::enqueue(EnvelopeKind kind, const std::string& payloadJson) {
   auto n = impl_->enqueue(kind, payloadJson);
@@ -676,6 +720,7 @@ Result<RunSummary> Agent::run() {
   }
 
   if (auto flushed = s.flush(summary); !flushed) return std::unexpected(flushed.error());
+  s.renewIfDue(summary);
   // Sealed after the flush, so that it counts what the flush quarantined or held.
   if (s.heartbeatDue(summary, s.clock())) {
     s.spoolHeartbeat(summary);

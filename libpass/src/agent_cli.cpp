@@ -214,6 +214,23 @@ int Cli::run(const AgentConfig& cfg) const {
                         summary->stoppedBy->endpoint, summary->stoppedBy->errorCode,
                         summary->stoppedBy->detail);
   }
+  if (const auto& renewed = summary->renewedCertificate) {
+    out_ << fmt::format("run: TLS certificate renewed: serial {}, valid until {}, in {}\n",
+                        renewed->serialHex, isoUtc(renewed->notAfterMs),
+                        platform::displayPath(renewed->certFile));
+  }
+  if (const auto& failed = summary->renewalError) {
+    const auto& current = agent->tlsIdentity();
+    err_ << prefix()
+         << fmt::format(
+                "the TLS certificate is due for renewal but could not be renewed: {} "
+                "[{}]; the current one (valid until {}) stays in use and the next run "
+                "tries again\n",
+                failed->message, failed->code, isoUtc(current.notAfterMs));
+  }
+  if (!agent->tlsIdentity().ignoredRenewal.empty()) {
+    err_ << prefix() << agent->tlsIdentity().ignoredRenewal << "\n";
+  }
   return runExit(*summary, agent->state());
 }
 

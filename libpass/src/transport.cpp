@@ -21,6 +21,7 @@ namespace pass {
 namespace {
 
 constexpr std::string_view kEnvelopesPath = "/v1/envelopes";
+constexpr std::string_view kCertificatePath = "/v1/certificate";
 // The home answers with a few hundred bytes of JSON; anything bigger is not our home.
 constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
 constexpr std::size_t kMaxDetailChars = 200;
@@ -56,9 +57,21 @@ std::string excerpt(std::string_view body) {
   return out;
 }
 
-std::string joinUrl(std::string_view endpoint) {
+std::string joinUrl(std::string_view endpoint, std::string_view path) {
   while (endpoint.ends_with('/')) endpoint.remove_suffix(1);
-  return fmt::format("{}{}", endpoint, kEnvelopesPath);
+  return fmt::format("{}{}", endpoint, path);
+}
+
+/// Appends `lines` to a header list; false when curl could not allocate.
+bool appendHeaders(CurlList& list, std::initializer_list<const char*> lines) {
+  for (const char* header : lines) {
+    // On failure curl_slist_append leaves the list as it was, so the owner keeps it.
+    curl_slist* head = list.release();
+    curl_slist* appended = curl_slist_append(head, header);
+    list.reset(appended != nullptr ? appended : head);
+    if (appended == nullptr) return false;
+  }
+  return true;
 }
 
 Status checkReadable(std::string_view what, const std::string& path) {
@@ -176,6 +189,24 @@ void readHomeKey(const nlohmann::json& j, DeliveryResult& result) {
 
 }  // namespace
 
+DeliveryResult classifyCertificateAnswer(long httpStatus, std::string body) {
+  if (httpStatus != 200) return classifyAnswer(httpStatus, std::move(body));
+  DeliveryResult result;
+  result.httpStatus = httpStatus;
+  result.body = std::move(body);
+  auto json = nlohmann::json::parse(result.body, nullptr, false);
+  if (json.is_object() && json.value("status", std::string()) == "issued" &&
+      json.contains("certificate") && json["certificate"].is_string()) {
+    result.delivery = Delivery::kAccepted;
+    return result;
+  }
+  result.delivery = Delivery::kRetry;
+  result.errorCode = "bad_answer";
+  result.detail = fmt::format("HTTP 200 without {{\"status\":\"issued\",\"certificate\":...}}: {}",
+                              excerpt(result.body));
+  return result;
+}
+
 DeliveryResult classifyAnswer(long httpStatus, std::string body) {
   DeliveryResult result;
   result.httpStatus = httpStatus;
@@ -230,7 +261,8 @@ DeliveryResult classifyAnswer(long httpStatus, std::string body) {
 struct Transport::Impl {
   TransportSettings settings;
   CurlHandle curl;
-  CurlList headers;
+  CurlList headers;             // of an envelope
+  CurlList certificateHeaders;  // of a certificate request
   std::string answer;
   bool answerTooLarge = false;
   std::array<char, CURL_ERROR_SIZE> errorBuffer{};
@@ -292,7 +324,6 @@ struct Transport::Impl {
     check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, clampMillis(settings.totalTimeout)),
           "CURLOPT_TIMEOUT_MS");
 
-    check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get()), "CURLOPT_HTTPHEADER");
     check(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Impl::onAnswer), "CURLOPT_WRITEFUNCTION");
     check(curl_easy_setopt(h, CURLOPT_WRITEDATA, this), "CURLOPT_WRITEDATA");
     check(curl_easy_setopt(h, CURLOPT_POST, 1L), "CURLOPT_POST");
@@ -315,18 +346,22 @@ struct Transport::Impl {
     return static_cast<std::int64_t>(seconds) * 1000;
   }
 
-  DeliveryResult postTo(const std::string& endpoint, ByteView envelope) {
+  using Classify = DeliveryResult (*)(long, std::string);
+
+  DeliveryResult postTo(const std::string& endpoint, std::string_view path, curl_slist* head,
+                        ByteView content, Classify classify) {
     CURL* h = curl.get();
-    std::string url = joinUrl(endpoint);
+    std::string url = joinUrl(endpoint, path);
     answer.clear();
     answerTooLarge = false;
     errorBuffer[0] = '\0';
 
     // A NULL POSTFIELDS would make curl read the body from stdin; an empty body stays "".
-    const char* body = envelope.empty() ? "" : reinterpret_cast<const char*>(envelope.data());
+    const char* body = content.empty() ? "" : reinterpret_cast<const char*>(content.data());
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, head);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(envelope.size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(content.size()));
     CURLcode rc = curl_easy_perform(h);
     // curl keeps the pointer; do not leave it pointing at the caller's buffer.
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
@@ -351,10 +386,21 @@ struct Transport::Impl {
       result.detail = fmt::format("POST {}: {}", url, message);
       return result;
     }
-    DeliveryResult result = classifyAnswer(status, std::move(answer));
+    DeliveryResult result = classify(status, std::move(answer));
     result.endpoint = endpoint;
     result.homeClockMs = answerDate();
     return result;
+  }
+
+  /// Tries the endpoints in order until one gives an answer that is not kRetry.
+  DeliveryResult postToAny(std::string_view path, curl_slist* head, ByteView content,
+                           Classify classify) {
+    DeliveryResult last;
+    for (const auto& endpoint : settings.endpoints) {
+      last = postTo(endpoint, path, head, content, classify);
+      if (last.delivery != Delivery::kRetry) return last;
+    }
+    return last;
   }
 };
 
@@ -392,12 +438,10 @@ Result<Transport> Transport::create(TransportSettings settings) {
 
   const std::string contentType = fmt::format("Content-Type: {}", kEnvelopeContentType);
   // "Expect:" stops curl from waiting for 100-continue before sending larger envelopes.
-  for (const char* header : {contentType.c_str(), "Accept: application/json", "Expect:"}) {
-    // On failure curl_slist_append leaves the list as it was, so the owner keeps it.
-    curl_slist* head = impl->headers.release();
-    curl_slist* appended = curl_slist_append(head, header);
-    impl->headers.reset(appended != nullptr ? appended : head);
-    if (appended == nullptr) return fail("transport.init", "curl_slist_append failed");
+  if (!appendHeaders(impl->headers, {contentType.c_str(), "Accept: application/json", "Expect:"}) ||
+      !appendHeaders(impl->certificateHeaders,
+                     {"Content-Type: application/pkcs10", "Accept: application/json", "Expect:"})) {
+    return fail("transport.init", "curl_slist_append failed");
   }
   if (auto s = impl->configure(); !s) return std::unexpected(s.error());
   return Transport(std::move(impl));
@@ -409,12 +453,12 @@ Transport& Transport::operator=(Transport&&) noexcept = default;
 Transport::~Transport() = default;
 
 DeliveryResult Transport::post(ByteView envelope) {
-  DeliveryResult last;
-  for (const auto& endpoint : impl_->settings.endpoints) {
-    last = impl_->postTo(endpoint, envelope);
-    if (last.delivery != Delivery::kRetry) return last;
-  }
-  return last;
+  return impl_->postToAny(kEnvelopesPath, impl_->headers.get(), envelope, &classifyAnswer);
+}
+
+DeliveryResult Transport::requestCertificate(ByteView csrDer) {
+  return impl_->postToAny(kCertificatePath, impl_->certificateHeaders.get(), csrDer,
+                          &classifyCertificateAnswer);
 }
 
 }  // namespace pass

@@ -8,7 +8,8 @@
 // The input is the form, written to form.xml in a temporary folder that holds the password
 // file of docs/examples/new-customer-form.xml (the only file written; loadForm reads only
 // the form and the password files it names). Properties: what loads names its customer, site
-// and time zone, every array once, and every array watched from an appliance has one.
+// and time zone, every array once, every array once with a serial that is a safe file name, and
+// every array watched from an appliance has one.
 
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <utility>
 
+#include "pass/config.hpp"
 #include "pass/home/onboard.hpp"
 #include "support.hpp"
 
@@ -43,11 +45,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(!form->customer.empty() && !form->site.empty() && !form->timeZone.empty());
   std::set<std::pair<std::string, std::string>> serials;
   for (const auto& array : form->arrays) {
-    check(!array.serial.empty());
+    check(pass::config::safeFileName(array.serial));  // it names files on the appliance
     check(serials.emplace(array.family, array.serial).second);
     if (array.onAppliance()) check(form->appliance.has_value());
     if (array.passwordFrom == pass::home::PasswordSource::kFile) {
-      check(!array.passwordFile.empty());
+      check(!array.password.empty());  // read from inside the form's folder
     }
   }
   return 0;

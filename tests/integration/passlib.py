@@ -106,12 +106,12 @@ class Home:
             self.log.close()
         self.proc = None
 
-    def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1"):
+    def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1", extra=()):
         out = self.root / f"agent-{name}"
         if endpoints is None:
             endpoints = [self.url]
         args = [HOME_BIN, "enroll", "--state", str(self.state), "--customer", customer,
-                "--site", site, "--agent", name, "--out", str(out)]
+                "--site", site, "--agent", name, "--out", str(out), *extra]
         for e in endpoints:
             args += ["--endpoint", e]
         run(args, check=True)

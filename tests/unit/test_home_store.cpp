@@ -228,6 +228,10 @@ TEST_CASE("a database from before the two-level key is migrated with its envelop
         "CREATE TABLE envelopes (agent_id TEXT NOT NULL, seq INTEGER NOT NULL, "
         "created_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, type TEXT NOT NULL, "
         "size INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (agent_id, seq));"
+        "ALTER TABLE agents DROP COLUMN cert_expires_ms;"
+        "ALTER TABLE agents DROP COLUMN cert_renewed_ms;"
+        "ALTER TABLE agents DROP COLUMN previous_cert_serial;"
+        "ALTER TABLE agents DROP COLUMN previous_cert_until_ms;"
         "PRAGMA user_version = 4;");
     raw.exec(
         fmt::format("INSERT INTO envelopes VALUES ('{0}', 7, 1, 2, 'report', 10, '{{}}'), "
@@ -237,6 +241,10 @@ TEST_CASE("a database from before the two-level key is migrated with its envelop
   auto store = Store::open(file);
   REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error().message));
   CHECK(store->schemaVersion().value() == kSchemaVersion);
+  // Schema 6: an agent enrolled before it has the 5 years its enrollment gave it.
+  auto agents = store->agents().value();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].certExpiresMs == agents[0].enrolledMs + 1825LL * 86'400'000);
   auto listed = store->envelopes(std::nullopt).value();
   REQUIRE(listed.size() == 2);
   CHECK(listed[0].seq == 3);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "pass/agent_certificate.hpp"
 #include "pass/collector.hpp"
 #include "pass/config.hpp"
 #include "pass/crypto.hpp"
@@ -76,6 +77,10 @@ struct RunSummary {
   std::optional<Error> storageError;
   /// The home announced a new HPKE key in this run: taken, or why not (empty: no announcement).
   std::string homeKeyNote;
+  /// The certificate this run renewed to (agent_certificate.hpp), or why a due renewal failed
+  /// (tried again next run; the current certificate stays in use).
+  std::optional<TlsIdentity> renewedCertificate;
+  std::optional<Error> renewalError;
 };
 
 struct StatusReport {
@@ -96,11 +101,13 @@ class Agent {
   ~Agent();
 
   /// One scheduled cycle: collect every array (new events are spooled, then the array's
-  /// cursor advances), flush the spool oldest first, a heartbeat when due (sealed after the
-  /// flush, so that it counts what the flush quarantined) and flush it, then, once an envelope
-  /// sealed in this run was accepted, seal again what the home refused for the clock and send it.
-  /// An unreachable home or array is not an error: the spool keeps the envelopes, the array's
-  /// status says it. Nor is a full disk: what is spooled is still sent (summary.storageError).
+  /// cursor advances), flush the spool oldest first, renew the TLS certificate once a third of
+  /// its lifetime is left (unless the home could not be reached), a heartbeat when due (sealed
+  /// after the flush, so that it counts what the flush quarantined) and flush it, then, once an
+  /// envelope sealed in this run was accepted, seal again what the home refused for the clock and
+  /// send it. An unreachable home or array is not an error: the spool keeps the envelopes, the
+  /// array's status says it. Nor is a full disk: what is spooled is still sent
+  /// (summary.storageError).
   Result<RunSummary> run();
 
   /// Collects every array without spooling anything or advancing any cursor (--dry-run); the
@@ -114,6 +121,9 @@ class Agent {
   Result<std::uint64_t> enqueue(EnvelopeKind kind, const std::string& payloadJson);
 
   const AgentState& state() const;
+
+  /// The key and certificate the agent connects with (renewed ones once it has renewed).
+  const TlsIdentity& tlsIdentity() const;
 
  private:
   struct Impl;

@@ -66,6 +66,9 @@ bool isClockRefusal(const DeliveryResult& r);
 
 /// Classifies an HTTP answer (pure; exposed for tests).
 DeliveryResult classifyAnswer(long httpStatus, std::string body);
+/// Classifies the answer to a certificate request: kAccepted for 200 {"status":"issued",
+/// "certificate":PEM,...}, otherwise as classifyAnswer (a 200 without them is kRetry).
+DeliveryResult classifyCertificateAnswer(long httpStatus, std::string body);
 
 class Transport {
  public:
@@ -78,6 +81,10 @@ class Transport {
   /// POSTs one envelope to /v1/envelopes, trying endpoints in order until one gives an answer
   /// that is not kRetry. Connections are reused between calls.
   DeliveryResult post(ByteView envelope);
+
+  /// POSTs a PKCS#10 certificate request (DER) to /v1/certificate the same way; kAccepted
+  /// means the body holds the issued certificate (docs/protocol.md).
+  DeliveryResult requestCertificate(ByteView csrDer);
 
  private:
   struct Impl;

@@ -55,6 +55,13 @@ class AgentDirectory {
     Ed25519Key signKey;
     std::string certSerial;
     bool revoked = false;
+    /// The certificate a renewal replaced, accepted until previousCertUntilMs (grace period).
+    std::string previousCertSerial{};
+    std::optional<std::int64_t> previousCertUntilMs{};
+    bool acceptsCertificate(std::string_view serialHex, std::int64_t nowMs) const {
+      return home::acceptsCertificate(certSerial, previousCertSerial, previousCertUntilMs,
+                                      serialHex, nowMs);
+    }
   };
   /// nullopt for an unknown agent; "store" errors when the database cannot be read.
   Result<std::optional<Entry>> find(const std::string& agentId);

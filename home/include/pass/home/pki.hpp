@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "pass/bytes.hpp"
 #include "pass/config.hpp"
 #include "pass/envelope.hpp"
 #include "pass/result.hpp"
@@ -16,6 +19,7 @@
 typedef struct ssl_st SSL;                        // NOLINT: OpenSSL's own forward declarations
 typedef struct ssl_ctx_st SSL_CTX;                // NOLINT
 typedef struct x509_store_ctx_st X509_STORE_CTX;  // NOLINT
+typedef struct x509_st X509;                      // NOLINT
 
 namespace pass::home {
 
@@ -64,7 +68,14 @@ struct EnrollOptions {
   std::vector<std::string> endpoints;
   /// The arrays written into agent.xml (settings as agent.xml's attributes).
   std::vector<ArrayConfig> arrays{};
+  /// For tests only (`pass-home enroll --test-cert-seconds`): the agent certificate is valid
+  /// for this many seconds (after the usual 5 minutes back-dating) instead of kAgentCertDays,
+  /// so that renewal and the certificate_expiring ticket can be reached without faking clocks.
+  std::optional<long> testCertSeconds{};
 };
+
+/// How long agent certificates are valid, from enrollment and from each renewal (5 years).
+inline constexpr int kAgentCertDays = 5 * 365;
 
 /// "usage.endpoint" unless `url` is an https:// URL without white space.
 Status checkEndpoint(const std::string& url);
@@ -73,14 +84,44 @@ struct EnrolledAgent {
   AgentId id{};
   std::string uuid;        // formatUuid(id)
   std::string certSerial;  // lower-case hex, as stored in agents.cert_serial
+  std::int64_t certExpiresMs = 0;
   std::filesystem::path out;
 };
 
 /// Enrolls a new agent: new UUID, Ed25519 sign key, TLS key and certificate (CN = UUID,
-/// O = customer, OU = site, clientAuth, 5 years) signed by the home CA, the six bundle files
+/// O = customer, OU = site, clientAuth, kAgentCertDays) signed by the home CA, the six bundle files
 /// in `options.out` (created; must be empty), and its row in home.db. Fails with
 /// "not_initialized", "usage.*" for bad options, "out_not_empty", "io" or "store".
 Result<EnrolledAgent> enrollAgent(const std::filesystem::path& state, const EnrollOptions& options);
+
+/// A certificate the home CA issued to an agent on renewal.
+struct IssuedCertificate {
+  std::string pem;
+  std::string serialHex;  // lower-case hex, as stored in agents.cert_serial
+  std::int64_t notAfterMs = 0;
+};
+
+/// The home CA as `serve` holds it to renew agent certificates (POST /v1/certificate,
+/// docs/protocol.md). Loaded once; renew() is safe from several threads.
+class AgentCertificateIssuer {
+ public:
+  /// Loads ca.key and ca.crt and checks that they belong together; errors name the file.
+  static Result<AgentCertificateIssuer> load(const StatePaths& paths);
+
+  /// Checks a certificate request (PKCS#10, DER) that came with the verified client
+  /// certificate `requester` and issues its key a certificate with the enrollment profile: the
+  /// requesting certificate's subject (O = customer, OU = site, CN = agent id; whatever the request
+  /// names is ignored), clientAuth, kAgentCertDays. Errors, each a 400 refusal's code: "bad_csr"
+  /// (not exactly one DER PKCS#10 request), "bad_csr_signature" (not signed by its own key),
+  /// "key_type" (not an ECDSA P-256 key, the type enrollment issues), "key_reused" (the requesting
+  /// certificate's key: a renewal must bring a new key); "crypto" when issuing fails.
+  Result<IssuedCertificate> renew(ByteView csrDer, X509* requester) const;
+
+ private:
+  struct Ca;
+  explicit AgentCertificateIssuer(std::shared_ptr<const Ca> ca) : ca_(std::move(ca)) {}
+  std::shared_ptr<const Ca> ca_;
+};
 
 /// Who is on the other end of a verified TLS connection.
 struct PeerIdentity {

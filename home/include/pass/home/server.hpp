@@ -1,7 +1,8 @@
 #pragma once
-/// The HTTPS ingest server (Boost.Beast over Asio): mutual TLS, POST /v1/envelopes, group
-/// commit before the answer, body limit, read and idle timeouts, a connection limit for agents,
-/// separate limits and a deadline for handshakes in progress, and structured log lines.
+/// The HTTPS ingest server (Boost.Beast over Asio): mutual TLS, POST /v1/envelopes (group
+/// commit before the answer) and POST /v1/certificate (renewal), body limit, read and idle
+/// timeouts, a connection limit for agents, separate limits and a deadline for handshakes in
+/// progress, and structured log lines.
 
 #include <chrono>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "pass/home/ingest.hpp"
+#include "pass/home/renewal.hpp"
 #include "pass/home/tickets.hpp"
 #include "pass/result.hpp"
 
@@ -48,6 +50,8 @@ struct ServerOptions {
   /// After a stop request, how long open connections may take to finish.
   std::chrono::milliseconds drainTimeout{std::chrono::seconds(10)};
   WindowOptions window;
+  /// How long a certificate replaced by a renewal is still accepted (POST /v1/certificate).
+  std::int64_t certificateGraceMs = kCertificateGraceMs;
   /// home.xml and what it needs; null: no tickets, no notifications (benchmarks of ingest
   /// alone, tests of the pipeline).
   std::shared_ptr<const Policy> policy;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pass/bytes.hpp"
@@ -18,7 +19,7 @@
 namespace pass::home {
 
 /// The schema version this build migrates to.
-inline constexpr std::int64_t kSchemaVersion = 5;
+inline constexpr std::int64_t kSchemaVersion = 6;
 
 /// An agent as enrolled.
 struct NewAgent {
@@ -29,6 +30,7 @@ struct NewAgent {
   Bytes signKey;           // raw 32-byte Ed25519 public key
   std::string certSerial;  // lower-case hex
   std::int64_t enrolledMs = 0;
+  std::int64_t certExpiresMs = 0;  // the certificate's notAfter; 0: unknown (stored as NULL)
 };
 
 /// What the ingest path needs to authenticate an agent.
@@ -36,6 +38,29 @@ struct AgentAuth {
   Bytes signKey;
   std::string certSerial;
   std::optional<std::int64_t> revokedMs;
+  /// The certificate a renewal replaced (empty when none), accepted until previousCertUntilMs.
+  std::string previousCertSerial{};
+  std::optional<std::int64_t> previousCertUntilMs{};
+};
+
+/// Whether a client certificate with `serialHex` may speak for an agent at `nowMs`: its
+/// current certificate, or the one the last renewal replaced before `previousUntilMs`.
+inline bool acceptsCertificate(std::string_view currentSerial, std::string_view previousSerial,
+                               std::optional<std::int64_t> previousUntilMs,
+                               std::string_view serialHex, std::int64_t nowMs) {
+  if (serialHex == currentSerial) return true;
+  return !previousSerial.empty() && serialHex == previousSerial && previousUntilMs &&
+         nowMs < *previousUntilMs;
+}
+
+/// A renewed agent certificate (POST /v1/certificate, docs/protocol.md).
+struct CertificateRenewal {
+  std::string agentId;
+  std::string requesterSerial;  // the certificate the request came with
+  std::string newSerial;
+  std::int64_t expiresMs = 0;  // the new certificate's notAfter
+  std::int64_t nowMs = 0;
+  std::int64_t graceMs = 0;  // how long the replaced certificate stays accepted
 };
 
 /// One row of `pass-home agents`.
@@ -56,6 +81,8 @@ struct AgentSummary {
   std::optional<std::int64_t> clockSkewMs;
   std::string clockWarning;
   std::int64_t envelopes = 0;
+  std::optional<std::int64_t> certExpiresMs;  // the current certificate's notAfter
+  std::optional<std::int64_t> certRenewedMs;  // the last renewal, if any
 };
 
 /// An array an agent should report (`pass-home onboard`); the watchdog and the heartbeat
@@ -142,6 +169,13 @@ class Store {
   /// nullopt when the agent is unknown. Always reads the committed state, so a revocation by
   /// another process is seen by the next call.
   Result<std::optional<AgentAuth>> agentAuth(std::string_view agentId);
+  /// Records a renewed certificate: it becomes the agent's current one. When the request came
+  /// with the current certificate, that one becomes the previous; when it came with the
+  /// previous one (the agent never got an earlier renewal's answer), the previous stays. Either
+  /// way the previous is accepted until now + graceMs. Fails with "certificate_mismatch" when
+  /// the agent is unknown or revoked, or the requester's certificate is neither its current one
+  /// nor its previous one within the grace period (checked in the same statement).
+  Status renewCertificate(const CertificateRenewal& renewal);
   /// Marks the agent revoked (the first revocation time is kept). Fails with "unknown_agent".
   Status revokeAgent(std::string_view agentId, std::int64_t nowMs);
   Result<std::vector<AgentSummary>> agents();

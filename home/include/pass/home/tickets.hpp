@@ -66,7 +66,8 @@ Result<Bytes> loadAckKey(const std::filesystem::path& stateDir);
 
 struct TicketRow {
   std::int64_t id = 0;
-  std::string kind;  // alert | missing_heartbeat | array_unreachable | site_silent
+  std::string
+      kind;  // alert | missing_heartbeat | array_unreachable | site_silent | ... (tickets.md)
   std::string customer, site, family, array, agentId;
   std::string problem;  // what is wrong, the deduplication key within the array
   std::string title;
@@ -124,10 +125,14 @@ struct TicketFilter {
 enum class TicketAction { kAcknowledge, kResolve, kReopen };
 
 /// What one watchdog pass did.
+/// An agent whose certificate expires within this much is a `certificate_expiring` ticket.
+inline constexpr std::int64_t kCertificateExpiringMs = 30LL * 24 * 3600 * 1000;
+
 struct WatchdogReport {
   int missingOpened = 0;
   int siteOpened = 0;
   int neverReportedOpened = 0;
+  int certificateExpiringOpened = 0;
   int escalated = 0;
   int stormSummaries = 0;
   /// With a hold (Store::watchdog's `receivingSinceMs`): agents overdue by more than their
