@@ -22,29 +22,25 @@
 #include "pass/crypto.hpp"
 #include "pass/home/store.hpp"
 #include "platform/fs.hpp"
+#include "x509_util.hpp"
 
 namespace pass::home {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
+using x509::BioPtr;
+using x509::BnPtr;
+using x509::Deleter;
+using x509::KeyPtr;
+using x509::nameEntry;
+using x509::opensslReason;
+using x509::ReqPtr;
+using x509::serialHex;
+using x509::X509Ptr;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
-using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
-using TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free>>;
 using OctetPtr =
     std::unique_ptr<ASN1_OCTET_STRING, Deleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
-
-struct OpensslStringFree {
-  void operator()(char* p) const { OPENSSL_free(p); }
-};
 
 constexpr int kCaDays = 3650;
 // The server certificate's lifetime; agents' is kAgentCertDays (pki.hpp).
@@ -53,16 +49,6 @@ constexpr int kLeafDays = 5 * 365;
 constexpr std::size_t kMaxCsrBytes = 16 * 1024;
 // X.520 upper bound for O, OU and CN; OpenSSL refuses longer values.
 constexpr std::size_t kMaxNameLength = 64;
-
-// The newest OpenSSL error, consumed, so that the next failure does not report a stale one.
-std::string opensslReason() {
-  unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof buf);
-  return buf;
-}
 
 std::unexpected<Error> opensslFail(std::string code, std::string_view what) {
   return fail(std::move(code), fmt::format("{}: {}", what, opensslReason()));
@@ -120,39 +106,8 @@ Result<KeyPtr> loadPrivateKey(const fs::path& file) {
   return key;
 }
 
-std::string serialHex(const X509* cert) {
-  BnPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (!bn) return {};
-  std::unique_ptr<char, OpensslStringFree> hex(BN_bn2hex(bn.get()));
-  if (!hex) return {};
-  std::string out(hex.get());
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 /// The notAfter of `cert` in Unix ms (0 if it cannot be read).
-std::int64_t notAfterMs(const X509* cert) {
-  TimePtr epoch(ASN1_TIME_set(nullptr, 0));
-  int days = 0;
-  int seconds = 0;
-  if (!epoch || ASN1_TIME_diff(&days, &seconds, epoch.get(), X509_get0_notAfter(cert)) != 1)
-    return 0;
-  return (static_cast<std::int64_t>(days) * 86'400 + seconds) * 1000;
-}
-
-/// The first `nid` entry of a name as UTF-8 ("" when absent).
-std::string nameEntry(X509_NAME* name, int nid) {
-  int index = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (index < 0) return {};
-  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
-  unsigned char* utf8 = nullptr;
-  int len = ASN1_STRING_to_UTF8(&utf8, data);
-  std::string out;
-  if (len >= 0 && utf8) out.assign(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
-  OPENSSL_free(utf8);
-  return out;
-}
+std::int64_t notAfterMs(const X509* cert) { return x509::unixMs(X509_get0_notAfter(cert)); }
 
 struct CertSpec {
   std::vector<std::pair<const char*, std::string>> subject;  // ("CN", value), ...

@@ -19,33 +19,23 @@
 #include "pass/crypto.hpp"
 #include "pass/envelope.hpp"
 #include "platform/fs.hpp"
+#include "x509_util.hpp"
 
 namespace pass {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
-using TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
+using x509::BioPtr;
+using x509::Deleter;
+using x509::KeyPtr;
+using x509::opensslReason;
+using x509::ReqPtr;
+using x509::serialHex;
+using x509::unixMs;
+using x509::X509Ptr;
 using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
-
-std::string opensslReason() {
-  unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof buf);
-  return buf;
-}
 
 BioPtr memoryBio(std::string_view text) {
   return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
@@ -65,37 +55,8 @@ KeyPtr readPrivateKey(std::string_view pem) {
   return key;
 }
 
-std::int64_t unixMs(const ASN1_TIME* t) {
-  TimePtr epoch(ASN1_TIME_set(nullptr, 0));
-  int days = 0;
-  int seconds = 0;
-  if (!epoch || ASN1_TIME_diff(&days, &seconds, epoch.get(), t) != 1) return 0;
-  return (static_cast<std::int64_t>(days) * 86'400 + seconds) * 1000;
-}
-
-std::string serialHex(const X509* cert) {
-  BnPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (!bn) return {};
-  char* hex = BN_bn2hex(bn.get());
-  if (!hex) return {};
-  std::string out(hex);
-  OPENSSL_free(hex);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string commonName(X509* cert) {
-  X509_NAME* subject = X509_get_subject_name(cert);
-  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (index < 0) return {};
-  unsigned char* utf8 = nullptr;
-  int len =
-      ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index)));
-  std::string out;
-  if (len >= 0 && utf8) out.assign(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
-  OPENSSL_free(utf8);
-  return out;
+  return x509::nameEntry(X509_get_subject_name(cert), NID_commonName);
 }
 
 TlsIdentity describe(X509* cert, fs::path certFile, fs::path keyFile, bool renewed) {

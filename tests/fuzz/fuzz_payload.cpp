@@ -3,7 +3,7 @@
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note). ingest.cpp also holds the
 // agent directory, so it links the store.
 // sources: home/src/ingest.cpp home/src/store.cpp home/src/tickets.cpp home/src/sqlite.cpp
-// sources: home/src/pki.cpp
+// sources: home/src/pki.cpp home/src/hpke_keys.cpp home/src/log.cpp libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp
 // sources: libpass/src/bytes.cpp libpass/src/platform/posix/fs.cpp
 // flags: -Ihome/include -Ihome/src -lsqlite3 -lssl -lcrypto
