@@ -38,10 +38,11 @@ if [ $# -gt 1 ]; then
 fi
 mkdir -p "$out"
 
-# Every source is compiled once, whichever harnesses link it, into one archive: each harness
-# takes from it only the objects it needs. Compile flags are the union of all harnesses'
-# (the same whichever are built, so that ccache finds what another run compiled).
-mapfile -t sources < <(for h in "${harnesses[@]}"; do listed sources "$h"; done | sort -u)
+# Every harness's sources are compiled once, whichever harnesses are chosen, into one archive:
+# each harness takes from it only the objects it needs (and what those need, which its own list
+# may not name). Compile flags are the union of all harnesses' (the same whichever are built,
+# so that ccache finds what another run compiled).
+mapfile -t sources < <(for h in "${all[@]}"; do listed sources "$h"; done | sort -u)
 # Sources CMake generates (the built-in vendor code tables, the SVP's default line profiles)
 # are taken from the dev build's folder, configured when they are not there.
 for src in "${sources[@]}"; do
