@@ -15,6 +15,9 @@
 #include <openssl/x509.h>
 #include <boost/asio.hpp>
 
+#include "pass/bytes.hpp"
+#include "pass/crypto.hpp"
+#include "pass/envelope.hpp"
 #include "pass/transport.hpp"
 #include "test_support.hpp"
 
@@ -157,6 +160,38 @@ TEST_CASE("classifyAnswer: 200 accepted and duplicate drop the envelope") {
 
   auto duplicate = classifyAnswer(200, R"({"status":"duplicate"})");
   CHECK(name(duplicate.delivery) == "duplicate");
+}
+
+TEST_CASE("classifyAnswer: a home_key is taken only when its key_id is its key's") {
+  auto key = X25519Key::generate();
+  auto keyId = hpkeKeyId(key);
+  auto answer = [](const std::string& homeKey) {
+    return classifyAnswer(200, R"({"status":"accepted","seq":5,"home_key":)" + homeKey + "}");
+  };
+  auto good = answer(
+      fmt::format(R"({{"key_id":"{}","public":"{}"}})", toHex(keyId), toHex(key.rawPublic())));
+  CHECK(name(good.delivery) == "accepted");
+  REQUIRE(good.homeKey.has_value());
+  CHECK(good.homeKey->keyId == keyId);
+  CHECK(good.homeKey->publicKey == key.rawPublic());
+  CHECK(good.homeKeyError.empty());
+
+  auto other = X25519Key::generate();
+  auto mismatched = answer(
+      fmt::format(R"({{"key_id":"{}","public":"{}"}})", toHex(keyId), toHex(other.rawPublic())));
+  CHECK(name(mismatched.delivery) == "accepted");  // the envelope is stored all the same
+  CHECK_FALSE(mismatched.homeKey.has_value());
+  CHECK_MESSAGE(mismatched.homeKeyError.find("not taken") != std::string::npos,
+                mismatched.homeKeyError);
+
+  for (const std::string bad :
+       {R"("text")", R"({"key_id":"00"})", R"({"key_id":"zz","public":"00"})"}) {
+    auto refused = answer(bad);
+    CHECK(name(refused.delivery) == "accepted");
+    CHECK_FALSE(refused.homeKey.has_value());
+    CHECK_MESSAGE(refused.homeKeyError.find("hex digits") != std::string::npos,
+                  refused.homeKeyError);
+  }
 }
 
 TEST_CASE("classifyAnswer: a 200 the agent does not understand is retried") {
