@@ -136,8 +136,12 @@ class RefusalTest(HomeTestCase):
              str(self.home.state), "--agent", bundle.agent_id], check=True)
         self.assertTrue(self.home.agents()[bundle.agent_id]["revoked"])
         proc = bundle.agent("test")
-        self.assertEqual(4, proc.returncode, proc.stdout + proc.stderr)
-        self.assertIn("revoked", proc.stdout)
+        # A running home reads the revoked agents every 250 ms (docs/security.md): before that
+        # the envelope is refused `revoked` (exit 4), after it the TLS handshake fails with a
+        # certificate_revoked alert, which the agent treats like any TLS failure: it keeps the
+        # envelope and exits 5. Either way it names the revocation and nothing is stored.
+        self.assertIn(proc.returncode, (4, 5), proc.stdout + proc.stderr)
+        self.assertIn("revoked", proc.stdout + proc.stderr)
         self.assertEqual(1, len(self.home.messages(bundle.agent_id)))
 
     def test_client_certificate_from_another_ca_is_refused(self):
