@@ -129,7 +129,7 @@ Result<CertificateRequest> makeCertificateRequest(const AgentId& agent) {
   auto failed = [](std::string_view what) {
     return fail("renewal.request", fmt::format("{}: {}", what, opensslReason()));
   };
-  // The same key type as enrollment gives (home/src/pki.cpp).
+  // The same key type as enrollment gives (home/src/keys/pki.cpp).
   KeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return failed("generating an ECDSA P-256 key");
   ReqPtr req(X509_REQ_new());

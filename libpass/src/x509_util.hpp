@@ -1,5 +1,5 @@
 #pragma once
-// What the agent's certificate renewal (agent_certificate.cpp) and the home's CA (home/src/pki.cpp)
+// What the agent's certificate renewal (agent_certificate.cpp) and the home's CA (home/src/keys/pki.cpp)
 // both need from OpenSSL's X.509 API: owning pointers, the last error as text, and a
 // certificate's serial, times and subject names in the forms PASS stores them.
 

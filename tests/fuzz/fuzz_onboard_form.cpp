@@ -1,7 +1,7 @@
 // libFuzzer harness for the new-customer form: loadForm, the parser of the file a customer
 // fills in and the home's operator onboards. Built and run by scripts/fuzz.sh (see
 // fuzz_hitachi_svp.cpp for the clang 16 note).
-// sources: home/src/onboard_form.cpp libpass/src/config.cpp libpass/src/text.cpp
+// sources: home/src/onboarding/onboard_form.cpp libpass/src/config.cpp libpass/src/text.cpp
 // sources: libpass/src/platform/posix/fs.cpp libpass/src/platform/posix/codepage.cpp
 // flags: -Ihome/include -Ihome/src -DUSE_OS_TZDB=1 -ldate-tz -lpugixml
 //

@@ -1,7 +1,7 @@
 // libFuzzer harness for the on-call calendar reader (OnCallSchedule::parse, libical) and the
 // quiet-hours parser. Built and run by scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the
 // clang 16 note).
-// sources: home/src/oncall.cpp home/src/quiet_hours.cpp
+// sources: home/src/oncall/oncall.cpp home/src/oncall/quiet_hours.cpp
 // flags: -Ihome/include -Ihome/src -DUSE_OS_TZDB=1 -lical -ldate-tz
 //
 // The input is an .ics file (or, from its first line, a quiet-hours spec). Whatever parses

@@ -381,7 +381,7 @@ class ClockSkewTest(TicketsTestCase):
         self.assertIn("ahead of the home", warning)
         if "clock_warning" not in agent and "clock_skew_ms" not in agent:
             self.skipTest("the home records the skew, but `pass-home agents --json` does not "
-                          "show it (home/src/admin.cpp agentsJson)")
+                          "show it (home/src/admin/admin.cpp agentsJson)")
         self.assertIn("ahead", json.dumps(agent))
 
 

@@ -1,5 +1,5 @@
-// On-call schedules from iCalendar files and quiet hours (home/src/oncall.cpp,
-// home/src/quiet_hours.cpp). Data: tests/data/oncall/.
+// On-call schedules from iCalendar files and quiet hours (home/src/oncall/oncall.cpp,
+// home/src/oncall/quiet_hours.cpp). Data: tests/data/oncall/.
 
 #include <doctest/doctest.h>
 

@@ -232,7 +232,7 @@ double percentile(std::vector<double> v, double p) {
 }
 
 /// journal_mode is stored in the database file; synchronous is per connection, set to FULL by
-/// Store::open (home/src/store.cpp) on each of the home's connections.
+/// Store::open (home/src/store/store.cpp) on each of the home's connections.
 std::string journalMode(const fs::path& db) {
   sqlite3* h = nullptr;
   std::string mode = "?";

@@ -2,7 +2,7 @@
 /// Who is told, and when: the on-call schedule from an iCalendar (.ics) file and quiet hours
 /// for non-urgent notifications. docs/on-call.md describes the file format users write.
 ///
-/// libical and date/tz stay behind this header (home/src/oncall.cpp, home/src/quiet_hours.cpp):
+/// libical and date/tz stay behind this header (home/src/oncall/oncall.cpp, home/src/oncall/quiet_hours.cpp):
 /// callers see std::chrono and std::string only.
 
 #include <chrono>
@@ -44,7 +44,7 @@ class OnCallSchedule {
   /// The highest level the schedule defines (at least 1).
   unsigned levels() const;
 
-  struct Impl;  ///< Opaque; defined in home/src/oncall.cpp.
+  struct Impl;  ///< Opaque; defined in home/src/oncall/oncall.cpp.
 
  private:
   explicit OnCallSchedule(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

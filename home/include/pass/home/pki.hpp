@@ -1,6 +1,6 @@
 #pragma once
 /// The home's PKI and enrollment: the home CA, the server certificate, the HPKE key pair and
-/// agent bundles. Certificates are built with the OpenSSL 3 API in home/src/pki.cpp, the only
+/// agent bundles. Certificates are built with the OpenSSL 3 API in home/src/keys/pki.cpp, the only
 /// file of pass-home that handles X509 objects.
 
 #include <cstdint>

@@ -244,7 +244,7 @@ class Store {
   /// The earliest not_before_ms of the pending rows, or nullopt when none is pending.
   Result<std::optional<std::int64_t>> nextNotificationDue();
 
-  /// The implementation (home/src/store_impl.hpp), named here so that the files that
+  /// The implementation (home/src/store/store_impl.hpp), named here so that the files that
   /// implement Store can share it.
   struct Impl;
 

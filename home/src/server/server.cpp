@@ -1,3 +1,5 @@
+// pass-home serve: the ingest listener (Beast over Asio), its sessions, timers and signals.
+
 #include "pass/home/server.hpp"
 
 #include <atomic>

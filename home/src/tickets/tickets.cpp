@@ -15,7 +15,7 @@
 #include "pass/home/log.hpp"
 #include "pass/vendor_codes.hpp"
 #include "platform/fs.hpp"
-#include "store_impl.hpp"
+#include "store/store_impl.hpp"
 
 namespace pass::home {
 

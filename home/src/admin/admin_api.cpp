@@ -1,3 +1,5 @@
+// The admin API: the second HTTPS listener, bearer tokens, and acknowledgement links.
+
 #include "pass/home/admin_api.hpp"
 
 #include <atomic>

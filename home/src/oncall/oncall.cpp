@@ -25,7 +25,7 @@
 #include <fmt/format.h>
 #include <libical/ical.h>
 
-#include "oncall_detail.hpp"
+#include "oncall/oncall_detail.hpp"
 
 namespace pass::home {
 namespace {

@@ -1,3 +1,5 @@
+// Group commit: one writer thread stores concurrent envelopes in one transaction.
+
 #include "pass/home/group_commit.hpp"
 
 #include <algorithm>

@@ -16,7 +16,7 @@
 #include <date/tz.h>
 #include <fmt/format.h>
 
-#include "oncall_detail.hpp"
+#include "oncall/oncall_detail.hpp"
 
 namespace pass::home {
 

@@ -1,3 +1,5 @@
+// The home CA: server and agent certificates, and the TLS settings that check them.
+
 #include "pass/home/pki.hpp"
 #include "pass/tls_policy.hpp"
 

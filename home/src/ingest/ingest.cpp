@@ -1,3 +1,5 @@
+// One envelope from bytes to rows: framing, agent checks, signature, opening, payload.
+
 #include "pass/home/ingest.hpp"
 
 #include <algorithm>

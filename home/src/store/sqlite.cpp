@@ -1,4 +1,6 @@
-#include "sqlite.hpp"
+// A thin RAII wrapper of SQLite: the connection, prepared statements, transactions.
+
+#include "store/sqlite.hpp"
 
 #include <utility>
 

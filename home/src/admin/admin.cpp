@@ -1,3 +1,5 @@
+// pass-home's agent and envelope commands: agents, messages, events, revoke.
+
 #include "pass/home/admin.hpp"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The home's structured log: one JSON object per line.
+
 #include "pass/home/log.hpp"
 
 #include <chrono>

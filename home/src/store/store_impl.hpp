@@ -11,7 +11,7 @@
 
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
-#include "sqlite.hpp"
+#include "store/sqlite.hpp"
 
 namespace pass::home {
 

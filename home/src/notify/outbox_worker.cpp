@@ -1,3 +1,5 @@
+// Background work besides ingest: the outbox worker (send, retry) and the watchdog loop.
+
 #include "pass/home/outbox_worker.hpp"
 
 #include <algorithm>

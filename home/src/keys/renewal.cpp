@@ -1,3 +1,5 @@
+// POST /v1/certificate: an agent's certificate request checked, a new certificate issued.
+
 #include "pass/home/renewal.hpp"
 
 #include <fmt/format.h>

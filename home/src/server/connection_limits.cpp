@@ -1,3 +1,5 @@
+// Handshake slots per source address and the bounded summary of refused connections.
+
 #include "pass/home/connection_limits.hpp"
 
 #include <algorithm>

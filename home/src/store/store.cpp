@@ -1,3 +1,5 @@
+// The home's store on SQLite: schema and migrations, agents, envelopes, events, heartbeats.
+
 #include "pass/home/store.hpp"
 
 #include <algorithm>
@@ -6,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "store_impl.hpp"
+#include "store/store_impl.hpp"
 
 namespace pass::home {
 namespace {

@@ -1,3 +1,5 @@
+// The home's HPKE keys: the current one and the retired ones, rotation and timed deletion.
+
 #include "pass/home/hpke_keys.hpp"
 
 #include <sys/stat.h>

@@ -1,3 +1,5 @@
+// The ticket, silence and notification commands shared by the command line and the admin API.
+
 #include "pass/home/ticket_admin.hpp"
 
 #include <charconv>

@@ -1,3 +1,5 @@
+// The revoked agents, read from the store by the running server every 250 ms.
+
 #include "pass/home/revoked_agents.hpp"
 
 namespace pass::home {
