@@ -1,7 +1,7 @@
 #pragma once
-// What the agent's certificate renewal (agent_certificate.cpp) and the home's CA (home/src/keys/pki.cpp)
-// both need from OpenSSL's X.509 API: owning pointers, the last error as text, and a
-// certificate's serial, times and subject names in the forms PASS stores them.
+// What the agent's certificate renewal (agent_certificate.cpp) and the home's CA
+// (home/src/keys/pki.cpp) both need from OpenSSL's X.509 API: owning pointers, the last error as
+// text, and a certificate's serial, times and subject names in the forms PASS stores them.
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>

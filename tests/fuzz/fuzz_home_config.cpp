@@ -1,8 +1,10 @@
 // libFuzzer harness for home.xml: loadHomeConfig (the schema check of config::parse, then
 // home.xml's own checks, quiet hours and on-call calendars) and decide(). Built and run by
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note).
-// sources: home/src/config/home_config.cpp home/src/oncall/oncall.cpp home/src/oncall/quiet_hours.cpp
-// sources: home/src/notify/notify_format.cpp home/src/notify/notify_render.cpp home/src/notify/notify_curl.cpp
+// sources: home/src/config/home_config.cpp home/src/oncall/oncall.cpp
+// sources: home/src/oncall/quiet_hours.cpp
+// sources: home/src/notify/notify_format.cpp home/src/notify/notify_render.cpp
+// sources: home/src/notify/notify_curl.cpp
 // sources: libpass/src/config.cpp libpass/src/vendor_codes.cpp libpass/src/text.cpp
 // sources: libpass/src/platform/posix/fs.cpp libpass/src/platform/posix/codepage.cpp
 // sources: build/dev/libpass/builtin_code_tables.cpp

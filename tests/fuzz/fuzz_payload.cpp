@@ -2,8 +2,10 @@
 // home/src/ingest/ingest.cpp that cuts each event out of the decrypted text). Built and run by
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note). ingest.cpp also holds the
 // agent directory, so it links the store.
-// sources: home/src/ingest/ingest.cpp home/src/store/store.cpp home/src/tickets/tickets.cpp home/src/store/sqlite.cpp
-// sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp libpass/src/x509_util.cpp
+// sources: home/src/ingest/ingest.cpp home/src/store/store.cpp home/src/tickets/tickets.cpp
+// sources: home/src/store/sqlite.cpp
+// sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp
+// sources: libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp
 // sources: libpass/src/bytes.cpp libpass/src/platform/posix/fs.cpp
 // flags: -Ihome/include -Ihome/src -lsqlite3 -lssl -lcrypto

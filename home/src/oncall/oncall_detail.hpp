@@ -1,7 +1,7 @@
 #pragma once
 // Shared by the on-call schedule (home/src/oncall/oncall.cpp) and quiet hours
-// (home/src/oncall/quiet_hours.cpp): ASCII text helpers, and wall-clock to UTC by the rule of RFC 5545
-// section 3.3.5. A local time that occurs twice (the night clocks go back) means the first of
+// (home/src/oncall/quiet_hours.cpp): ASCII text helpers, and wall-clock to UTC by the rule of RFC
+// 5545 section 3.3.5. A local time that occurs twice (the night clocks go back) means the first of
 // the two; a local time that does not exist (the night clocks go forward) is read with the
 // offset in effect before the gap, so 02:30 becomes 03:30 when clocks jump from 02:00 to 03:00.
 

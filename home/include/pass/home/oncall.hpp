@@ -2,8 +2,8 @@
 /// Who is told, and when: the on-call schedule from an iCalendar (.ics) file and quiet hours
 /// for non-urgent notifications. docs/on-call.md describes the file format users write.
 ///
-/// libical and date/tz stay behind this header (home/src/oncall/oncall.cpp, home/src/oncall/quiet_hours.cpp):
-/// callers see std::chrono and std::string only.
+/// libical and date/tz stay behind this header (home/src/oncall/oncall.cpp,
+/// home/src/oncall/quiet_hours.cpp): callers see std::chrono and std::string only.
 
 #include <chrono>
 #include <filesystem>
