@@ -175,6 +175,16 @@ Result<std::int64_t> Database::queryInt(std::string_view sql) {
   return stmt->columnInt(0);
 }
 
+Result<Statement*> StatementCache::get(Database& db, const char* sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    auto prepared = db.prepare(sql);
+    if (!prepared) return std::unexpected(prepared.error());
+    it = statements_.emplace(sql, std::move(*prepared)).first;
+  }
+  return &it->second;
+}
+
 Result<Transaction> Transaction::beginImmediate(Database& db) {
   if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) return std::unexpected(begun.error());
   return Transaction(&db);

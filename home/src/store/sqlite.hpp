@@ -7,6 +7,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "pass/bytes.hpp"
 #include "pass/result.hpp"
@@ -44,6 +48,43 @@ class Statement {
   Status run();
   /// Resets for re-use and clears the bindings.
   void reset();
+
+  /// Runs a query to its end, handing each row to `onRow(const Statement&)`, then resets it
+  /// (also when a step fails).
+  template <typename OnRow>
+  Status forEachRow(OnRow&& onRow) {
+    while (true) {
+      auto row = step();
+      if (!row) {
+        reset();
+        return std::unexpected(row.error());
+      }
+      if (!*row) break;
+      onRow(std::as_const(*this));
+    }
+    reset();
+    return {};
+  }
+  /// Every row of a query, as `read(const Statement&)` makes it.
+  template <typename Read>
+  auto rows(Read&& read) -> Result<std::vector<std::invoke_result_t<Read&, const Statement&>>> {
+    std::vector<std::invoke_result_t<Read&, const Statement&>> out;
+    auto done = forEachRow([&](const Statement& s) { out.push_back(read(s)); });
+    if (!done) return std::unexpected(done.error());
+    return out;
+  }
+  /// The first row of a query as `read(const Statement&)` makes it, or nullopt when there is
+  /// none; then resets it.
+  template <typename Read>
+  auto firstRow(Read&& read)
+      -> Result<std::optional<std::invoke_result_t<Read&, const Statement&>>> {
+    auto row = step();
+    std::optional<std::invoke_result_t<Read&, const Statement&>> out;
+    if (row && *row) out = read(std::as_const(*this));
+    reset();
+    if (!row) return std::unexpected(row.error());
+    return out;
+  }
 
   bool isNull(int column) const;
   std::int64_t columnInt(int column) const;
@@ -87,6 +128,16 @@ class Database {
  private:
   sqlite3* db_ = nullptr;
   std::string file_;
+};
+
+/// Statements prepared on first use and kept for the connection's lifetime, keyed by their SQL
+/// text's address (a string literal): for code with many statements, each run often.
+class StatementCache {
+ public:
+  Result<Statement*> get(Database& db, const char* sql);
+
+ private:
+  std::unordered_map<const char*, Statement> statements_;
 };
 
 /// Commits on commit(); rolls back when destroyed uncommitted.

@@ -1,12 +1,12 @@
 #pragma once
 // Store::Impl, shared by the files that implement Store: store.cpp (envelopes, events,
-// agents) and tickets.cpp (tickets, outbox, silences, watchdog).
+// agents) and tickets.cpp (tickets, outbox, silences, watchdog: the calls into TicketEngine
+// and Watchdog).
 
 #include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "pass/home/store.hpp"
@@ -81,13 +81,14 @@ struct Store::Impl {
   /// literal): for the ticket code's many statements.
   Result<Statement*> cached(const char* sql);
 
-  // --- tickets (tickets.cpp) ---------------------------------------------------------------
+  // --- tickets (tickets.cpp: TicketEngine over store/sqlite/ticket_storage.cpp) ------------
   std::shared_ptr<const Policy> policy;
-  std::unordered_map<const char*, Statement> statements;
+  sqlite::StatementCache statements;
   /// Outbox rows written since the caller last took this count (wakes the outbox worker).
   std::int64_t enqueued = 0;
 
-  /// Tickets for the new events of one envelope (those its insert did not find stored).
+  /// TicketEngine's rules for the new events of one envelope (those its insert did not find
+  /// stored) and for a heartbeat, in the open write transaction.
   Status onNewEvents(const EnvelopeRecord& r, std::span<const EventRecord* const> events);
   Status onHeartbeat(const EnvelopeRecord& r);
 };
