@@ -482,14 +482,7 @@ Status Store::revokeAgent(std::string_view agentId, std::int64_t nowMs) {
 Result<std::vector<std::string>> Store::revokedAgents() {
   auto stmt = impl_->db.prepare("SELECT id FROM agents WHERE revoked_ms IS NOT NULL ORDER BY id");
   if (!stmt) return propagate(stmt);
-  std::vector<std::string> out;
-  while (true) {
-    auto row = stmt->step();
-    if (!row) return propagate(row);
-    if (!*row) break;
-    out.push_back(stmt->columnText(0));
-  }
-  return out;
+  return stmt->rows([](const Statement& r) { return r.columnText(0); });
 }
 
 Status Store::renewCertificate(const CertificateRenewal& renewal) {
@@ -521,15 +514,10 @@ Result<std::vector<ExpectedArray>> Store::expectedArrays(std::string_view agentI
       "WHERE agent_id = ?1 ORDER BY family, serial");
   if (!s) return propagate(s);
   s->bind(1, agentId);
-  std::vector<ExpectedArray> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return propagate(row);
-    if (!*row) break;
-    out.push_back(ExpectedArray{s->columnText(0), s->columnText(1), s->columnText(2),
-                                s->columnText(3), s->columnInt(4), s->columnOptInt(5)});
-  }
-  return out;
+  return s->rows([](const Statement& r) {
+    return ExpectedArray{r.columnText(0), r.columnText(1), r.columnText(2),
+                         r.columnText(3), r.columnInt(4),  r.columnOptInt(5)};
+  });
 }
 
 Status Store::setExpectedArrays(std::string_view agentId, std::span<const ExpectedArray> arrays,
@@ -582,31 +570,26 @@ Result<std::vector<AgentSummary>> Store::agents() {
       "clock_skew_ms, coalesce(clock_warning, ''), cert_expires_ms, cert_renewed_ms "
       "FROM agents a ORDER BY customer, site, name, id");
   if (!stmt) return propagate(stmt);
-  std::vector<AgentSummary> out;
-  while (true) {
-    auto row = stmt->step();
-    if (!row) return propagate(row);
-    if (!*row) break;
+  return stmt->rows([](const Statement& r) {
     AgentSummary a;
-    a.id = stmt->columnText(0);
-    a.customer = stmt->columnText(1);
-    a.site = stmt->columnText(2);
-    a.name = stmt->columnText(3);
-    a.enrolledMs = stmt->columnInt(4);
-    a.revokedMs = stmt->columnOptInt(5);
-    a.lastSeq = stmt->columnOptInt(6);
-    a.lastEnvelopeMs = stmt->columnOptInt(7);
-    a.lastHeartbeatMs = stmt->columnOptInt(8);
-    a.nextHeartbeatDueMs = stmt->columnOptInt(9);
-    a.envelopes = stmt->columnInt(10);
-    a.heartbeatDueHomeMs = stmt->columnOptInt(11);
-    a.clockSkewMs = stmt->columnOptInt(12);
-    a.clockWarning = stmt->columnText(13);
-    a.certExpiresMs = stmt->columnOptInt(14);
-    a.certRenewedMs = stmt->columnOptInt(15);
-    out.push_back(std::move(a));
-  }
-  return out;
+    a.id = r.columnText(0);
+    a.customer = r.columnText(1);
+    a.site = r.columnText(2);
+    a.name = r.columnText(3);
+    a.enrolledMs = r.columnInt(4);
+    a.revokedMs = r.columnOptInt(5);
+    a.lastSeq = r.columnOptInt(6);
+    a.lastEnvelopeMs = r.columnOptInt(7);
+    a.lastHeartbeatMs = r.columnOptInt(8);
+    a.nextHeartbeatDueMs = r.columnOptInt(9);
+    a.envelopes = r.columnInt(10);
+    a.heartbeatDueHomeMs = r.columnOptInt(11);
+    a.clockSkewMs = r.columnOptInt(12);
+    a.clockWarning = r.columnText(13);
+    a.certExpiresMs = r.columnOptInt(14);
+    a.certRenewedMs = r.columnOptInt(15);
+    return a;
+  });
 }
 
 Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::string>& agentId) {
@@ -620,22 +603,17 @@ Result<std::vector<StoredEnvelope>> Store::envelopes(const std::optional<std::st
                 "ORDER BY k.agent_id, k.seq");
   if (!stmt) return propagate(stmt);
   if (agentId) stmt->bind(1, std::string_view(*agentId));
-  std::vector<StoredEnvelope> out;
-  while (true) {
-    auto row = stmt->step();
-    if (!row) return propagate(row);
-    if (!*row) break;
+  return stmt->rows([](const Statement& r) {
     StoredEnvelope e;
-    e.agentId = stmt->columnText(0);
-    e.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
-    e.type = stmt->columnText(2);
-    e.createdMs = stmt->columnInt(3);
-    e.receivedMs = stmt->columnInt(4);
-    e.size = static_cast<std::uint64_t>(stmt->columnInt(5));
-    e.payload = stmt->columnText(6);
-    out.push_back(std::move(e));
-  }
-  return out;
+    e.agentId = r.columnText(0);
+    e.seq = static_cast<std::uint64_t>(r.columnInt(1));
+    e.type = r.columnText(2);
+    e.createdMs = r.columnInt(3);
+    e.receivedMs = r.columnInt(4);
+    e.size = static_cast<std::uint64_t>(r.columnInt(5));
+    e.payload = r.columnText(6);
+    return e;
+  });
 }
 
 Result<std::vector<StoredEvent>> Store::events(const std::optional<std::string>& array) {
@@ -647,26 +625,21 @@ Result<std::vector<StoredEvent>> Store::events(const std::optional<std::string>&
       "WHERE ?1 IS NULL OR e.array = ?1 ORDER BY e.rowid");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, array);
-  std::vector<StoredEvent> out;
-  while (true) {
-    auto row = stmt->step();
-    if (!row) return propagate(row);
-    if (!*row) break;
+  return stmt->rows([](const Statement& r) {
     StoredEvent stored;
-    stored.agentId = stmt->columnText(0);
-    stored.seq = static_cast<std::uint64_t>(stmt->columnInt(1));
-    stored.receivedMs = stmt->columnInt(8);
+    stored.agentId = r.columnText(0);
+    stored.seq = static_cast<std::uint64_t>(r.columnInt(1));
+    stored.receivedMs = r.columnInt(8);
     auto& e = stored.event;
-    e.family = stmt->columnOptText(2);
-    e.array = stmt->columnOptText(3);
-    e.id = stmt->columnOptText(4);
-    e.code = stmt->columnOptText(5);
-    e.severity = stmt->columnOptText(6);
-    e.occurredMs = stmt->columnOptInt(7);
-    e.payload = stmt->columnText(9);
-    out.push_back(std::move(stored));
-  }
-  return out;
+    e.family = r.columnOptText(2);
+    e.array = r.columnOptText(3);
+    e.id = r.columnOptText(4);
+    e.code = r.columnOptText(5);
+    e.severity = r.columnOptText(6);
+    e.occurredMs = r.columnOptInt(7);
+    e.payload = r.columnText(9);
+    return stored;
+  });
 }
 
 Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* const> batch) {
