@@ -435,3 +435,28 @@ TEST_CASE("watchdog, no database: a missing heartbeat opens one ticket, once") {
   CHECK(f.storage.tickets.size() == 1);
   CHECK(f.storage.outbox.size() == 2);
 }
+
+TEST_CASE("ticket engine, no database: the next heartbeat resolves the missing-heartbeat ticket") {
+  Fixture f;
+  f.storage.agents.front().heartbeatDueMs = kT0;
+  f.storage.agents.front().heartbeatIntervalMs = 5 * kMinute;
+  REQUIRE(Watchdog(f.storage, *f.policy, kT0 + 11 * kMinute).run().has_value());
+  REQUIRE(f.storage.tickets.size() == 1);
+
+  EnvelopeRecord heartbeat;
+  heartbeat.agentId = kAgent;
+  heartbeat.createdMs = kT0 + 30 * kMinute;
+  heartbeat.receivedMs = kT0 + 30 * kMinute;
+  heartbeat.type = "heartbeat";
+  heartbeat.payload = R"({"schema":1,"type":"heartbeat","arrays":[]})";
+  TicketEngine engine(f.storage, *f.policy);
+  auto done = engine.onHeartbeat(heartbeat);
+  REQUIRE_MESSAGE(done.has_value(), (done ? "" : done.error().message));
+  const auto& t = f.storage.tickets.front().row;
+  CHECK(t.state == "resolved");
+  CHECK(t.resolvedBy == "agent vsp-1");
+  CHECK(f.storage.actions(t.id) == std::vector<std::string>{"opened", "resolved"});
+  // Both who heard of it hear that it is over, by e-mail.
+  CHECK(f.storage.outbox.size() == 4);
+  CHECK(engine.queued() == 2);
+}
