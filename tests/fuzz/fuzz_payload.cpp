@@ -3,7 +3,9 @@
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note). ingest.cpp also holds the
 // agent directory, so it links the store.
 // sources: home/src/ingest/ingest.cpp home/src/store/store.cpp home/src/tickets/tickets.cpp
-// sources: home/src/store/sqlite.cpp
+// sources: home/src/store/sqlite.cpp home/src/store/sqlite/ticket_storage.cpp
+// sources: home/src/tickets/policy.cpp home/src/tickets/ticket_engine.cpp
+// sources: home/src/tickets/watchdog.cpp
 // sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp
 // sources: libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp
