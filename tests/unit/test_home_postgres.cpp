@@ -98,6 +98,13 @@ TEST_CASE("statements take parameters and give typed values, NULL as nullopt") {
 
   auto updated = must(db.exec("update every row", "UPDATE t SET s = $1", {"x"}));
   CHECK(updated.affected() == 2);
+
+  // A NUL cannot be stored in TEXT: refused, not cut short.
+  using namespace std::string_view_literals;
+  auto nul = db.exec("insert a NUL", "INSERT INTO t (s) VALUES ($1)", {"a\0b"sv});
+  REQUIRE_FALSE(nul.has_value());
+  CHECK(nul.error().message.find("insert a NUL: parameter $1 holds a NUL byte") !=
+        std::string::npos);
 }
 
 TEST_CASE("a statement is prepared once per connection and re-used by its text") {
@@ -149,6 +156,27 @@ TEST_CASE("a transaction commits on commit() and rolls back when dropped") {
     CHECK(committed.error().message.find("rolled back") != std::string::npos);
     CHECK(count(db, "SELECT count(*) FROM t") == 1);
   }
+}
+
+TEST_CASE("a serialization failure asks for the transaction again (store.retry)") {
+  TestDatabase t;
+  auto one = t.connect();
+  auto two = t.connect();
+  REQUIRE(one.script("make a table", "CREATE TABLE t (k BIGINT)"));
+  // Write skew: each reads what the other writes. SERIALIZABLE lets only one commit.
+  auto txOne = Transaction::begin(one, Transaction::Isolation::kSerializable);
+  auto txTwo = Transaction::begin(two, Transaction::Isolation::kSerializable);
+  REQUIRE(txOne.has_value());
+  REQUIRE(txTwo.has_value());
+  must(one.exec("read", "SELECT count(*) FROM t WHERE k = 2"));
+  must(two.exec("read", "SELECT count(*) FROM t WHERE k = 1"));
+  must(one.exec("write", "INSERT INTO t VALUES (1)"));
+  must(two.exec("write", "INSERT INTO t VALUES (2)"));
+  REQUIRE(txOne->commit().has_value());
+  auto lost = txTwo->commit();
+  REQUIRE_FALSE(lost.has_value());
+  CHECK(lost.error().code == kRetry);
+  CHECK(lost.error().message.find("SQLSTATE 40001") != std::string::npos);
 }
 
 TEST_CASE("a connection the server dropped fails with store.unavailable") {

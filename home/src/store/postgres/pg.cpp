@@ -244,6 +244,12 @@ Result<Rows> Connection::exec(std::string_view purpose, std::string_view sql,
       texts[i] = fmt::format("{}", *v);
       values[i] = texts[i].c_str();
     } else if (auto* t = std::get_if<std::string_view>(&p.value_)) {
+      // Sent as a C string, a NUL would cut the text short; PostgreSQL's TEXT cannot hold one.
+      if (t->find('\0') != std::string_view::npos) {
+        return fail("store", fmt::format("{}: {}: parameter ${} holds a NUL byte, which "
+                                         "PostgreSQL's text cannot store",
+                                         where_, purpose, i + 1));
+      }
       texts[i] = std::string(*t);
       values[i] = texts[i].c_str();
     } else if (auto* b = std::get_if<ByteView>(&p.value_)) {
