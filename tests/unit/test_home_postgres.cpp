@@ -3,12 +3,16 @@
 // the schema's constraints (migrations/0001_schema.sql).
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 
+#include "pass/home/store.hpp"
 #include "store/postgres/migrate.hpp"
 #include "store/postgres/pg.hpp"
 #include "test_postgres_support.hpp"
@@ -319,6 +323,59 @@ TEST_CASE("two homes migrating at once migrate once") {
   CHECK_MESSAGE(second.has_value(), errorText(second));
   CHECK(count(holder, "SELECT count(*) FROM schema_version") ==
         static_cast<std::int64_t>(migrations().size()));
+}
+
+TEST_CASE("the schema has SQLite's tables and columns, but for each backend's own") {
+  using Columns = std::map<std::string, std::set<std::string>>;  // table -> columns
+  TempDir dir;
+  REQUIRE(Store::open(dir / "home.db", Store::Mode::kCreate).has_value());
+  Columns sqlite;
+  {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open((dir / "home.db").string().c_str(), &raw) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(raw,
+                               "SELECT m.name, c.name FROM sqlite_schema m, "
+                               "pragma_table_info(m.name) c WHERE m.type = 'table'",
+                               -1, &stmt, nullptr) == SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      sqlite[reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))].insert(
+          reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(raw);
+  }
+  TestDatabase t;
+  auto db = t.connect();
+  migrated(db);
+  Columns postgres;
+  auto rows = must(db.exec("list the columns",
+                           "SELECT table_name, column_name FROM information_schema.columns "
+                           "WHERE table_schema = 'public'"));
+  for (int r = 0; r < rows.size(); ++r) postgres[rows.text(r, 0)].insert(rows.text(r, 1));
+
+  // SQLite only: the two-level envelope key (the schema's comment says why).
+  for (const char* table : {"envelope_keys", "envelope_keys_merged"}) {
+    CHECK(sqlite.erase(table) == 1);
+  }
+  // PostgreSQL only: the cluster's leases, the schema's version (SQLite's is a pragma), and
+  // SQLite's implicit rowid made a column.
+  for (const char* table : {"leases", "schema_version"}) CHECK(postgres.erase(table) == 1);
+  for (const char* table : {"events", "heartbeats"}) CHECK(postgres[table].erase("id") == 1);
+  std::string differences;
+  auto only = [&](const Columns& in, const Columns& other, std::string_view where) {
+    for (const auto& [table, columns] : in) {
+      auto found = other.find(table);
+      for (const auto& column : columns) {
+        if (found == other.end() || !found->second.contains(column)) {
+          differences += fmt::format("{}.{} only in {}; ", table, column, where);
+        }
+      }
+    }
+  };
+  only(sqlite, postgres, "SQLite");
+  only(postgres, sqlite, "PostgreSQL");
+  CHECK_MESSAGE(differences.empty(), differences);
 }
 
 TEST_CASE("a migration that fails leaves nothing behind and says which it was") {
