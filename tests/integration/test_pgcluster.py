@@ -9,7 +9,17 @@ import sys
 import tempfile
 import unittest
 
+from passlib import wait_for
 from pgcluster import BIN, PgCluster
+
+
+def running(pid):
+    """True while the process runs (a zombie its parent has not reaped yet has ended)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class PgClusterTest(unittest.TestCase):
@@ -46,7 +56,7 @@ class PgClusterTest(unittest.TestCase):
             # The password is kept from other accounts.
             self.assertEqual(pg.password_file.stat().st_mode & 0o077, 0)
         self.assertFalse(folder.exists())
-        self.assertFalse(pathlib.Path(f"/proc/{pid}").exists())
+        wait_for(lambda: not running(pid), f"the server (pid {pid}) to end", timeout=30)
 
     def test_the_script_starts_and_stops_a_cluster_for_ctest(self):
         script = pathlib.Path(__file__).with_name("pgcluster.py")
