@@ -21,12 +21,14 @@ struct pg_result;
 namespace pass::home::postgres {
 
 // Error codes callers act on; everything else is "store" (the SQLSTATE is in the message).
-inline constexpr std::string_view kUniqueViolation = "store.unique";  // SQLSTATE 23505
-inline constexpr std::string_view kRetry =
-    "store.retry";  // 40001, 40P01: run the transaction again
-inline constexpr std::string_view kUnavailable = "store.unavailable";  // 08…, 57P01-03: server gone
-inline constexpr std::string_view kConnect =
-    "store.connect";  // connect() failed (also a bad password)
+/// SQLSTATE 23505: a unique constraint refused the row.
+inline constexpr std::string_view kUniqueViolation = "store.unique";
+/// SQLSTATE 40001 or 40P01 (serialization failure, deadlock): run the transaction again.
+inline constexpr std::string_view kRetry = "store.retry";
+/// The server went away (no answer, SQLSTATE 08…, 57P01 to 57P03).
+inline constexpr std::string_view kUnavailable = "store.unavailable";
+/// connect() failed, a wrong password included.
+inline constexpr std::string_view kConnect = "store.connect";
 
 /// One statement parameter, sent in text format except bytes (binary, for BYTEA). Text and
 /// bytes are not copied: they must outlive the exec() they are passed to.
@@ -66,7 +68,6 @@ class Rows {
   ~Rows();
 
   int size() const;
-  bool empty() const { return size() == 0; }
   /// Rows an INSERT, UPDATE or DELETE changed (0 for other statements).
   std::int64_t affected() const;
   /// The command tag: "INSERT 0 1", "COMMIT", "ROLLBACK"…
@@ -109,9 +110,9 @@ class Connection {
   /// One or more statements without parameters (a migration script), in one round trip.
   Status script(std::string_view purpose, std::string_view sql);
 
-  /// "user@host:port/database" for messages: never the password.
+  /// "postgresql://user@host:port/database", for messages: never the password.
   const std::string& where() const { return where_; }
-  /// True once the server is gone; every call fails with kUnavailable until reconnected.
+  /// True once the server is gone; every call then fails with kUnavailable (connect anew).
   bool broken() const;
 
  private:
