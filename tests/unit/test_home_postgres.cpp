@@ -150,6 +150,13 @@ TEST_CASE("a transaction commits on commit() and rolls back when dropped") {
   CHECK(count(db, "SELECT count(*) FROM t") == 1);
   CHECK(count(db, "SELECT sum(i) FROM t") == 1);
 
+  SUBCASE("a transaction inside a transaction is refused") {
+    auto outer = Transaction::begin(db);
+    REQUIRE(outer.has_value());
+    auto inner = Transaction::begin(db);
+    REQUIRE_FALSE(inner.has_value());
+    CHECK(inner.error().message.find("already open") != std::string::npos);
+  }
   SUBCASE("committing a transaction a statement broke is a failure, not a silent rollback") {
     auto tx = Transaction::begin(db);
     REQUIRE(tx.has_value());

@@ -301,6 +301,13 @@ Result<Transaction> Transaction::begin(Connection& db, Isolation isolation) {
       isolation == Isolation::kSerializable     ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
       : isolation == Isolation::kRepeatableRead ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
                                                 : "BEGIN ISOLATION LEVEL READ COMMITTED";
+  // PostgreSQL only warns of a BEGIN inside a transaction; the inner commit() would then end
+  // the outer one.
+  if (db.conn_ && PQtransactionStatus(db.conn_) != PQTRANS_IDLE) {
+    return fail("store", fmt::format("{}: begin a transaction: one is already open on this "
+                                     "connection",
+                                     db.where()));
+  }
   auto begun = db.simple("begin a transaction", sql);
   if (!begun) return std::unexpected(begun.error());
   return Transaction(&db);
