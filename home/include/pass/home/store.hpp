@@ -1,7 +1,7 @@
 #pragma once
 /// The home's SQLite store (home.db, WAL, synchronous=FULL). Schema changes are numbered
-/// migrations tracked in PRAGMA user_version. One Store is one connection: use it from one
-/// thread at a time.
+/// migrations (home/src/store/sqlite/migrations/NNNN_<name>.sql, compiled in) tracked in
+/// PRAGMA user_version. One Store is one connection: use it from one thread at a time.
 
 #include <cstdint>
 #include <filesystem>
