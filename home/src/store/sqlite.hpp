@@ -89,6 +89,10 @@ class Database {
   std::string file_;
 };
 
+/// The statement in `slot`, prepared on first use and kept: for statements run so often that
+/// preparing would cost more than running them.
+Result<Statement*> prepareOnce(Database& db, std::optional<Statement>& slot, std::string_view sql);
+
 /// Commits on commit(); rolls back when destroyed uncommitted.
 class Transaction {
  public:
