@@ -3,7 +3,8 @@
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note). ingest.cpp also holds the
 // agent directory, so it links the store.
 // sources: home/src/ingest/ingest.cpp home/src/store/store.cpp home/src/tickets/tickets.cpp
-// sources: home/src/store/sqlite.cpp
+// sources: home/src/store/sqlite.cpp home/src/store/sqlite/outbox_queue.cpp
+// sources: build/dev/home/embedded_sql/kSqliteMigrations.cpp
 // sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp
 // sources: libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp
