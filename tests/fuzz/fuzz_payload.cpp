@@ -6,6 +6,8 @@
 // sources: home/src/store/sqlite.cpp home/src/store/sqlite/ticket_storage.cpp
 // sources: home/src/tickets/policy.cpp home/src/tickets/ticket_engine.cpp
 // sources: home/src/tickets/watchdog.cpp
+// sources: home/src/store/sqlite/outbox_queue.cpp
+// sources: build/dev/home/embedded_sql/kSqliteMigrations.cpp
 // sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp
 // sources: libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp

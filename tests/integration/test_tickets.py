@@ -501,6 +501,27 @@ class SilenceTest(TicketsTestCase):
         self.assertEqual("eli", removed["removed_by"])
 
 
+class NotifyTestCommandTest(TicketsTestCase):
+    def test_notify_test_claims_its_own_row_sends_one_mail_and_records_it_sent(self):
+        # The server's outbox worker would race the command for the row: this test is about the
+        # command's path through the outbox queue (enqueue, claim, finish).
+        self.home.stop()
+        proc = self.cli("notify-test", "--to", "ops@example.com")
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertRegex(proc.stdout, r"^sent: email to ops@example.com: .*\(outbox #1\)\n$")
+        mails = self.wait_mails(1)
+        self.assertEqual(1, len(mails))
+        self.assertEqual("ops@example.com", self.recipient(mails[0]))
+        self.assertEqual("<pass-outbox-1@pass>", mails[0]["Message-ID"])
+        db = sqlite3.connect(f"file:{self.home.state / 'home.db'}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT ticket_id, state, attempts, claimed_by, claim_until_ms, "
+                              "channel, target FROM outbox").fetchall()
+        finally:
+            db.close()
+        self.assertEqual([(None, "sent", 1, None, None, "email", "ops@example.com")], rows)
+
+
 class CliErrorTest(TicketsTestCase):
     def test_ack_of_an_unknown_ticket_exits_2_naming_it(self):
         proc = self.cli("tickets", "ack", "9999")

@@ -261,11 +261,11 @@ TEST_CASE("the migrations run from version 1 without a gap") {
   auto all = migrations();
   REQUIRE_FALSE(all.empty());
   for (std::size_t i = 0; i < all.size(); ++i) {
-    CHECK(all[i].version == static_cast<std::int64_t>(i + 1));
+    CHECK(all[i].number == static_cast<int>(i + 1));
     CHECK_FALSE(all[i].sql.empty());
   }
-  CHECK(all.front().name == "0001_schema");
-  CHECK(latestSchemaVersion() == all.back().version);
+  CHECK(all.front().file == "0001_schema.sql");
+  CHECK(latestSchemaVersion() == all.back().number);
 }
 
 TEST_CASE("migrating an empty database makes the whole schema, and again nothing") {

@@ -13,6 +13,7 @@
 #include "pass/home/home_config.hpp"
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
+#include "store/outbox_queue.hpp"
 #include "test_home_support.hpp"
 
 using namespace pass;
@@ -724,34 +725,35 @@ TEST_CASE(
   Store other = home.second();
   std::set<std::int64_t> claimed;
   for (int i = 0; i < 3; ++i) {
-    auto a = home.store->claimNotification("w1", kT0, 60'000);
-    auto b = other.claimNotification("w2", kT0, 60'000);
+    auto a = home.store->outboxQueue().claim("w1", kT0, 60'000);
+    auto b = other.outboxQueue().claim("w2", kT0, 60'000);
     REQUIRE(a.has_value());
     REQUIRE(b.has_value());
-    if (*a) CHECK(claimed.insert((*a)->id).second);
-    if (*b) CHECK(claimed.insert((*b)->id).second);
+    if (*a) CHECK(claimed.insert((*a)->row.id).second);
+    if (*b) CHECK(claimed.insert((*b)->row.id).second);
   }
   CHECK(claimed.size() == 3);
   auto rows = home.outbox();
   CHECK(std::all_of(rows.begin(), rows.end(), [](const OutboxRow& o) { return o.attempts == 1; }));
   // A worker that died: after its lease another worker takes the row.
-  auto reclaimed = other.claimNotification("w2", kT0 + 61'000, 60'000);
+  auto reclaimed = other.outboxQueue().claim("w2", kT0 + 61'000, 60'000);
   REQUIRE(reclaimed.has_value());
   REQUIRE(reclaimed->has_value());
-  auto id = (*reclaimed)->id;
-  CHECK(
-      home.store->finishNotification(id, "w1", notify::Outcome::kSent, "", kT0, kT0).error().code ==
-      "outbox.claim");
-  REQUIRE(other.finishNotification(id, "w2", notify::Outcome::kRetry, "451 try later", kT0 + 62'000,
-                                   kT0 + 122'000));
+  auto id = (*reclaimed)->row.id;
+  CHECK(home.store->outboxQueue()
+            .finish(id, "w1", notify::Outcome::kSent, "", kT0, kT0)
+            .error()
+            .code == "outbox.claim");
+  REQUIRE(other.outboxQueue().finish(id, "w2", notify::Outcome::kRetry, "451 try later",
+                                     kT0 + 62'000, kT0 + 122'000));
   auto row = other.outbox(std::nullopt).value();
   auto it = std::find_if(row.begin(), row.end(), [&](const OutboxRow& o) { return o.id == id; });
   CHECK(it->state == "pending");
   CHECK(it->notBeforeMs == kT0 + 122'000);
   CHECK(it->lastError == "451 try later");
   // The two rows still claimed by the dead worker keep their due time.
-  CHECK(other.nextNotificationDue().value() == kT0);
-  REQUIRE(other.claimNotification("w2", kT0 + 122'000, 60'000).value().has_value());
+  CHECK(other.outboxQueue().nextDue().value() == kT0);
+  REQUIRE(other.outboxQueue().claim("w2", kT0 + 122'000, 60'000).value().has_value());
 }
 
 TEST_CASE("a Hitachi DF component's recovery resolves its ticket although its code differs") {

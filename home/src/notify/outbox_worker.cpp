@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/home/log.hpp"
+#include "store/outbox_queue.hpp"
 
 namespace pass::home {
 
@@ -121,10 +122,11 @@ void OutboxWorker::stop() {
 
 Result<bool> OutboxWorker::sendOne() {
   const std::int64_t now = now_();
-  auto claimed = store_->claimNotification(id_, now, kLeaseMs);
+  OutboxQueue& queue = store_->outboxQueue();
+  auto claimed = queue.claim(id_, now, kLeaseMs);
   if (!claimed) return std::unexpected(claimed.error());
   if (!*claimed) return false;
-  const OutboxRow& row = **claimed;
+  const OutboxRow& row = (*claimed)->row;
   notify::SendResult result = sendOutboxRow(policy_->config(), row);
   const std::int64_t done = now_();
   std::int64_t next = retryAt(policy_->config(), row.attempts, done);
@@ -146,8 +148,7 @@ Result<bool> OutboxWorker::sendOne() {
       log_.error("notify_failed", fields);
       break;
   }
-  if (auto finished =
-          store_->finishNotification(row.id, id_, result.outcome, result.detail, done, next);
+  if (auto finished = queue.finish(row.id, id_, result.outcome, result.detail, done, next);
       !finished) {
     return std::unexpected(finished.error());
   }
@@ -180,7 +181,7 @@ void OutboxWorker::run() {
     if (!handled) log_.error("outbox_error", {{"message", handled.error().message}});
     std::int64_t now = now_();
     std::int64_t wait = kLookAtLeastEveryMs;
-    if (auto due = store_->nextNotificationDue(); due && *due) {
+    if (auto due = store_->outboxQueue().nextDue(); due && *due) {
       wait = std::clamp<std::int64_t>(**due - now, 0, kLookAtLeastEveryMs);
     }
     if (!handled) wait = std::max<std::int64_t>(wait, 1000);  // a store error: do not spin

@@ -185,6 +185,15 @@ Result<Statement*> StatementCache::get(Database& db, const char* sql) {
   return &it->second;
 }
 
+Result<Statement*> prepareOnce(Database& db, std::optional<Statement>& slot, std::string_view sql) {
+  if (!slot) {
+    auto prepared = db.prepare(sql);
+    if (!prepared) return std::unexpected(prepared.error());
+    slot = std::move(*prepared);
+  }
+  return &*slot;
+}
+
 Result<Transaction> Transaction::beginImmediate(Database& db) {
   if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) return std::unexpected(begun.error());
   return Transaction(&db);

@@ -140,6 +140,10 @@ class StatementCache {
   std::unordered_map<const char*, Statement> statements_;
 };
 
+/// The statement in `slot`, prepared on first use and kept: for statements run so often that
+/// preparing would cost more than running them.
+Result<Statement*> prepareOnce(Database& db, std::optional<Statement>& slot, std::string_view sql);
+
 /// Commits on commit(); rolls back when destroyed uncommitted.
 class Transaction {
  public:

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "store/sqlite/migrations.hpp"
 #include "store/store_impl.hpp"
 
 namespace pass::home {
@@ -20,222 +21,6 @@ using sqlite::Transaction;
 // The watchdog trusts an agent's heartbeat interval up to a day (the longest pass-agent can be
 // configured to); an agent promising its next heartbeat further out is still watched daily.
 constexpr std::int64_t kMaxHeartbeatIntervalMs = 24LL * 3600 * 1000;
-
-// Migration N (1-based) brings user_version from N-1 to N. Append only; never edit a shipped
-// entry.
-//
-// heartbeats and events have no key of their own: a row is written only for a new envelope,
-// whose (agent_id, seq) the envelopes key (from schema 5: envelope_keys and the writer's recent
-// level) keeps unique. Without a key their rows are appended in arrival order; a key clustered
-// by agent would dirty one page per agent in every commit, which on a busy home multiplies
-// what each COMMIT writes and syncs.
-constexpr std::array<std::string_view, 6> kMigrations = {
-    R"sql(
-CREATE TABLE agents (
-  id TEXT PRIMARY KEY NOT NULL,
-  customer TEXT NOT NULL,
-  site TEXT NOT NULL,
-  name TEXT NOT NULL,
-  sign_key BLOB NOT NULL,
-  cert_serial TEXT NOT NULL,
-  enrolled_ms INTEGER NOT NULL,
-  revoked_ms INTEGER,
-  last_seq INTEGER,
-  last_envelope_ms INTEGER,
-  last_heartbeat_ms INTEGER,
-  next_heartbeat_due_ms INTEGER
-) WITHOUT ROWID;
-CREATE TABLE envelopes (
-  agent_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  received_ms INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (agent_id, seq)
-);
-CREATE TABLE heartbeats (
-  agent_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  sent_ms INTEGER NOT NULL,
-  received_ms INTEGER NOT NULL,
-  next_due_ms INTEGER,
-  payload TEXT NOT NULL
-);
-CREATE TABLE events (
-  agent_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  idx INTEGER NOT NULL,
-  array TEXT,
-  code TEXT,
-  severity TEXT,
-  occurred_ms INTEGER,
-  payload TEXT NOT NULL
-);
-)sql",
-    // Events carry their family and the collector's stable id; a repeat is dropped by the
-    // unique index. Only events with an id are indexed, so older reports cost nothing more.
-    R"sql(
-ALTER TABLE events ADD COLUMN family TEXT;
-ALTER TABLE events ADD COLUMN event_id TEXT;
-CREATE UNIQUE INDEX events_by_id ON events (family, array, event_id) WHERE event_id IS NOT NULL;
-)sql",
-    // Tickets (docs/tickets.md). At most one live (not resolved) ticket per dedup_key is the
-    // store's constraint, so concurrent envelopes and several homes on one database cannot
-    // open a second. ticket_log is append-only, enforced by triggers.
-    R"sql(
-ALTER TABLE events ADD COLUMN kind TEXT;
-ALTER TABLE agents ADD COLUMN heartbeat_received_ms INTEGER;
-ALTER TABLE agents ADD COLUMN heartbeat_due_home_ms INTEGER;
-ALTER TABLE agents ADD COLUMN heartbeat_interval_ms INTEGER;
-ALTER TABLE agents ADD COLUMN clock_skew_ms INTEGER;
-ALTER TABLE agents ADD COLUMN clock_warning TEXT;
-CREATE TABLE tickets (
-  id INTEGER PRIMARY KEY,
-  dedup_key TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  customer TEXT NOT NULL,
-  site TEXT NOT NULL,
-  family TEXT NOT NULL DEFAULT '',
-  array TEXT NOT NULL DEFAULT '',
-  agent_id TEXT NOT NULL DEFAULT '',
-  problem TEXT NOT NULL,
-  title TEXT NOT NULL,
-  code TEXT NOT NULL DEFAULT '',
-  severity TEXT NOT NULL DEFAULT '',
-  component TEXT NOT NULL DEFAULT '',
-  urgent INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
-  count INTEGER NOT NULL DEFAULT 1,
-  first_seen_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL,
-  opened_ms INTEGER NOT NULL,
-  acked_ms INTEGER,
-  acked_by TEXT NOT NULL DEFAULT '',
-  resolved_ms INTEGER,
-  resolved_by TEXT NOT NULL DEFAULT '',
-  escalation_level INTEGER NOT NULL DEFAULT 1,
-  escalate_at_ms INTEGER,
-  parent_id INTEGER REFERENCES tickets (id),
-  silenced_by INTEGER,
-  detail TEXT NOT NULL DEFAULT '{}'
-);
-CREATE UNIQUE INDEX tickets_one_live ON tickets (dedup_key) WHERE state <> 'resolved';
-CREATE INDEX tickets_by_key ON tickets (dedup_key, resolved_ms);
-CREATE INDEX tickets_by_site ON tickets (customer, site, opened_ms);
-CREATE INDEX tickets_to_escalate ON tickets (escalate_at_ms) WHERE state = 'open';
-CREATE TABLE ticket_log (
-  id INTEGER PRIMARY KEY,
-  ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-  at_ms INTEGER NOT NULL,
-  who TEXT NOT NULL,
-  action TEXT NOT NULL,
-  detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX ticket_log_by_ticket ON ticket_log (ticket_id, id);
-CREATE TRIGGER ticket_log_no_update BEFORE UPDATE ON ticket_log
-BEGIN SELECT RAISE(ABORT, 'ticket_log is append-only'); END;
-CREATE TRIGGER ticket_log_no_delete BEFORE DELETE ON ticket_log
-BEGIN SELECT RAISE(ABORT, 'ticket_log is append-only'); END;
-CREATE TABLE outbox (
-  id INTEGER PRIMARY KEY,
-  ticket_id INTEGER REFERENCES tickets (id),
-  created_ms INTEGER NOT NULL,
-  channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'email_sms', 'webhook')),
-  target TEXT NOT NULL,
-  recipient TEXT NOT NULL,
-  notice TEXT NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
-  not_before_ms INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  claimed_by TEXT,
-  claim_until_ms INTEGER,
-  sent_ms INTEGER,
-  last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX outbox_due ON outbox (not_before_ms) WHERE state = 'pending';
-CREATE INDEX outbox_by_target ON outbox (channel, target, created_ms);
-CREATE INDEX outbox_by_ticket ON outbox (ticket_id);
-CREATE TABLE silences (
-  id INTEGER PRIMARY KEY,
-  customer TEXT NOT NULL DEFAULT '',
-  site TEXT NOT NULL DEFAULT '',
-  array TEXT NOT NULL DEFAULT '',
-  code TEXT NOT NULL DEFAULT '',
-  starts_ms INTEGER NOT NULL,
-  ends_ms INTEGER NOT NULL,
-  author TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  removed_ms INTEGER,
-  removed_by TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE storms (
-  customer TEXT NOT NULL,
-  site TEXT NOT NULL,
-  started_ms INTEGER NOT NULL,
-  last_ms INTEGER NOT NULL,
-  tickets INTEGER NOT NULL,
-  PRIMARY KEY (customer, site)
-);
-)sql",
-    // 4: the arrays each agent should report, written by `pass-home onboard`.
-    R"sql(
-CREATE TABLE expected_arrays (
-  agent_id TEXT NOT NULL REFERENCES agents (id),
-  family TEXT NOT NULL,
-  serial TEXT NOT NULL,
-  model TEXT NOT NULL DEFAULT '',
-  name TEXT NOT NULL DEFAULT '',
-  since_ms INTEGER NOT NULL,
-  last_reported_ms INTEGER,
-  PRIMARY KEY (agent_id, family, serial)
-) WITHOUT ROWID;
-)sql",
-    // 5: the envelopes key in two levels. envelopes keeps rows in arrival order under an id
-    // and no other key; envelope_keys is the (agent_id, seq) key of every envelope with
-    // id <= envelope_keys_merged.upto, and the writer keeps the later ones' keys in memory and
-    // merges them in key order every kMergeRecentAt envelopes. A key clustered by agent on
-    // envelopes itself dirtied one page per agent in every commit.
-    R"sql(
-CREATE TABLE envelopes_by_id (
-  id INTEGER PRIMARY KEY,
-  agent_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  received_ms INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  payload TEXT NOT NULL
-);
-INSERT INTO envelopes_by_id (id, agent_id, seq, created_ms, received_ms, type, size, payload)
-  SELECT rowid, agent_id, seq, created_ms, received_ms, type, size, payload FROM envelopes
-  ORDER BY rowid;
-CREATE TABLE envelope_keys (
-  agent_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  envelope_id INTEGER NOT NULL,
-  PRIMARY KEY (agent_id, seq)
-) WITHOUT ROWID;
-INSERT INTO envelope_keys (agent_id, seq, envelope_id)
-  SELECT agent_id, seq, id FROM envelopes_by_id ORDER BY agent_id, seq;
-CREATE TABLE envelope_keys_merged (upto INTEGER NOT NULL);
-INSERT INTO envelope_keys_merged (upto) SELECT coalesce(max(id), 0) FROM envelopes_by_id;
-DROP TABLE envelopes;
-ALTER TABLE envelopes_by_id RENAME TO envelopes;
-)sql",
-    // 6: certificate renewal (docs/security.md). cert_expires_ms is the current certificate's
-    // notAfter; agents enrolled before it got the 5 years (1825 days) enrollment gave them.
-    // previous_cert_serial stays accepted until previous_cert_until_ms.
-    R"sql(
-ALTER TABLE agents ADD COLUMN cert_expires_ms INTEGER;
-ALTER TABLE agents ADD COLUMN cert_renewed_ms INTEGER;
-ALTER TABLE agents ADD COLUMN previous_cert_serial TEXT;
-ALTER TABLE agents ADD COLUMN previous_cert_until_ms INTEGER;
-UPDATE agents SET cert_expires_ms = enrolled_ms + 1825 * 86400000;
-)sql",
-};
 
 // The recent level of the envelopes key is merged into envelope_keys once it holds this many
 // keys: each merge writes each active agent's leaf page once, where a per-envelope insert
@@ -257,6 +42,11 @@ Status Store::Impl::migrate() {
                             "run a newer pass-home",
                             db.file(), *version, kSchemaVersion));
   }
+  // Migration N brings user_version from N-1 to N (home/src/store/sqlite/migrations/).
+  if (std::ssize(kSqliteMigrations) != kSchemaVersion) {
+    return fail("store", fmt::format("this pass-home embeds {} migrations for schema version {}",
+                                     kSqliteMigrations.size(), kSchemaVersion));
+  }
   for (auto v = *version; v < kSchemaVersion; ++v) {
     auto tx = Transaction::beginImmediate(db);
     if (!tx) return propagate(tx);
@@ -264,8 +54,10 @@ Status Store::Impl::migrate() {
     auto current = db.queryInt("PRAGMA user_version");
     if (!current) return propagate(current);
     if (*current > v) continue;
-    if (auto done = db.exec(kMigrations[static_cast<std::size_t>(v)]); !done) {
-      return fail("store", fmt::format("migration {}: {}", v + 1, done.error().message));
+    const EmbeddedSql& migration = kSqliteMigrations[static_cast<std::size_t>(v)];
+    if (auto done = db.exec(migration.sql); !done) {
+      return fail("store", fmt::format("migration {} ({}): {}", migration.number, migration.file,
+                                       done.error().message));
     }
     if (auto done = db.exec(fmt::format("PRAGMA user_version = {}", v + 1)); !done) return done;
     if (auto done = tx->commit(); !done) return done;

@@ -1,7 +1,7 @@
 #pragma once
 // Store::Impl, shared by the files that implement Store: store.cpp (envelopes, events,
-// agents) and tickets.cpp (tickets, outbox, silences, watchdog: the calls into TicketEngine
-// and Watchdog).
+// agents) and tickets.cpp (tickets, silences, watchdog: the calls into TicketEngine and
+// Watchdog); the outbox queue is its own class.
 
 #include <memory>
 #include <optional>
@@ -12,6 +12,7 @@
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
 #include "store/sqlite.hpp"
+#include "store/sqlite/outbox_queue.hpp"
 
 namespace pass::home {
 
@@ -41,12 +42,7 @@ struct Store::Impl {
 
   // Prepared once per connection: preparing costs more than running these statements.
   Result<Statement*> statement(std::optional<Statement>& slot, std::string_view sql) {
-    if (!slot) {
-      auto prepared = db.prepare(sql);
-      if (!prepared) return propagate(prepared);
-      slot = std::move(*prepared);
-    }
-    return &*slot;
+    return sqlite::prepareOnce(db, slot, sql);
   }
 
   Status migrate();
@@ -91,6 +87,10 @@ struct Store::Impl {
   /// stored) and for a heartbeat, in the open write transaction.
   Status onNewEvents(const EnvelopeRecord& r, std::span<const EventRecord* const> events);
   Status onHeartbeat(const EnvelopeRecord& r);
+
+  // --- the outbox queue on this connection (store/sqlite/outbox_queue.cpp) -----------------
+  // Declared last: its statements are finalized before the connection closes.
+  sqlite::OutboxQueue outboxQueue{db, enqueued};
 };
 
 }  // namespace pass::home

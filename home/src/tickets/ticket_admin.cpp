@@ -13,6 +13,7 @@
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/text.hpp"
+#include "store/outbox_queue.hpp"
 
 namespace pass::home {
 
@@ -282,23 +283,23 @@ Result<std::string> notifyTest(const std::filesystem::path& state, std::string_v
   }
   auto store = openStore(state);
   if (!store) return std::unexpected(store.error());
-  auto id = store->enqueueTest(to, "sent by pass-home notify-test", nowMs);
+  OutboxQueue& queue = store->outboxQueue();
+  auto id = queue.enqueueTest(to, "sent by pass-home notify-test", nowMs);
   if (!id) return std::unexpected(id.error());
   // Only this row: other due rows stay for the server's worker.
-  auto claimed = store->claimNotification("notify-test", wallClockMs(), 120'000);
+  auto claimed = queue.claim("notify-test", wallClockMs(), 120'000);
   if (!claimed) return std::unexpected(claimed.error());
-  if (!*claimed || (*claimed)->id != *id) {
+  if (!*claimed || (*claimed)->row.id != *id) {
     if (*claimed) {
-      (void)store->finishNotification((*claimed)->id, "notify-test", notify::Outcome::kRetry,
-                                      "released by notify-test", wallClockMs(), wallClockMs());
+      (void)queue.finish((*claimed)->row.id, "notify-test", notify::Outcome::kRetry,
+                         "released by notify-test", wallClockMs(), wallClockMs());
     }
     return fail("notify.failed",
                 fmt::format("outbox #{} is queued; the running server will send it", *id));
   }
-  auto result = sendOutboxRow((*policy)->config(), **claimed);
-  auto done =
-      store->finishNotification(*id, "notify-test", result.outcome, result.detail, wallClockMs(),
-                                retryAt((*policy)->config(), 1, wallClockMs()));
+  auto result = sendOutboxRow((*policy)->config(), (*claimed)->row);
+  auto done = queue.finish(*id, "notify-test", result.outcome, result.detail, wallClockMs(),
+                           retryAt((*policy)->config(), 1, wallClockMs()));
   if (!done) return std::unexpected(done.error());
   if (result.outcome != notify::Outcome::kSent) {
     return fail("notify.failed", fmt::format("{} to {}: {} ({}; outbox #{})", to.channel, to.target,

@@ -20,27 +20,6 @@ using sqlite::SqliteTicketStorage;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-OutboxRow readOutbox(const Statement& s) {
-  OutboxRow o;
-  o.id = s.columnInt(0);
-  o.ticketId = s.columnOptInt(1);
-  o.createdMs = s.columnInt(2);
-  o.channel = s.columnText(3);
-  o.target = s.columnText(4);
-  o.recipient = s.columnText(5);
-  o.notice = s.columnText(6);
-  o.state = s.columnText(7);
-  o.notBeforeMs = s.columnInt(8);
-  o.attempts = s.columnInt(9);
-  o.sentMs = s.columnOptInt(10);
-  o.lastError = s.columnText(11);
-  return o;
-}
-
-#define PASS_OUTBOX_COLUMNS                                                               \
-  "id, ticket_id, created_ms, channel, target, recipient, notice, state, not_before_ms, " \
-  "attempts, sent_ms, last_error "
-
 }  // namespace
 
 Result<Store::Impl::Statement*> Store::Impl::cached(const char* sql) {
@@ -100,12 +79,10 @@ Result<std::vector<TicketLogRow>> Store::ticketLog(std::int64_t id) {
 }
 
 Result<std::vector<OutboxRow>> Store::outbox(std::optional<std::int64_t> ticketId) {
-  auto s = impl_->db.prepare("SELECT " PASS_OUTBOX_COLUMNS
-                             "FROM outbox WHERE ?1 IS NULL OR ticket_id = ?1 ORDER BY id");
-  if (!s) return propagate(s);
-  s->bind(1, ticketId);
-  return s->rows(readOutbox);
+  return impl_->outboxQueue.rows(ticketId);
 }
+
+OutboxQueue& Store::outboxQueue() { return impl_->outboxQueue; }
 
 Result<TicketRow> Store::changeTicket(std::int64_t id, TicketAction action, std::string_view who,
                                       std::string_view note, std::int64_t nowMs) {
@@ -194,116 +171,6 @@ Status Store::removeSilence(std::int64_t id, std::string_view who, std::int64_t 
     return fail("silence.unknown", fmt::format("no active silence #{}", id));
   }
   return {};
-}
-
-// --- Store: outbox ---------------------------------------------------------------------------
-
-Result<std::int64_t> Store::enqueueTest(const Recipient& to, std::string_view detail,
-                                        std::int64_t nowMs) {
-  notify::Notice n;
-  n.kind = "test";
-  n.problem = "test message from PASS";
-  n.detail = std::string(detail);
-  n.firstSeenMs = nowMs;
-  n.lastSeenMs = nowMs;
-  auto s = impl_->db.prepare(
-      "INSERT INTO outbox (created_ms, channel, target, recipient, notice, state, not_before_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?1)");
-  if (!s) return propagate(s);
-  std::string body = noticeToJson(n).dump();
-  s->bind(1, nowMs).bind(2, to.channel).bind(3, to.target).bind(4, to.name).bind(5, body);
-  if (auto done = s->run(); !done) return std::unexpected(done.error());
-  ++impl_->enqueued;
-  return impl_->db.queryInt("SELECT last_insert_rowid()");
-}
-
-Result<std::optional<OutboxRow>> Store::claimNotification(std::string_view worker,
-                                                          std::int64_t nowMs,
-                                                          std::int64_t leaseMs) {
-  // One statement: the row is claimed atomically, so two workers (two homes on one database)
-  // never both take it.
-  auto s = impl_->cached(
-      "UPDATE outbox SET claimed_by = ?1, claim_until_ms = ?2 + ?3, attempts = attempts + 1 "
-      "WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND not_before_ms <= ?2 AND "
-      "(claim_until_ms IS NULL OR claim_until_ms < ?2) ORDER BY not_before_ms, id LIMIT 1) "
-      "RETURNING " PASS_OUTBOX_COLUMNS);
-  if (!s) return propagate(s);
-  auto& st = **s;
-  st.bind(1, worker).bind(2, nowMs).bind(3, leaseMs);
-  auto row = st.step();
-  std::optional<OutboxRow> out;
-  if (row && *row) out = readOutbox(st);
-  // Stepping to the end completes the UPDATE (and its implicit transaction).
-  while (row && *row) row = st.step();
-  st.reset();
-  if (!row) return propagate(row);
-  return out;
-}
-
-Status Store::finishNotification(std::int64_t id, std::string_view worker, notify::Outcome outcome,
-                                 std::string_view detail, std::int64_t nowMs,
-                                 std::int64_t retryAtMs) {
-  const char* sql = nullptr;
-  switch (outcome) {
-    case notify::Outcome::kSent:
-      sql =
-          "UPDATE outbox SET state = 'sent', sent_ms = ?3, claimed_by = NULL, "
-          "claim_until_ms = NULL, last_error = '' WHERE id = ?1 AND claimed_by = ?2";
-      break;
-    case notify::Outcome::kPermanent:
-      sql =
-          "UPDATE outbox SET state = 'failed', claimed_by = NULL, claim_until_ms = NULL, "
-          "last_error = ?4 WHERE id = ?1 AND claimed_by = ?2";
-      break;
-    case notify::Outcome::kRetry:
-      sql =
-          "UPDATE outbox SET not_before_ms = ?5, claimed_by = NULL, claim_until_ms = NULL, "
-          "last_error = ?4 WHERE id = ?1 AND claimed_by = ?2";
-      break;
-  }
-  auto tx = Transaction::beginImmediate(impl_->db);
-  if (!tx) return propagate(tx);
-  auto s = impl_->db.prepare(sql);
-  if (!s) return propagate(s);
-  s->bind(1, id).bind(2, worker).bind(3, nowMs).bind(4, detail).bind(5, retryAtMs);
-  if (auto done = s->run(); !done) return done;
-  if (impl_->db.changes() == 0) {
-    return fail(
-        "outbox.claim",
-        fmt::format("outbox #{} is no longer claimed by {} (its lease ran out)", id, worker));
-  }
-  // What happened to a ticket's message is part of the ticket's history.
-  auto ticket = impl_->db.prepare("SELECT ticket_id, channel, target FROM outbox WHERE id = ?1");
-  if (!ticket) return propagate(ticket);
-  ticket->bind(1, id);
-  auto row = ticket->step();
-  if (!row) return propagate(row);
-  if (*row && !ticket->isNull(0) && outcome != notify::Outcome::kRetry) {
-    auto log = impl_->db.prepare(
-        "INSERT INTO ticket_log (ticket_id, at_ms, who, action, detail) VALUES (?1, ?2, "
-        "'outbox', ?3, ?4)");
-    if (!log) return propagate(log);
-    std::string what =
-        fmt::format("{} to {}: {}", ticket->columnText(1), ticket->columnText(2), detail);
-    log->bind(1, ticket->columnInt(0)).bind(2, nowMs);
-    log->bind(3,
-              std::string_view(outcome == notify::Outcome::kSent ? "notified" : "notify_failed"));
-    log->bind(4, what);
-    if (auto done = log->run(); !done) return done;
-  }
-  ticket->reset();
-  return tx->commit();
-}
-
-Result<std::optional<std::int64_t>> Store::nextNotificationDue() {
-  auto s = impl_->cached("SELECT min(not_before_ms) FROM outbox WHERE state = 'pending'");
-  if (!s) return propagate(s);
-  auto row = (*s)->step();
-  std::optional<std::int64_t> out;
-  if (row && *row) out = (*s)->columnOptInt(0);
-  (*s)->reset();
-  if (!row) return propagate(row);
-  return out;
 }
 
 }  // namespace pass::home

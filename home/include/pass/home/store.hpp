@@ -1,7 +1,7 @@
 #pragma once
 /// The home's SQLite store (home.db, WAL, synchronous=FULL). Schema changes are numbered
-/// migrations tracked in PRAGMA user_version. One Store is one connection: use it from one
-/// thread at a time.
+/// migrations (home/src/store/sqlite/migrations/NNNN_<name>.sql, compiled in) tracked in
+/// PRAGMA user_version. One Store is one connection: use it from one thread at a time.
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +17,8 @@
 #include "pass/result.hpp"
 
 namespace pass::home {
+
+class OutboxQueue;
 
 /// The schema version this build migrates to.
 inline constexpr std::int64_t kSchemaVersion = 6;
@@ -208,7 +210,7 @@ class Store {
   Result<std::vector<TicketRow>> tickets(const TicketFilter& filter);
   Result<std::optional<TicketRow>> ticket(std::int64_t id);
   Result<std::vector<TicketLogRow>> ticketLog(std::int64_t id);
-  /// Outbox rows, of one ticket or all, oldest first.
+  /// Outbox rows, of one ticket or all, oldest first (outboxQueue().rows()).
   Result<std::vector<OutboxRow>> outbox(std::optional<std::int64_t> ticketId);
   /// A person acknowledges, resolves or reopens a ticket (needs a policy). Fails with
   /// "ticket.unknown" or "ticket.state" (e.g. acknowledging a resolved ticket).
@@ -230,19 +232,9 @@ class Store {
   /// Fails with "silence.unknown".
   Status removeSilence(std::int64_t id, std::string_view who, std::int64_t nowMs);
 
-  /// Queues a test message to one recipient; returns its outbox id.
-  Result<std::int64_t> enqueueTest(const Recipient& to, std::string_view detail,
-                                   std::int64_t nowMs);
-  /// Takes the oldest due pending row for `worker` for `leaseMs` (another worker may take it
-  /// when the lease ran out, e.g. after a crash), or nullopt.
-  Result<std::optional<OutboxRow>> claimNotification(std::string_view worker, std::int64_t nowMs,
-                                                     std::int64_t leaseMs);
-  /// Records a send's outcome: sent, failed for good, or pending again from `retryAtMs`. Only
-  /// the worker holding the claim can finish it.
-  Status finishNotification(std::int64_t id, std::string_view worker, notify::Outcome outcome,
-                            std::string_view detail, std::int64_t nowMs, std::int64_t retryAtMs);
-  /// The earliest not_before_ms of the pending rows, or nullopt when none is pending.
-  Result<std::optional<std::int64_t>> nextNotificationDue();
+  /// The outbox queue on this connection (home/src/store/outbox_queue.hpp): the outbox worker
+  /// claims and finishes its rows there.
+  OutboxQueue& outboxQueue();
 
   /// The implementation (home/src/store/store_impl.hpp), named here so that the files that
   /// implement Store can share it.

@@ -34,7 +34,9 @@ class MigrationLock {
 
 }  // namespace
 
-std::int64_t latestSchemaVersion() { return migrations().back().version; }
+std::span<const EmbeddedSql> migrations() { return kPostgresMigrations; }
+
+std::int64_t latestSchemaVersion() { return migrations().back().number; }
 
 Result<std::int64_t> schemaVersion(Connection& db) {
   auto table = db.exec("look for the schema_version table",
@@ -59,15 +61,15 @@ Status migrate(Connection& db) {
                             "run a newer pass-home",
                             db.where(), *current, latestSchemaVersion()));
   }
-  for (const Migration& m : migrations()) {
-    if (m.version <= *current) continue;
+  for (const EmbeddedSql& m : migrations()) {
+    if (m.number <= *current) continue;
     auto tx = Transaction::begin(db);
     if (!tx) return std::unexpected(tx.error());
-    if (auto done = db.script(fmt::format("migration {}", m.name), m.sql); !done) return done;
+    if (auto done = db.script(fmt::format("migration {}", m.file), m.sql); !done) return done;
     auto recorded = db.exec("record the migration",
                             "INSERT INTO schema_version (version, name, applied_ms) "
                             "VALUES ($1, $2, floor(extract(epoch FROM now()) * 1000))",
-                            {m.version, m.name});
+                            {m.number, m.file});
     if (!recorded) return std::unexpected(recorded.error());
     if (auto done = tx->commit(); !done) return done;
   }

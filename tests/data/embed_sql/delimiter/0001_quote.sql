@@ -1,0 +1,1 @@
+SELECT ')pass_sql"';
