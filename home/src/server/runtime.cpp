@@ -34,12 +34,6 @@ namespace net = boost::asio;
 // agent's open connections within this, plus the time to read.
 constexpr std::chrono::milliseconds kRevocationPoll{250};
 
-std::int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Names this process in outbox claims: host plus a random tag, as several homes may share one
 // database.
 std::string outboxWorkerId() {
@@ -101,8 +95,8 @@ Status Runtime::Parts::build() {
   }
   auto writer = Store::open(paths.database(), Store::Mode::kOpenExisting);
   if (!writer) return std::unexpected(writer.error());
-  auto ring =
-      HpkeKeyRing::open(paths, retiredKeyKeepMs(o.window.maxAgeMs, o.window.maxAheadMs), nowMs());
+  auto ring = HpkeKeyRing::open(paths, retiredKeyKeepMs(o.window.maxAgeMs, o.window.maxAheadMs),
+                                wallClockMs());
   if (!ring) return std::unexpected(ring.error());
   auto tls = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   if (auto done = configureServerTls(tls->native_handle(), paths); !done) return done;
@@ -111,7 +105,7 @@ Status Runtime::Parts::build() {
   if (auto read = revoked->refresh(); !read) return std::unexpected(read.error());
   keys = std::move(*ring);
   ingest = std::make_unique<Ingest>(*directory, keys, o.window);
-  auto keySet = keys->get(nowMs());
+  auto keySet = keys->get(wallClockMs());
   log.info("hpke_keys", {{"current", toHex(keySet->current().id)}, {"held", keySet->keys.size()}});
   logKeyNotes();
   auto issuer = AgentCertificateIssuer::load(paths);
