@@ -236,7 +236,8 @@ std::uint16_t Runtime::ingestPort() const { return parts_->listener->port(); }
 
 std::uint16_t Runtime::adminPort() const { return parts_->admin ? parts_->admin->port() : 0; }
 
-// Start: the workers (they only wait for work), the admin API, then ingest. Stop: no new
+// Start: the outbox worker (it only waits for work), the admin API, ingest, then the
+// watchdog (its hold counts from when the home listens). Stop: no new
 // connections on either listener; ingest drains (answers wait for their commit), then the
 // committer finishes its last batch, the admin API ends, the watchdog and the outbox worker
 // finish the pass and the send in progress.
@@ -245,13 +246,18 @@ Status Runtime::run(bool handleSignals) {
   if (p.outbox) {
     if (auto started = p.outbox->start(); !started) return started;
   }
-  if (p.watchdog) {
-    if (auto started = p.watchdog->start(); !started) return started;
-  }
   if (p.admin) {
     if (auto started = p.admin->start(); !started) return started;
   }
   if (auto started = p.listener->start(); !started) return started;
+  // Once ingest listens: the watchdog's hold counts from when the home can receive.
+  if (p.watchdog) {
+    if (auto started = p.watchdog->start(); !started) {
+      p.beginStop();
+      p.listener->wait();
+      return started;
+    }
+  }
   if (handleSignals) {
     boost::system::error_code ignored;
     p.signals.add(SIGINT, ignored);
