@@ -18,8 +18,8 @@
 #include "pass/home/hpke_keys.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/onboard.hpp"
-#include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/runtime.hpp"
 #include "pass/home/server.hpp"
 #include "pass/home/ticket_admin.hpp"
 
@@ -139,7 +139,8 @@ int cmdEnroll(const std::vector<std::string>& args) {
 }
 
 int cmdServe(const std::vector<std::string>& args) {
-  ServerOptions options;
+  RuntimeOptions runtime;
+  ServerOptions& options = runtime.ingest;
   std::string state;
   std::string listen = "0.0.0.0:9455";
   std::string portFile;
@@ -189,12 +190,12 @@ int cmdServe(const std::vector<std::string>& args) {
   auto level = parseLogLevel(logLevel);
   if (!level) return report("serve", level.error());
   if (auto parsed = parseListen(listen, options); !parsed) return report("serve", parsed.error());
-  AdminApiOptions adminOptions;
-  bool adminOn = adminListen != "off";
-  if (adminOn) {
-    if (auto parsed = parseAdminListen(adminListen, adminOptions); !parsed) {
+  if (adminListen != "off") {
+    auto& admin = runtime.admin.emplace();
+    if (auto parsed = parseAdminListen(adminListen, admin); !parsed) {
       return report("serve", parsed.error());
     }
+    admin.portFile = adminPortFile;
   }
   if (options.threads == 0 || options.maxConnections == 0 || options.maxBody == 0 ||
       options.maxBatch == 0 || options.maxHandshakes == 0 || options.maxHandshakesPerAddress == 0 ||
@@ -210,44 +211,11 @@ int cmdServe(const std::vector<std::string>& args) {
   options.idleTimeout = std::chrono::seconds(idleTimeout);
   options.handshakeTimeout = std::chrono::seconds(handshakeTimeout);
   options.commitLinger = std::chrono::microseconds(lingerUs);
+  runtime.tickets = vm->count("no-tickets") == 0;
   Logger log(*level);
-  if (!vm->count("no-tickets")) {
-    auto policy = loadPolicy(state);
-    if (!policy) {
-      log.error("startup_failed",
-                {{"code", policy.error().code}, {"message", policy.error().message}});
-      return report("serve", policy.error());
-    }
-    options.policy = std::move(*policy);
-  }
-  auto server = Server::create(options, log);
-  if (!server) {
-    log.error("startup_failed",
-              {{"code", server.error().code}, {"message", server.error().message}});
-    return report("serve", server.error());
-  }
-  std::unique_ptr<AdminApi> admin;
-  if (adminOn) {
-    adminOptions.state = state;
-    adminOptions.portFile = adminPortFile;
-    adminOptions.policy = options.policy;
-    // A home without its admin API would be a silent surprise, and whoever holds the port
-    // would receive the operators' tokens: the listener binds or serve stops. Several homes on
-    // one machine (tests, benchmarks) give port 0; `--admin-listen off` is the only way out.
-    auto created = AdminApi::create(adminOptions, log);
-    if (!created) {
-      log.error("startup_failed",
-                {{"code", created.error().code}, {"message", created.error().message}});
-      return report("serve", created.error());
-    }
-    admin = std::move(*created);
-  }
-  if (admin) {
-    if (auto started = admin->start(); !started) return report("serve", started.error());
-  }
-  auto ran = (*server)->run(/*handleSignals=*/true);
-  if (admin) admin->stop();
-  if (!ran) return report("serve", ran.error());
+  auto home = Runtime::create(std::move(runtime), log);
+  if (!home) return report("serve", home.error());
+  if (auto ran = (*home)->run(/*handleSignals=*/true); !ran) return report("serve", ran.error());
   return kOk;
 }
 

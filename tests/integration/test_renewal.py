@@ -131,6 +131,18 @@ class CertificateRenewalTest(HomeTestCase):
         self.watchdog()
         self.assertEqual(self.tickets(bundle.agent_id), [])
 
+    def test_a_certificate_request_over_16_kib_is_refused_as_too_large(self):
+        # The route's limit holds for a body with Content-Length too (before, only --max-body
+        # was checked with the header, and 16 KiB of garbage reached the CSR parser).
+        bundle = self.home.enroll("svp-big")
+        status, body = post_envelope(bundle, self.home.port, b"x" * (16 * 1024 + 1),
+                                     content_type="application/pkcs10", path="/v1/certificate")
+        self.assertEqual((status, body["error"]), (413, "too_large"))
+        self.assertIn("16384 bytes", body["detail"])
+        status, body = post_envelope(bundle, self.home.port, b"x" * (16 * 1024),
+                                     content_type="application/pkcs10", path="/v1/certificate")
+        self.assertEqual((status, body["error"]), (400, "bad_csr"))
+
     def test_the_home_refuses_requests_it_cannot_use(self):
         bundle = self.home.enroll("svp-bad")
         status, body = post_envelope(bundle, self.home.port, b"garbage",

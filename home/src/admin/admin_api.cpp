@@ -1,30 +1,21 @@
-// The admin API: the second HTTPS listener, bearer tokens, and acknowledgement links.
+// The admin API: bearer tokens, acknowledgement links, and its route table over the HTTPS
+// listener.
 
 #include "pass/home/admin_api.hpp"
 
-#include <atomic>
 #include <charconv>
-#include <optional>
-#include <thread>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
 #include "pass/bytes.hpp"
 #include "pass/crypto.hpp"
+#include "pass/home/https_listener.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/home/store.hpp"
@@ -43,10 +34,8 @@ namespace ssl = net::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace urls = boost::urls;
-using tcp = net::ip::tcp;
 using Json = nlohmann::ordered_json;
 
-constexpr auto kUse = net::as_tuple(net::use_awaitable);
 constexpr std::string_view kAckWho = "ack link";
 
 std::string dumpJson(const Json& j) {
@@ -485,40 +474,9 @@ AdminResponse AdminHandler::handle(const AdminRequest& r) const {
   return jsonError(404, "not_found", "no such endpoint");
 }
 
-// --- the listener ------------------------------------------------------------------------
-
-struct AdminApi::Impl {
-  Impl(const AdminApiOptions& o, Logger& l, AdminHandler h)
-      : options(o), log(l), handler(std::move(h)) {}
-
-  net::awaitable<void> acceptLoop();
-  template <class Stream>
-  net::awaitable<void> session(Stream stream, std::string peer);
-  AdminResponse answer(const http::request<http::string_body>& request, const std::string& peer);
-  void runLoop();
-
-  AdminApiOptions options;
-  Logger& log;
-  AdminHandler handler;
-  // Declared before the loop: the sessions it destroys on shutdown still count down here.
-  std::atomic<std::size_t> open{0};
-  std::optional<ssl::context> tls;
-  std::uint16_t port = 0;
-  net::io_context loop{1};
-  tcp::acceptor acceptor{loop};
-  std::thread thread;
-};
+// --- the admin API's route table over the HTTPS listener ------------------------------
 
 namespace {
-
-// Counts a session from its start to its end, however it ends.
-struct OpenCount {
-  explicit OpenCount(std::atomic<std::size_t>& n) : n_(n) { n_.fetch_add(1); }
-  ~OpenCount() { n_.fetch_sub(1); }
-  OpenCount(const OpenCount&) = delete;
-  OpenCount& operator=(const OpenCount&) = delete;
-  std::atomic<std::size_t>& n_;
-};
 
 // The ack link's token must not reach the log.
 std::string loggedPath(std::string_view target) {
@@ -530,15 +488,26 @@ std::string loggedPath(std::string_view target) {
 
 }  // namespace
 
-AdminResponse AdminApi::Impl::answer(const http::request<http::string_body>& request,
-                                     const std::string& peer) {
+struct AdminApi::Impl {
+  Impl(AdminHandler h, Logger& l) : handler(std::move(h)), log(l) {}
+
+  RouteTable routes();
+  AdminResponse answer(const HttpRequest& request, const std::string& peer);
+
+  AdminHandler handler;
+  Logger& log;
+  bool tls = false;
+  std::unique_ptr<HttpsListener> listener;
+};
+
+AdminResponse AdminApi::Impl::answer(const HttpRequest& request, const std::string& peer) {
   AdminRequest r{std::string(request.method_string()), std::string(request.target()),
                  std::string(request[http::field::authorization]), request.body(), peer};
   AdminResponse out;
   try {
     out = handler.handle(r);
   } catch (const std::exception& e) {
-    // A session's top level: this request fails, the listener goes on.
+    // A request's top level: this request fails, the listener goes on.
     out = jsonError(500, "internal", e.what());
   }
   auto fields = Json{
@@ -554,106 +523,38 @@ AdminResponse AdminApi::Impl::answer(const http::request<http::string_body>& req
   return out;
 }
 
-template <class Stream>
-net::awaitable<void> AdminApi::Impl::session(Stream stream, std::string peer) {
-  OpenCount counted(open);
-  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  auto& lowest = beast::get_lowest_layer(stream);
-  if constexpr (kTls) {
-    lowest.expires_after(options.readTimeout);
-    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUse);
-    if (ec) co_return;
-  }
-  beast::flat_buffer buffer;
-  while (true) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(options.maxBody);
-    lowest.expires_after(options.readTimeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUse);
-    http::response<http::string_body> res;
-    res.version(11);
-    if (ec == http::error::body_limit) {
-      res.result(http::status::payload_too_large);
-      res.set(http::field::content_type, "application/json");
-      res.body() = dumpJson(
-          Json{{"error", "usage.body"},
-               {"detail", fmt::format("the body is larger than {} bytes", options.maxBody)}});
-      res.keep_alive(false);
-    } else if (ec) {
-      break;
-    } else {
-      const auto& request = parser.get();
-      auto out = answer(request, peer);
-      res.result(static_cast<http::status>(out.status));
-      res.version(request.version());
-      res.set(http::field::content_type, out.contentType);
-      for (const auto& [name, value] : out.headers) res.set(name, value);
-      if (!res.count(http::field::cache_control)) res.set(http::field::cache_control, "no-store");
-      res.body() = std::move(out.body);
-      res.keep_alive(request.keep_alive());
-    }
-    res.prepare_payload();
-    lowest.expires_after(options.readTimeout);
-    auto [wec, written] = co_await http::async_write(stream, res, kUse);
-    if (wec || !res.keep_alive()) break;
-  }
-  lowest.expires_after(std::chrono::seconds(5));
-  if constexpr (kTls) {
-    co_await stream.async_shutdown(kUse);
-  } else {
-    beast::error_code ignored;
-    lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  }
-}
-
-net::awaitable<void> AdminApi::Impl::acceptLoop() {
-  net::steady_timer backoff(loop);
-  while (acceptor.is_open()) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUse);
-    if (!acceptor.is_open()) co_return;
-    if (ec) {
-      // Typically EMFILE: back off briefly instead of spinning on the error.
-      log.error("admin_accept_failed", {{"reason", ec.message()}});
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(kUse);
-      continue;
-    }
-    beast::error_code peerEc;
-    auto remote = socket.remote_endpoint(peerEc);
-    std::string peer = peerEc ? std::string("unknown")
-                              : fmt::format("{}:{}", remote.address().to_string(), remote.port());
-    if (open.load() >= options.maxConnections) {
-      log.warning("admin_connection_limit", {{"peer", peer}});
-      socket.close(peerEc);
-      continue;
-    }
-    auto done = [this, peer](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        log.error("admin_session_failed", {{"peer", peer}, {"what", x.what()}});
-      }
-    };
-    beast::tcp_stream plain(std::move(socket));
-    if (tls) {
-      net::co_spawn(
-          loop, session(beast::ssl_stream<beast::tcp_stream>(std::move(plain), *tls), peer), done);
-    } else {
-      net::co_spawn(loop, session(std::move(plain), peer), done);
-    }
-  }
-}
-
-void AdminApi::Impl::runLoop() {
-  while (true) {
-    try {
-      loop.run();
-      return;
-    } catch (const std::exception& e) {
-      log.error("admin_handler_exception", {{"what", e.what()}});
-    }
-  }
+// One route takes every request: AdminHandler routes /v1/... itself, as the bearer token is
+// checked before the path is (an unknown path without the token is 401, not 404).
+RouteTable AdminApi::Impl::routes() {
+  RouteTable table;
+  table.routes.push_back(
+      Route{.method = "",
+            .path = "",
+            .prefix = true,
+            .mediaType = "",
+            .maxBody = 0,
+            .handler = [this](HttpRequest& request, HttpPeer& peer, Respond respond) {
+              auto out = answer(request, peer.address);
+              HttpAnswer http{out.status, std::move(out.contentType), std::move(out.body),
+                              std::move(out.headers)};
+              bool cacheControl = false;
+              for (const auto& [name, value] : http.headers) {
+                cacheControl = cacheControl || beast::iequals(name, "Cache-Control");
+              }
+              if (!cacheControl) http.headers.emplace_back("Cache-Control", "no-store");
+              respond(std::move(http));
+            }});
+  table.refuse = [](const RouteRefusal& refusal, const HttpPeer&) -> std::optional<HttpAnswer> {
+    if (refusal.kind != RouteRefusal::Kind::kTooLarge) return std::nullopt;
+    return HttpAnswer{
+        413,
+        "application/json",
+        dumpJson(Json{{"error", "usage.body"},
+                      {"detail", fmt::format("the body is larger than {} bytes", refusal.limit)}}),
+        {},
+        true};
+  };
+  return table;
 }
 
 AdminApi::AdminApi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -670,76 +571,60 @@ Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& option
     policy = std::move(*loaded);
   }
   auto impl = std::make_unique<Impl>(
-      options, log, AdminHandler(options.state, std::move(*token), policy, options.now));
+      AdminHandler(options.state, std::move(*token), policy, options.now), log);
 
+  HttpsListenerOptions lo;
+  lo.host = options.host;
+  lo.port = options.port;
+  lo.portFile = options.portFile;
+  lo.threads = 1;
+  lo.maxBody = options.maxBody;
+  lo.maxConnections = options.maxConnections;
+  lo.readTimeout = options.readTimeout;
+  lo.idleTimeout = options.readTimeout;
+  lo.drainTimeout = options.readTimeout;
+  lo.eventPrefix = "admin_";
+  lo.errorPrefix = "admin API: ";
+  lo.flag = "--admin-listen";
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
-  if (ec) {
-    return fail("usage.admin_listen",
-                fmt::format("--admin-listen: '{}' is not an IP address", options.host));
-  }
   // The token and the ack links must not cross a network in clear text.
-  if (!address.is_loopback()) {
+  if (!ec && !address.is_loopback()) {
     StatePaths paths(options.state);
     auto cert = platform::displayPath(paths.serverCert());
     auto key = platform::displayPath(paths.serverKey());
-    auto& ctx = impl->tls.emplace(ssl::context::tls_server);
-    if (auto restricted = restrictServerTls(ctx.native_handle()); !restricted) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    if (auto restricted = restrictServerTls(ctx->native_handle()); !restricted) {
       return std::unexpected(restricted.error());
     }
-    if (ctx.use_certificate_chain_file(cert, ec); ec) {
+    if (ctx->use_certificate_chain_file(cert, ec); ec) {
       return fail("tls", fmt::format("{}: cannot load the server certificate for the admin "
                                      "API: {}",
                                      cert, ec.message()));
     }
-    if (ctx.use_private_key_file(key, ssl::context::pem, ec); ec) {
+    if (ctx->use_private_key_file(key, ssl::context::pem, ec); ec) {
       return fail("tls", fmt::format("{}: cannot load the server key for the admin API: {}", key,
                                      ec.message()));
     }
+    lo.tls = std::move(ctx);
   }
-
-  tcp::endpoint endpoint(address, options.port);
-  auto where = fmt::format("{}:{}", options.host, options.port);
-  auto& acceptor = impl->acceptor;
-  auto listenFailed = [&] {
-    return fail("listen", fmt::format("admin API: cannot listen on {}: {}", where, ec.message()));
-  };
-  if (acceptor.open(endpoint.protocol(), ec); ec) return listenFailed();
-  acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (acceptor.bind(endpoint, ec); ec) return listenFailed();
-  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) return listenFailed();
-  impl->port = acceptor.local_endpoint(ec).port();
+  impl->tls = lo.tls != nullptr;
+  lo.listeningFields = {{"tls", impl->tls}};
+  auto listener = HttpsListener::create(std::move(lo), impl->routes(), log);
+  if (!listener) return std::unexpected(listener.error());
+  impl->listener = std::move(*listener);
   return std::unique_ptr<AdminApi>(new AdminApi(std::move(impl)));
 }
 
-std::uint16_t AdminApi::port() const { return impl_->port; }
+std::uint16_t AdminApi::port() const { return impl_->listener->port(); }
 
-bool AdminApi::tls() const { return impl_->tls.has_value(); }
+bool AdminApi::tls() const { return impl_->tls; }
 
-Status AdminApi::start() {
-  auto& core = *impl_;
-  if (core.thread.joinable()) return {};
-  if (!core.options.portFile.empty()) {
-    auto written = platform::writeFileAtomic(core.options.portFile, fmt::format("{}\n", core.port));
-    if (!written) return written;
-  }
-  core.log.info(
-      "admin_listening",
-      {{"address", core.options.host}, {"port", core.port}, {"tls", core.tls.has_value()}});
-  net::co_spawn(core.loop, core.acceptLoop(), net::detached);
-  core.thread = std::thread([&core] { core.runLoop(); });
-  return {};
-}
+Status AdminApi::start() { return impl_->listener->start(); }
 
 void AdminApi::stop() {
-  auto& core = *impl_;
-  if (core.thread.joinable()) {
-    // A request in progress finishes its store transaction; its answer is not sent.
-    core.loop.stop();
-    core.thread.join();
-  }
-  beast::error_code ignored;
-  core.acceptor.close(ignored);
+  impl_->listener->stop();
+  impl_->listener->wait();
 }
 
 }  // namespace pass::home

@@ -81,9 +81,9 @@ class AdminHandler {
   NowMs now_;
 };
 
-/// The listener: one thread of its own with its own event loop, so that it neither slows
-/// ingest nor depends on it. Requests run one at a time on that thread (they are short store
-/// transactions; notify-test waits for the channel's answer).
+/// The admin API's route table over an HttpsListener of one thread of its own, so that it
+/// neither slows ingest nor depends on it. Requests run one at a time on that thread (they are
+/// short store transactions; notify-test waits for the channel's answer).
 class AdminApi {
  public:
   /// Loads the token (and the policy when not given), sets up TLS for a non-loopback address,
@@ -98,7 +98,9 @@ class AdminApi {
 
   /// Writes the port file and starts serving on the listener's thread.
   Status start();
-  /// Closes the listener and drops open connections; idempotent, also done by the destructor.
+  /// Closes the listener; waiting connections end, a request in progress is answered (for at
+  /// most readTimeout). Returns when the thread has ended; idempotent, also done by the
+  /// destructor.
   void stop();
 
  private:

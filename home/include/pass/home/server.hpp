@@ -1,8 +1,8 @@
 #pragma once
-/// The HTTPS ingest server (Boost.Beast over Asio): mutual TLS, POST /v1/envelopes (group
-/// commit before the answer) and POST /v1/certificate (renewal), body limit, read and idle
-/// timeouts, a connection limit for agents, separate limits and a deadline for handshakes in
-/// progress, and structured log lines.
+/// The options of the HTTPS ingest listener (mutual TLS, POST /v1/envelopes answered after
+/// group commit, POST /v1/certificate; body limit, read and idle timeouts, a connection limit
+/// for agents, separate limits and a deadline for handshakes in progress), and Server: the
+/// ingest listener alone, a Runtime without the admin API (tests, benchmarks).
 
 #include <chrono>
 #include <cstdint>
@@ -71,11 +71,13 @@ struct ServerStats {
   std::uint64_t batches = 0;
 };
 
+class Runtime;
+
 class Server {
  public:
-  /// Loads keys and certificates from the state directory, opens the store and binds the
-  /// listening socket. Errors name the file or address ("not_initialized", "tls", "io",
-  /// "listen", "store").
+  /// Runtime::create without the admin API and without loading home.xml (tickets only when
+  /// `options.policy` is given). Errors name the file or address ("not_initialized", "tls",
+  /// "io", "listen", "store").
   static Result<std::unique_ptr<Server>> create(const ServerOptions& options, Logger& log);
   ~Server();
   Server(const Server&) = delete;
@@ -94,9 +96,8 @@ class Server {
   ServerStats stats() const;
 
  private:
-  struct Impl;
-  explicit Server(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Server(std::unique_ptr<Runtime> runtime);
+  std::unique_ptr<Runtime> runtime_;
 };
 
 }  // namespace pass::home
