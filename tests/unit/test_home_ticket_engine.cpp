@@ -717,19 +717,23 @@ TEST_CASE_TEMPLATE("ticket storage: one live ticket per problem; a second is not
   CHECK(tickets[1].state == "resolved");
 }
 
-TEST_CASE("tickets on PostgreSQL: two homes racing to open the same problem's ticket open one") {
-  // Home A opens the ticket and has not committed when home B, which found no live ticket,
-  // opens it too: B's INSERT waits for A's transaction, stores nothing once A commits, and B
-  // counts its alert as an occurrence of A's ticket.
-  Fixture<PostgresBackend> f;
+namespace {
+
+/// Messages each of two homes queued for the same report.
+struct RaceResult {
+  std::int64_t queuedA = 0, queuedB = 0;
+};
+
+/// Home A runs the rules for `r` and holds its transaction open until home B, on a connection
+/// of its own, runs them for `r` too and waits for one of A's locks; then A commits, and B.
+RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const EnvelopeRecord& r) {
   auto homeB = f.backend.database.connect();
   const auto pidB =
       must(homeB.exec("read the backend's pid", "SELECT pg_backend_pid()")).integer(0, 0);
-  const auto alert = report(kT0, "alert");
-
+  RaceResult out;
   auto txA = must(postgres::Transaction::begin(f.backend.db));
   postgres::PostgresTicketStorage homeA(f.backend.db);
-  CHECK(must(onReport(homeA, *f.policy, alert)) == 2);
+  out.queuedA = must(onReport(homeA, *f.policy, r));
 
   Result<std::int64_t> queuedB = 0;
   Status committedB;
@@ -740,10 +744,10 @@ TEST_CASE("tickets on PostgreSQL: two homes racing to open the same problem's ti
       return;
     }
     postgres::PostgresTicketStorage storage(homeB);
-    queuedB = onReport(storage, *f.policy, alert);
+    queuedB = onReport(storage, *f.policy, r);
     committedB = queuedB ? txB->commit() : Status{};
   });
-  // B waits for A's row lock (tickets_one_live), polled with a deadline.
+  // Polled with a deadline: B blocked on a lock A holds (the row, or tickets_one_live's entry).
   auto watcher = f.backend.database.connect();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   bool waiting = false;
@@ -761,11 +765,40 @@ TEST_CASE("tickets on PostgreSQL: two homes racing to open the same problem's ti
   must(committedA);
   REQUIRE_MESSAGE(queuedB.has_value(), errorText(queuedB));
   REQUIRE_MESSAGE(committedB.has_value(), errorText(committedB));
+  out.queuedB = *queuedB;
+  return out;
+}
 
+}  // namespace
+
+TEST_CASE("tickets on PostgreSQL: two homes racing to open the same problem's ticket open one") {
+  // B found no live ticket; its INSERT waits for A's transaction, stores nothing once A
+  // commits, and B counts its alert as an occurrence of A's ticket.
+  Fixture<PostgresBackend> f;
+  const auto race = raceTwoHomes(f, report(kT0, "alert"));
   const auto t = f.ticket();
   CHECK(t.state == "open");
   CHECK(t.count == 2);
   CHECK(f.backend.actions(t.id) == std::vector<std::string>{"opened", "repeated"});
-  CHECK(*queuedB == 0);
+  CHECK(race.queuedA == 2);
+  CHECK(race.queuedB == 0);
   CHECK(targets(f.backend.outbox()) == kBoth);
+}
+
+TEST_CASE("tickets on PostgreSQL: two homes racing to reopen a resolved ticket reopen it once") {
+  // Both find the ticket resolved; B's UPDATE waits for A's row lock, then finds the ticket
+  // open and changes nothing, and B counts its alert as an occurrence.
+  Fixture<PostgresBackend> f;
+  f.report(kT0, "alert");
+  f.report(kT0 + kMinute, "recovery");
+  const auto before = f.backend.outbox().size();
+  const auto race = raceTwoHomes(f, report(kT0 + 2 * kMinute, "alert"));
+  const auto t = f.ticket();
+  CHECK(t.state == "open");
+  CHECK(t.count == 3);
+  CHECK(f.backend.actions(t.id) ==
+        std::vector<std::string>{"opened", "resolved", "reopened", "repeated"});
+  CHECK(race.queuedA == 2);
+  CHECK(race.queuedB == 0);
+  CHECK(f.backend.outbox().size() == before + 2);
 }
