@@ -14,6 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "pass/home/home_config.hpp"
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
@@ -301,6 +304,8 @@ class MemoryStorage final : public TicketStorage {
 std::shared_ptr<const Policy> makePolicy() {
   HomeConfig cfg;
   cfg.ratePerHour = 1000;
+  cfg.stormThreshold = 2;  // a third new ticket at a site within 10 min is a storm
+  cfg.stormWindowMs = 10 * kMinute;
   Customer acme;
   acme.name = "Acme";
   acme.escalateAfterMs = 30 * kMinute;
@@ -473,7 +478,7 @@ struct PostgresBackend {
 };
 
 /// One report of the agent with one event of `kind` (alert, recovery) at `at`.
-EnvelopeRecord report(std::int64_t at, std::string kind) {
+EnvelopeRecord report(std::int64_t at, std::string kind, std::string array = "410123") {
   EnvelopeRecord r;
   r.agentId = kAgent;
   r.createdMs = at;
@@ -481,7 +486,7 @@ EnvelopeRecord report(std::int64_t at, std::string kind) {
   r.type = "report";
   EventRecord e;
   e.family = "hitachi_svp";
-  e.array = "410123";
+  e.array = std::move(array);
   e.code = "307080";
   e.severity = "acute";
   e.kind = std::move(kind);
@@ -507,8 +512,8 @@ struct Fixture {
   Fixture() { backend.addAgent(kAgent, AgentInfo{"Acme", "Berlin", "vsp-1"}, {}, 0); }
 
   /// One report through a fresh engine, in a transaction of its own.
-  void report(std::int64_t at, std::string kind) {
-    auto r = ::report(at, std::move(kind));
+  void report(std::int64_t at, std::string kind, std::string array = "410123") {
+    auto r = ::report(at, std::move(kind), std::move(array));
     backend.transaction(
         [&](TicketStorage& storage) { queued += must(onReport(storage, *policy, r)); });
   }
@@ -641,6 +646,33 @@ TEST_CASE_TEMPLATE("tickets: an alert nobody acknowledged escalates once per lev
         }) >= 1);
   // No rota beyond management: the last level was reached.
   CHECK(f.watchdog(kT0 + 120 * kMinute).escalated == 0);
+}
+
+TEST_CASE_TEMPLATE("tickets: a storm at a site is recorded, not sent, and summarised once", Backend,
+                   PASS_BACKENDS) {
+  Fixture<Backend> f;
+  for (int i = 0; i < 4; ++i) f.report(kT0 + i * kMinute, "alert", fmt::format("41012{}", i));
+  const auto tickets = f.backend.tickets();
+  REQUIRE(tickets.size() == 4);
+  CHECK(f.backend.actions(tickets[1].id) == std::vector<std::string>{"opened"});
+  // The third new ticket within the window starts the storm; it and the fourth are in it.
+  CHECK(f.backend.actions(tickets[2].id) == std::vector<std::string>{"opened", "storm"});
+  CHECK(f.backend.actions(tickets[3].id) == std::vector<std::string>{"opened", "storm"});
+  auto kinds = [&] {
+    std::vector<std::string> out;
+    for (const auto& o : f.backend.outbox()) {
+      out.push_back(nlohmann::json::parse(o.notice).at("kind").template get<std::string>());
+    }
+    return out;
+  };
+  const auto during = kinds();
+  CHECK(std::count(during.begin(), during.end(), "opened") == 4);  // two tickets, two people
+  CHECK(std::count(during.begin(), during.end(), "storm_on") >= 1);
+  // Still within the window of the last ticket: no summary yet; after it, one.
+  CHECK(f.watchdog(kT0 + 12 * kMinute).stormSummaries == 0);
+  CHECK(f.watchdog(kT0 + 14 * kMinute).stormSummaries == 1);
+  CHECK(f.watchdog(kT0 + 20 * kMinute).stormSummaries == 0);
+  CHECK(kinds().size() > during.size());
 }
 
 TEST_CASE_TEMPLATE("tickets: a missing heartbeat opens one ticket, once", Backend, PASS_BACKENDS) {
