@@ -390,6 +390,8 @@ struct SqliteBackend {
     must(s.run());
     return db.lastInsertRowid();
   }
+  /// Runs SQL both backends read the same.
+  void exec(const std::string& sql) { must(db.exec(sql)); }
   template <typename F>
   void transaction(F&& f) {
     auto tx = must(sqlite::Transaction::beginImmediate(db));
@@ -440,6 +442,8 @@ struct PostgresBackend {
                 {r.customer, r.site, r.array, r.code, r.startsMs, r.endsMs, r.author, r.reason}));
     return rows.integer(0, 0);
   }
+  /// Runs SQL both backends read the same.
+  void exec(const std::string& sql) { must(db.script("set up the test", sql)); }
   template <typename F>
   void transaction(F&& f) {
     auto tx = must(postgres::Transaction::begin(db));
@@ -723,6 +727,46 @@ TEST_CASE_TEMPLATE("tickets: the next heartbeat resolves the missing-heartbeat t
   // Both who heard of it hear that it is over, by e-mail.
   CHECK(f.backend.outbox().size() == 4);
   CHECK(queued == 2);
+}
+
+// The in-memory fake knows no onboarding or certificates: these run on the databases only.
+#define PASS_DATABASES SqliteBackend, PostgresBackend
+
+TEST_CASE_TEMPLATE("watchdog: an onboarded agent that never reported is one ticket", Backend,
+                   PASS_DATABASES) {
+  Fixture<Backend> f;
+  f.backend.exec(fmt::format(
+      "INSERT INTO expected_arrays (agent_id, family, serial, model, name, since_ms) VALUES "
+      "('{0}', 'hitachi_svp', '410124', 'VSP G370', 'b', {1}), "
+      "('{0}', 'hitachi_svp', '410123', 'VSP G370', 'a', {2})",
+      kAgent, kT0, kT0 + kMinute));
+  constexpr std::int64_t kDay = 24 * 60 * kMinute;
+  CHECK(f.watchdog(kT0 + 13 * kDay).neverReportedOpened == 0);
+  CHECK(f.watchdog(kT0 + 15 * kDay).neverReportedOpened == 1);
+  CHECK(f.watchdog(kT0 + 16 * kDay).neverReportedOpened == 0);
+  const auto t = f.ticket();
+  CHECK(t.kind == "never_reported");
+  CHECK(t.firstSeenMs == kT0);
+  CHECK(t.detail.find("2 array(s) (410123, 410124)") != std::string::npos);
+  // Opened to both; a day later, not acknowledged, escalated to management.
+  CHECK(targets(f.backend.outbox()) ==
+        std::vector<std::string>{"eli@acme.example", "mia@acme.example", "mia@acme.example"});
+}
+
+TEST_CASE_TEMPLATE("watchdog: an expiring agent certificate is a ticket until it is renewed",
+                   Backend, PASS_DATABASES) {
+  Fixture<Backend> f;
+  f.backend.exec(fmt::format("UPDATE agents SET cert_expires_ms = {} WHERE id = '{}'",
+                             kT0 + 60 * kMinute, kAgent));
+  CHECK(f.watchdog(kT0).certificateExpiringOpened == 1);
+  CHECK(f.watchdog(kT0 + kMinute).certificateExpiringOpened == 0);
+  CHECK(f.ticket().kind == "certificate_expiring");
+  CHECK(f.ticket().state == "open");
+  f.backend.exec(fmt::format("UPDATE agents SET cert_expires_ms = {} WHERE id = '{}'",
+                             kT0 + 365 * 24 * 60 * kMinute, kAgent));
+  f.watchdog(kT0 + 2 * kMinute);
+  CHECK(f.ticket().state == "resolved");
+  CHECK(f.backend.actions(f.ticket().id) == std::vector<std::string>{"opened", "resolved"});
 }
 
 TEST_CASE_TEMPLATE("ticket storage: one live ticket per problem; a second is not stored", Backend,
