@@ -729,6 +729,36 @@ TEST_CASE_TEMPLATE("tickets: the next heartbeat resolves the missing-heartbeat t
   CHECK(queued == 2);
 }
 
+TEST_CASE_TEMPLATE(
+    "tickets: a person acknowledges, resolves and reopens; a second live one "
+    "blocks the reopen",
+    Backend, PASS_BACKENDS) {
+  Fixture<Backend> f;
+  f.report(kT0, "alert");
+  const auto id = f.ticket().id;
+  auto change = [&](std::int64_t ticket, TicketAction action, std::int64_t at) {
+    Result<TicketRow> out = TicketRow{};
+    f.backend.transaction([&](TicketStorage& storage) {
+      out = TicketEngine(storage, *f.policy).change(ticket, action, "ops", "", at);
+    });
+    return out;
+  };
+  CHECK(must(change(id, TicketAction::kAcknowledge, kT0 + kMinute)).state == "acknowledged");
+  CHECK(f.watchdog(kT0 + 31 * kMinute).escalated == 0);  // acknowledged: no escalation
+  CHECK(must(change(id, TicketAction::kResolve, kT0 + 32 * kMinute)).state == "resolved");
+  CHECK(must(change(id, TicketAction::kReopen, kT0 + 33 * kMinute)).state == "open");
+  CHECK(must(change(id, TicketAction::kResolve, kT0 + 34 * kMinute)).state == "resolved");
+  // A day later the alert is a new ticket; the old one cannot come back beside it.
+  f.report(kT0 + 25 * 60 * kMinute, "alert");
+  REQUIRE(f.backend.tickets().size() == 2);
+  auto refused = change(id, TicketAction::kReopen, kT0 + 26 * 60 * kMinute);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == "ticket.state");
+  CHECK(f.backend.tickets().front().state == "resolved");
+  CHECK(f.backend.actions(id) ==
+        std::vector<std::string>{"opened", "acknowledged", "resolved", "reopened", "resolved"});
+}
+
 // The in-memory fake knows no onboarding or certificates: these run on the databases only.
 #define PASS_DATABASES SqliteBackend, PostgresBackend
 
