@@ -83,18 +83,21 @@ class TicketStorage {
   virtual Result<std::optional<TicketRow>> resolvedSince(const std::string& dedupKey,
                                                          std::int64_t sinceMs) = 0;
   virtual Result<std::optional<TicketRow>> ticket(std::int64_t id) = 0;
-  /// Stores `t` as a new open ticket of `dedupKey` and returns its id. Fails when the problem
-  /// already has a live ticket (one live ticket per key is the storage's own rule).
-  virtual Result<std::int64_t> openTicket(const TicketRow& t, const std::string& dedupKey,
-                                          std::optional<std::int64_t> escalateAtMs) = 0;
+  /// Stores `t` as a new open ticket of `dedupKey` and returns its id; nullopt, storing
+  /// nothing, when the problem already has a live ticket: one live ticket per key is the
+  /// database's rule (the unique index tickets_one_live), and another transaction, perhaps
+  /// another home's, may have opened it since this one looked (docs/scale-out.md).
+  virtual Result<std::optional<std::int64_t>> openTicket(
+      const TicketRow& t, const std::string& dedupKey,
+      std::optional<std::int64_t> escalateAtMs) = 0;
   /// Adds `n` occurrences, the latest seen at `seenMs` with `detail`.
   virtual Status countOccurrences(std::int64_t id, std::int64_t n, std::int64_t seenMs,
                                   const std::string& detail) = 0;
   virtual Status markAcknowledged(std::int64_t id, std::string_view who, std::int64_t atMs) = 0;
   virtual Status markResolved(std::int64_t id, std::string_view who, std::int64_t atMs) = 0;
-  /// Opens a resolved ticket again at escalation level 1. Fails when its problem has another
-  /// live ticket.
-  virtual Status markReopened(std::int64_t id, std::optional<std::int64_t> escalateAtMs) = 0;
+  /// Opens a resolved ticket again at escalation level 1. False, changing nothing, when it is
+  /// not resolved (any more) or its problem has another live ticket.
+  virtual Result<bool> markReopened(std::int64_t id, std::optional<std::int64_t> escalateAtMs) = 0;
   /// Puts a ticket under a site ticket (its messages go with the site's).
   virtual Status attachToParent(std::int64_t id, std::int64_t parentId) = 0;
   virtual Status setEscalation(std::int64_t id, std::int64_t level,

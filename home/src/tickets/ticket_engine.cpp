@@ -330,11 +330,13 @@ Result<TicketRow> TicketEngine::change(std::int64_t id, TicketAction action, std
     case TicketAction::kReopen: {
       if (t.state != "resolved") return refuse("only a resolved ticket can be reopened");
       // The storage refuses this when a newer ticket of the same problem is live.
-      if (auto done = reopen(id, t.customer, nowMs); !done) {
+      auto reopened = reopen(id, t.customer, nowMs);
+      if (!reopened) return std::unexpected(reopened.error());
+      if (!*reopened) {
         return fail("ticket.state",
                     fmt::format("ticket #{} cannot be reopened: another ticket of the same "
-                                "problem is open ({})",
-                                id, done.error().message));
+                                "problem is open",
+                                id));
       }
       if (auto done = storage_.appendLog(id, nowMs, who, "reopened", detail); !done) {
         return std::unexpected(done.error());
@@ -351,11 +353,30 @@ Status TicketEngine::raise(TicketRow t, std::string_view who, std::int64_t nowMs
   const std::string key = dedupKey(t.customer, t.site, t.family, t.array, t.problem);
   auto current = storage_.liveTicket(key);
   if (!current) return std::unexpected(current.error());
-  if (*current) {
-    const auto& c = **current;
-    return repeated(c.id, c.count, 1, t.lastSeenMs, t.detail, who, nowMs);
-  }
+  if (*current) return repeatedOnce(**current, t, who, nowMs);
   return raiseNew(std::move(t), key, who, nowMs);
+}
+
+/// One more occurrence `t` of the live ticket `live`.
+Status TicketEngine::repeatedOnce(const TicketRow& live, const TicketRow& t, std::string_view who,
+                                  std::int64_t nowMs) {
+  return repeated(live.id, live.count, 1, t.lastSeenMs, t.detail, who, nowMs);
+}
+
+/// raiseNew() when the storage found the problem's ticket live after all: another transaction,
+/// perhaps another home's, opened or reopened it after this one looked (docs/scale-out.md).
+/// `t` is one more occurrence of that ticket.
+Status TicketEngine::raisedElsewhere(const TicketRow& t, const std::string& key,
+                                     std::string_view who, std::int64_t nowMs) {
+  auto live = storage_.liveTicket(key);
+  if (!live) return std::unexpected(live.error());
+  if (!*live) {
+    return fail("ticket.race",
+                fmt::format("the ticket of {} was opened and resolved again by another "
+                            "transaction while this one opened it; run this one again",
+                            key));
+  }
+  return repeatedOnce(**live, t, who, nowMs);
 }
 
 /// raise() for the alerts of one envelope, in order. Repeats of one live ticket that follow
@@ -417,7 +438,9 @@ Status TicketEngine::raiseNew(TicketRow t, const std::string& key, std::string_v
   if (!resolved) return std::unexpected(resolved.error());
   if (*resolved) {
     const auto& r = **resolved;
-    if (auto done = reopen(r.id, r.customer, nowMs); !done) return done;
+    auto reopened = reopen(r.id, r.customer, nowMs);
+    if (!reopened) return std::unexpected(reopened.error());
+    if (!*reopened) return raisedElsewhere(t, key, who, nowMs);
     if (auto done = storage_.countOccurrences(r.id, 1, t.lastSeenMs, t.detail); !done) {
       return done;
     }
@@ -437,7 +460,8 @@ Status TicketEngine::raiseNew(TicketRow t, const std::string& key, std::string_v
   t.silencedBy = *silence;
   auto id = storage_.openTicket(t, key, escalateAt(t.customer, t.openedMs));
   if (!id) return std::unexpected(id.error());
-  t.id = *id;
+  if (!*id) return raisedElsewhere(t, key, who, nowMs);
+  t.id = **id;
   t.state = "open";
   if (auto done = storage_.appendLog(t.id, nowMs, who, "opened", t.title); !done) return done;
   if (t.silencedBy) {
@@ -472,7 +496,7 @@ Status TicketEngine::resolve(const TicketRow& t, std::string_view who, std::stri
   return notifyFollowUp(*fresh, "resolved", nowMs);
 }
 
-Status TicketEngine::reopen(std::int64_t id, std::string_view customer, std::int64_t nowMs) {
+Result<bool> TicketEngine::reopen(std::int64_t id, std::string_view customer, std::int64_t nowMs) {
   return storage_.markReopened(id, escalateAt(customer, nowMs));
 }
 

@@ -80,9 +80,14 @@ class TicketEngine {
                         std::string_view who, std::int64_t nowMs);
   Status flushRepeats();
   Status raiseNew(TicketRow t, const std::string& key, std::string_view who, std::int64_t nowMs);
+  Status raisedElsewhere(const TicketRow& t, const std::string& key, std::string_view who,
+                         std::int64_t nowMs);
+  Status repeatedOnce(const TicketRow& live, const TicketRow& t, std::string_view who,
+                      std::int64_t nowMs);
   Status repeated(std::int64_t id, std::int64_t before, std::int64_t n, std::int64_t seenMs,
                   const std::string& detail, std::string_view who, std::int64_t nowMs);
-  Status reopen(std::int64_t id, std::string_view customer, std::int64_t nowMs);
+  /// False when the ticket is live again already, or another of its problem is.
+  Result<bool> reopen(std::int64_t id, std::string_view customer, std::int64_t nowMs);
   Result<TicketRow> reread(std::int64_t id);
   Status notifyFirstLine(const TicketRow& t, std::string_view kind, std::int64_t nowMs);
   Status notifyFollowUp(const TicketRow& t, std::string_view kind, std::int64_t nowMs);

@@ -122,20 +122,21 @@ Result<std::optional<TicketRow>> SqliteTicketStorage::ticket(std::int64_t id) {
   return oneTicket(bindAll(**s, id));
 }
 
-Result<std::int64_t> SqliteTicketStorage::openTicket(const TicketRow& t,
-                                                     const std::string& dedupKey,
-                                                     std::optional<std::int64_t> escalateAtMs) {
-  // The unique index tickets_one_live refuses a second live ticket of the same key.
-  auto done =
-      run("INSERT INTO tickets (dedup_key, kind, customer, site, family, array, agent_id, problem, "
-          "title, code, severity, component, urgent, state, count, first_seen_ms, last_seen_ms, "
-          "opened_ms, escalate_at_ms, parent_id, silenced_by, detail) VALUES (?1, ?2, ?3, ?4, ?5, "
-          "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-          dedupKey, t.kind, t.customer, t.site, t.family, t.array, t.agentId, t.problem, t.title,
-          t.code, t.severity, t.component, std::int64_t{t.urgent ? 1 : 0}, t.count, t.firstSeenMs,
-          t.lastSeenMs, t.openedMs, escalateAtMs, t.parentId, t.silencedBy, t.detail);
-  if (!done) return std::unexpected(done.error());
-  return db_.lastInsertRowid();
+Result<std::optional<std::int64_t>> SqliteTicketStorage::openTicket(
+    const TicketRow& t, const std::string& dedupKey, std::optional<std::int64_t> escalateAtMs) {
+  // The unique index tickets_one_live keeps one live ticket per key: a second is not stored.
+  auto s = statement(
+      "INSERT INTO tickets (dedup_key, kind, customer, site, family, array, agent_id, problem, "
+      "title, code, severity, component, urgent, state, count, first_seen_ms, last_seen_ms, "
+      "opened_ms, escalate_at_ms, parent_id, silenced_by, detail) VALUES (?1, ?2, ?3, ?4, ?5, "
+      "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
+      "ON CONFLICT (dedup_key) WHERE state <> 'resolved' DO NOTHING RETURNING id");
+  if (!s) return std::unexpected(s.error());
+  return bindAll(**s, dedupKey, t.kind, t.customer, t.site, t.family, t.array, t.agentId, t.problem,
+                 t.title, t.code, t.severity, t.component, std::int64_t{t.urgent ? 1 : 0}, t.count,
+                 t.firstSeenMs, t.lastSeenMs, t.openedMs, escalateAtMs, t.parentId, t.silencedBy,
+                 t.detail)
+      .firstRow(readInt);
 }
 
 Status SqliteTicketStorage::countOccurrences(std::int64_t id, std::int64_t n, std::int64_t seenMs,
@@ -161,12 +162,16 @@ Status SqliteTicketStorage::markResolved(std::int64_t id, std::string_view who, 
       id, atMs, who);
 }
 
-Status SqliteTicketStorage::markReopened(std::int64_t id,
-                                         std::optional<std::int64_t> escalateAtMs) {
-  return run(
-      "UPDATE tickets SET state = 'open', acked_ms = NULL, acked_by = '', resolved_ms = NULL, "
-      "resolved_by = '', escalation_level = 1, escalate_at_ms = ?2 WHERE id = ?1",
-      id, escalateAtMs);
+Result<bool> SqliteTicketStorage::markReopened(std::int64_t id,
+                                               std::optional<std::int64_t> escalateAtMs) {
+  auto done =
+      run("UPDATE tickets SET state = 'open', acked_ms = NULL, acked_by = '', resolved_ms = NULL, "
+          "resolved_by = '', escalation_level = 1, escalate_at_ms = ?2 WHERE id = ?1 AND state = "
+          "'resolved' AND NOT EXISTS (SELECT 1 FROM tickets live WHERE live.dedup_key = "
+          "tickets.dedup_key AND live.state <> 'resolved')",
+          id, escalateAtMs);
+  if (!done) return std::unexpected(done.error());
+  return db_.changes() == 1;
 }
 
 Status SqliteTicketStorage::attachToParent(std::int64_t id, std::int64_t parentId) {

@@ -33,13 +33,13 @@ class SqliteTicketStorage final : public TicketStorage {
   Result<std::optional<TicketRow>> resolvedSince(const std::string& dedupKey,
                                                  std::int64_t sinceMs) override;
   Result<std::optional<TicketRow>> ticket(std::int64_t id) override;
-  Result<std::int64_t> openTicket(const TicketRow& t, const std::string& dedupKey,
-                                  std::optional<std::int64_t> escalateAtMs) override;
+  Result<std::optional<std::int64_t>> openTicket(const TicketRow& t, const std::string& dedupKey,
+                                                 std::optional<std::int64_t> escalateAtMs) override;
   Status countOccurrences(std::int64_t id, std::int64_t n, std::int64_t seenMs,
                           const std::string& detail) override;
   Status markAcknowledged(std::int64_t id, std::string_view who, std::int64_t atMs) override;
   Status markResolved(std::int64_t id, std::string_view who, std::int64_t atMs) override;
-  Status markReopened(std::int64_t id, std::optional<std::int64_t> escalateAtMs) override;
+  Result<bool> markReopened(std::int64_t id, std::optional<std::int64_t> escalateAtMs) override;
   Status attachToParent(std::int64_t id, std::int64_t parentId) override;
   Status setEscalation(std::int64_t id, std::int64_t level,
                        std::optional<std::int64_t> nextAtMs) override;

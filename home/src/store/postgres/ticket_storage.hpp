@@ -1,0 +1,72 @@
+#pragma once
+// TicketStorage on PostgreSQL (ticket_storage.cpp): the SQL of the ticket rules and the
+// watchdog, on a pass-home connection inside its open transaction (READ COMMITTED: a statement
+// sees what other homes committed before it began, which is how a home that lost the race to
+// open a ticket finds the winner's).
+
+#include "store/postgres/pg.hpp"
+#include "store/ticket_storage.hpp"
+
+namespace pass::home::postgres {
+
+/// Borrows the connection for one transaction; the connection keeps the prepared statements.
+class PostgresTicketStorage final : public TicketStorage {
+ public:
+  explicit PostgresTicketStorage(Connection& db) : db_(db) {}
+
+  Result<std::optional<AgentInfo>> agent(std::string_view agentId) override;
+  Status recordClockSkew(std::string_view agentId, std::int64_t skewMs,
+                         std::string_view warning) override;
+  Result<std::vector<ExpectedArray>> expectedArrays(std::string_view agentId) override;
+  Status markArrayReported(std::string_view agentId, std::string_view family,
+                           std::string_view serial, std::int64_t atMs) override;
+
+  Result<std::optional<TicketRow>> liveTicket(const std::string& dedupKey) override;
+  Result<std::optional<TicketRow>> resolvedSince(const std::string& dedupKey,
+                                                 std::int64_t sinceMs) override;
+  Result<std::optional<TicketRow>> ticket(std::int64_t id) override;
+  Result<std::optional<std::int64_t>> openTicket(const TicketRow& t, const std::string& dedupKey,
+                                                 std::optional<std::int64_t> escalateAtMs) override;
+  Status countOccurrences(std::int64_t id, std::int64_t n, std::int64_t seenMs,
+                          const std::string& detail) override;
+  Status markAcknowledged(std::int64_t id, std::string_view who, std::int64_t atMs) override;
+  Status markResolved(std::int64_t id, std::string_view who, std::int64_t atMs) override;
+  Result<bool> markReopened(std::int64_t id, std::optional<std::int64_t> escalateAtMs) override;
+  Status attachToParent(std::int64_t id, std::int64_t parentId) override;
+  Status setEscalation(std::int64_t id, std::int64_t level,
+                       std::optional<std::int64_t> nextAtMs) override;
+  Result<std::vector<TicketRow>> ticketsDueToEscalate(std::int64_t nowMs) override;
+  Status appendLog(std::int64_t ticketId, std::int64_t atMs, std::string_view who,
+                   std::string_view action, std::string_view detail) override;
+
+  Result<std::optional<std::int64_t>> silenceCovering(const TicketRow& t,
+                                                      std::int64_t nowMs) override;
+
+  Status queueMessage(const OutboxRow& row) override;
+  Result<std::int64_t> messagesSentTo(std::string_view channel, std::string_view target,
+                                      std::int64_t sinceMs) override;
+  Result<std::vector<Recipient>> ticketRecipients(std::int64_t ticketId) override;
+
+  Result<std::int64_t> ticketsOpenedSince(std::string_view customer, std::string_view site,
+                                          std::int64_t sinceMs) override;
+  Result<bool> stormActive(std::string_view customer, std::string_view site) override;
+  Status startStorm(std::string_view customer, std::string_view site, std::int64_t atMs) override;
+  Status extendStorm(std::string_view customer, std::string_view site, std::int64_t atMs) override;
+  Result<std::vector<EndedStorm>> stormsEndedBy(std::int64_t lastBeforeMs) override;
+  Result<std::vector<StormTicket>> stormTickets(std::string_view customer, std::string_view site,
+                                                std::int64_t sinceMs) override;
+  Status endStorm(std::string_view customer, std::string_view site) override;
+
+  Result<std::vector<OverdueAgent>> overdueAgents(std::int64_t nowMs, std::int64_t grace,
+                                                  std::int64_t receivingSinceMs) override;
+  Result<std::int64_t> longestHeartbeatInterval() override;
+  Result<std::int64_t> heartbeatAgentsAt(std::string_view customer, std::string_view site) override;
+  Result<std::vector<SilentSinceOnboarding>> neverReportedAgents(
+      std::int64_t onboardedBeforeMs) override;
+  Result<std::vector<AgentCertificate>> certificatesToReview(std::int64_t expiringByMs) override;
+
+ private:
+  Connection& db_;
+};
+
+}  // namespace pass::home::postgres
