@@ -237,30 +237,11 @@ struct Query {
 }  // namespace
 
 Status parseAdminListen(std::string_view text, AdminApiOptions& options) {
-  auto bad = [&](std::string_view why) {
-    return fail("usage.admin_listen",
-                fmt::format("--admin-listen '{}': {} (expected HOST:PORT, e.g. {} or [::1]:9456, "
-                            "or off)",
-                            text, why, kDefaultAdminListen));
-  };
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return bad("no port");
-  auto host = text.substr(0, colon);
-  auto portText = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  beast::error_code ec;
-  net::ip::make_address(std::string(host), ec);
-  if (host.empty() || ec) return bad("the host is not an IP address");
-  unsigned port = 0;
-  auto [end, perr] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-  if (portText.empty() || perr != std::errc() || end != portText.data() + portText.size() ||
-      port > 65535) {
-    return bad("bad port");
-  }
-  options.host = std::string(host);
-  options.port = static_cast<std::uint16_t>(port);
+  auto address = parseListenAddress(text, "--admin-listen", "usage.admin_listen",
+                                    fmt::format("{} or [::1]:9456, or off", kDefaultAdminListen));
+  if (!address) return std::unexpected(address.error());
+  options.host = std::move(address->host);
+  options.port = address->port;
   return {};
 }
 

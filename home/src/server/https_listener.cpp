@@ -888,4 +888,31 @@ HttpsListenerStats HttpsListener::stats() const {
 
 void HttpsListener::logRefusals() { core_->logRefusals(); }
 
+Result<ListenAddress> parseListenAddress(std::string_view text, std::string_view flag,
+                                         std::string_view code, std::string_view examples) {
+  auto bad = [&](std::string_view why) {
+    return fail(std::string(code), fmt::format("{} '{}': {} (expected HOST:PORT, e.g. {})", flag,
+                                               text, why, examples));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad("no port");
+  auto host = text.substr(0, colon);
+  auto portText = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return bad("no host");
+  boost::system::error_code ec;
+  net::ip::make_address(std::string(host), ec);
+  if (ec) return bad("the host is not an IP address");
+  unsigned port = 0;
+  if (portText.empty() || portText.size() > 5) return bad("bad port");
+  for (char c : portText) {
+    if (c < '0' || c > '9') return bad("bad port");
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) return bad("port above 65535");
+  return ListenAddress{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
 }  // namespace pass::home

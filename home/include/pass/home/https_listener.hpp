@@ -109,6 +109,17 @@ struct RouteMatch {
 RouteMatch matchRoute(const RouteTable& table, std::string_view method, std::string_view target,
                       std::string_view contentType);
 
+/// Where a listener binds, as a `--listen`-style flag gives it: "HOST:PORT" ("[::1]:9455" for
+/// IPv6; HOST an IP address, PORT 0 to 65535).
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+/// Fails with `code`, naming `flag`, what is wrong and `examples` (e.g. "0.0.0.0:9455 or
+/// [::1]:9455").
+Result<ListenAddress> parseListenAddress(std::string_view text, std::string_view flag,
+                                         std::string_view code, std::string_view examples);
+
 struct HttpsListenerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0 = ephemeral
