@@ -39,13 +39,7 @@ constexpr int kOutboxColumns = 12;
 
 Result<std::int64_t> OutboxQueue::enqueueTest(const Recipient& to, std::string_view detail,
                                               std::int64_t nowMs) {
-  notify::Notice n;
-  n.kind = "test";
-  n.problem = "test message from PASS";
-  n.detail = std::string(detail);
-  n.firstSeenMs = nowMs;
-  n.lastSeenMs = nowMs;
-  std::string body = noticeToJson(n).dump();
+  std::string body = testNoticeJson(detail, nowMs);
   auto id = single(db_.exec("queue a test message",
                             "INSERT INTO outbox (created_ms, channel, target, recipient, notice, "
                             "state, not_before_ms) VALUES ($1, $2, $3, $4, $5, 'pending', $1) "
