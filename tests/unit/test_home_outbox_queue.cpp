@@ -1,36 +1,36 @@
-// The outbox queue (home/src/store/outbox_queue.hpp) on SQLite: what a claim returns, who may
-// finish it, and what finishing writes.
+// The outbox queue (home/src/store/outbox_queue.hpp) on SQLite and PostgreSQL: what a claim
+// returns, who may finish it, what finishing writes, and workers claiming at once.
 
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "pass/home/store.hpp"
 #include "store/outbox_queue.hpp"
-#include "test_home_support.hpp"
+#include "test_home_store_backends.hpp"
 
 using namespace pass;
 using namespace pass::home;
-using pass::home::test::TempDir;
+using pass::home::test::openStore;
 
 namespace {
 
 constexpr std::int64_t kT0 = 1'800'000'000'000;
 constexpr std::int64_t kLease = 60'000;
 
-Store openNew(const std::filesystem::path& file) {
-  auto store = Store::open(file, Store::Mode::kCreate);
-  REQUIRE(store.has_value());
-  return std::move(*store);
-}
-
 const Recipient kMia{.name = "Mia", .channel = "email", .target = "mia@acme.example"};
 
 }  // namespace
 
-TEST_CASE("a claim returns the row, its holder and the lease's end") {
-  TempDir dir;
-  Store store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("a claim returns the row, its holder and the lease's end", Backend,
+                   PASS_STORE_BACKENDS) {
+  Backend backend;
+  Store store = openStore(backend);
   OutboxQueue& queue = store.outboxQueue();
   auto id = queue.enqueueTest(kMia, "from the test", kT0);
   REQUIRE(id.has_value());
@@ -51,7 +51,7 @@ TEST_CASE("a claim returns the row, its holder and the lease's end") {
   CHECK(claim->leaseUntilMs == kT0 + 5 + kLease);
 
   // Held until the lease's end, also from another connection; taken over after it.
-  Store other = Store::open(dir / "home.db").value();
+  Store other = openStore(backend);
   CHECK_FALSE(other.outboxQueue().claim("w2", claim->leaseUntilMs, kLease).value().has_value());
   auto taken = other.outboxQueue().claim("w2", claim->leaseUntilMs + 1, kLease).value();
   REQUIRE(taken.has_value());
@@ -76,9 +76,10 @@ TEST_CASE("a claim returns the row, its holder and the lease's end") {
   CHECK_FALSE(queue.nextDue().value().has_value());
 }
 
-TEST_CASE("finishing: a retry is due again at its time, a permanent failure never") {
-  TempDir dir;
-  Store store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("finishing: a retry is due again at its time, a permanent failure never",
+                   Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  Store store = openStore(backend);
   OutboxQueue& queue = store.outboxQueue();
   auto first = queue.enqueueTest(kMia, "one", kT0).value();
   auto second = queue.enqueueTest(kMia, "two", kT0 + 1).value();
@@ -106,4 +107,62 @@ TEST_CASE("finishing: a retry is due again at its time, a permanent failure neve
   CHECK(rows[1].state == "failed");
   CHECK(rows[1].lastError == "550 no such user");
   CHECK(queue.rows(std::int64_t{1234}).value().empty());  // of one ticket: none
+}
+
+TEST_CASE_TEMPLATE("two workers claiming at once never get the same row", Backend,
+                   PASS_STORE_BACKENDS) {
+  Backend backend;
+  constexpr int kRows = 40;
+  {
+    Store store = openStore(backend);
+    for (int i = 0; i < kRows; ++i) REQUIRE(store.outboxQueue().enqueueTest(kMia, "x", kT0 + i));
+  }
+  // Each worker on its own connection (a home of its own) claims until nothing is due.
+  auto work = [&](std::string worker, std::vector<std::int64_t>& got, std::string& error) {
+    Store store = openStore(backend);
+    while (true) {
+      auto claim = store.outboxQueue().claim(worker, kT0 + kRows, kLease);
+      if (!claim) {
+        error = claim.error().message;
+        return;
+      }
+      if (!*claim) return;
+      got.push_back((*claim)->row.id);
+    }
+  };
+  std::vector<std::int64_t> one, two;
+  std::string errorOne, errorTwo;
+  std::thread a(work, "w1", std::ref(one), std::ref(errorOne));
+  std::thread b(work, "w2", std::ref(two), std::ref(errorTwo));
+  a.join();
+  b.join();
+  CHECK(errorOne.empty());
+  CHECK(errorTwo.empty());
+  std::set<std::int64_t> all(one.begin(), one.end());
+  all.insert(two.begin(), two.end());
+  CHECK(all.size() == one.size() + two.size());  // no row twice
+  CHECK(std::ssize(all) == kRows);               // and none left out
+}
+
+TEST_CASE_TEMPLATE("a claim whose lease ran out goes to another worker, who alone finishes it",
+                   Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  Store one = openStore(backend);
+  Store two = openStore(backend);
+  auto id = one.outboxQueue().enqueueTest(kMia, "x", kT0).value();
+  auto first = one.outboxQueue().claim("home-1", kT0, kLease).value();
+  REQUIRE(first.has_value());
+  // Within the lease the row is home-1's; once it has run out (home-1 died), home-2 takes it.
+  CHECK_FALSE(two.outboxQueue().claim("home-2", kT0 + kLease, kLease).value().has_value());
+  auto second = two.outboxQueue().claim("home-2", kT0 + kLease + 1, kLease).value();
+  REQUIRE(second.has_value());
+  CHECK(second->row.id == id);
+  CHECK(second->row.notice == first->row.notice);  // the same message, sent again
+  CHECK(one.outboxQueue()
+            .finish(id, "home-1", notify::Outcome::kSent, "250 ok", kT0 + kLease + 2, 0)
+            .error()
+            .code == "outbox.claim");
+  REQUIRE(two.outboxQueue().finish(id, "home-2", notify::Outcome::kSent, "250 ok", kT0 + kLease + 3,
+                                   0));
+  CHECK(one.outbox(std::nullopt).value().at(0).state == "sent");
 }

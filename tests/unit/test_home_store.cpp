@@ -1,4 +1,6 @@
-// The home's SQLite store: migrations, group commit and revocation across connections.
+// The home's store: envelopes, events, heartbeats and agents on both backends (SQLite and
+// PostgreSQL); SQLite's migrations and two-level key; group commit; revocation across
+// connections.
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -14,10 +16,11 @@
 #include "pass/home/log.hpp"
 #include "pass/home/revoked_agents.hpp"
 #include "pass/home/store.hpp"
-#include "test_home_support.hpp"
+#include "test_home_store_backends.hpp"
 
 using namespace pass;
 using namespace pass::home;
+using pass::home::test::openStore;
 using pass::home::test::sampleAgent;
 using pass::home::test::sampleRecord;
 using pass::home::test::TempDir;
@@ -105,9 +108,10 @@ TEST_CASE("a missing database or one from a newer pass-home is refused") {
   CHECK(newer.error().code == "store.version");
 }
 
-TEST_CASE("a commit stores each (agent, seq) once, within one batch and across batches") {
-  TempDir dir;
-  auto store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("a commit stores each (agent, seq) once, within one batch and across batches",
+                   Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto store = openStore(backend);
   REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
   REQUIRE(store.addAgent(sampleAgent(kAgentB)).has_value());
 
@@ -124,12 +128,15 @@ TEST_CASE("a commit stores each (agent, seq) once, within one batch and across b
   CHECK(stored[2].seq == 3);
   CHECK(store.envelopes(std::nullopt).value().size() == 4);
 
-  RawDb raw(dir / "home.db");
   // Two events per new envelope; the duplicates added none.
-  CHECK(raw.count("SELECT count(*) FROM events") == 8);
-  CHECK(raw.count(fmt::format("SELECT count(*) FROM events WHERE agent_id = '{}' AND seq = 1",
-                              kAgentA)) == 2);
-  CHECK(raw.count("SELECT count(*) FROM events WHERE code = '307081' AND severity = 'acute'") == 4);
+  auto events = store.events(std::nullopt).value();
+  CHECK(events.size() == 8);
+  CHECK(std::count_if(events.begin(), events.end(), [](const StoredEvent& e) {
+          return e.agentId == kAgentA && e.seq == 1;
+        }) == 2);
+  CHECK(std::count_if(events.begin(), events.end(), [](const StoredEvent& e) {
+          return e.event.code == "307081" && e.event.severity == "acute";
+        }) == 4);
 
   auto agents = store.agents().value();
   REQUIRE(agents.size() == 2);
@@ -137,6 +144,50 @@ TEST_CASE("a commit stores each (agent, seq) once, within one batch and across b
   CHECK(a.lastSeq == 3);
   CHECK(a.envelopes == 3);
   CHECK(a.lastEnvelopeMs.has_value());
+}
+
+TEST_CASE_TEMPLATE("two connections committing the same (agent, seq) at once store it once",
+                   Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  {
+    auto store = openStore(backend);
+    REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
+  }
+  // Two homes receive the same spooled envelopes (an agent that timed out on one and sent them
+  // again to the other): every (agent, seq) is accepted by exactly one of them.
+  constexpr std::uint64_t kEnvelopes = 50;
+  std::vector<EnvelopeRecord> records;
+  for (std::uint64_t seq = 1; seq <= kEnvelopes; ++seq)
+    records.push_back(sampleRecord(kAgentA, seq));
+  auto home = [&](std::vector<CommitResult>& results, std::string& error) {
+    auto store = openStore(backend);
+    for (const auto& r : records) {
+      const EnvelopeRecord* batch[] = {&r};
+      auto done = store.commit(batch);
+      if (!done) {
+        error = done.error().message;
+        return;
+      }
+      results.push_back(done->at(0));
+    }
+  };
+  std::vector<CommitResult> one, two;
+  std::string errorOne, errorTwo;
+  std::thread a(home, std::ref(one), std::ref(errorOne));
+  std::thread b(home, std::ref(two), std::ref(errorTwo));
+  a.join();
+  b.join();
+  REQUIRE(errorOne.empty());
+  REQUIRE(errorTwo.empty());
+  REQUIRE(one.size() == kEnvelopes);
+  REQUIRE(two.size() == kEnvelopes);
+  for (std::size_t i = 0; i < kEnvelopes; ++i) {
+    CHECK((one[i] == CommitResult::kAccepted) != (two[i] == CommitResult::kAccepted));
+  }
+  auto store = openStore(backend);
+  CHECK(store.envelopes(std::nullopt).value().size() == kEnvelopes);
+  CHECK(store.events(std::nullopt).value().size() == 2 * kEnvelopes);
+  CHECK(store.agents().value().at(0).lastSeq == std::int64_t{kEnvelopes});
 }
 
 TEST_CASE("the envelopes key stays exact across a merge of its recent level") {
@@ -257,9 +308,10 @@ TEST_CASE("a database from before the two-level key is migrated with its envelop
   CHECK(raw.count("SELECT count(*) FROM envelopes WHERE id > 2") == 1);
 }
 
-TEST_CASE("an event already stored under its family, array and id is a repeat") {
-  TempDir dir;
-  auto store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("an event already stored under its family, array and id is a repeat", Backend,
+                   PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto store = openStore(backend);
   REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
   REQUIRE(store.addAgent(sampleAgent(kAgentB)).has_value());
   auto withIds = [](const char* agent, std::uint64_t seq, std::vector<const char*> ids) {
@@ -280,17 +332,23 @@ TEST_CASE("an event already stored under its family, array and id is a repeat") 
   auto noId = sampleRecord(kAgentA, 3);  // events without an id are never merged
   commitAll(store, {noId, sampleRecord(kAgentA, 4)});
 
-  RawDb raw(dir / "home.db");
-  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id IS NOT NULL") == 3);
-  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id = 'b'") == 1);
-  CHECK(raw.count("SELECT count(*) FROM events WHERE event_id IS NULL") ==
-        2 * static_cast<std::int64_t>(noId.events.size()));
-  CHECK(raw.count("SELECT seq FROM events WHERE event_id = 'c'") == 2);
+  auto events = store.events(std::nullopt).value();
+  auto withId = [&](std::optional<std::string> id) {
+    return std::count_if(events.begin(), events.end(),
+                         [&](const StoredEvent& e) { return e.event.id == id; });
+  };
+  CHECK(withId("a") + withId("b") + withId("c") == 3);
+  CHECK(withId("b") == 1);
+  CHECK(withId(std::nullopt) == 2 * std::ssize(noId.events));
+  auto c = std::find_if(events.begin(), events.end(),
+                        [](const StoredEvent& e) { return e.event.id == "c"; });
+  REQUIRE(c != events.end());
+  CHECK(c->seq == 2);
 }
 
-TEST_CASE("heartbeats move the due time forward only") {
-  TempDir dir;
-  auto store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("heartbeats move the due time forward only", Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto store = openStore(backend);
   REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
   auto hb = [](std::uint64_t seq, std::int64_t createdMs, std::int64_t dueMs) {
     auto r = sampleRecord(kAgentA, seq, "heartbeat", 0);
@@ -304,8 +362,7 @@ TEST_CASE("heartbeats move the due time forward only") {
   CHECK(agent.lastHeartbeatMs == 2000);
   CHECK(agent.nextHeartbeatDueMs == 9000);
   CHECK(agent.lastSeq == 5);
-  RawDb raw(dir / "home.db");
-  CHECK(raw.count("SELECT count(*) FROM heartbeats") == 2);
+  CHECK(store.envelopes(std::nullopt).value().size() == 2);
 }
 
 TEST_CASE("the group committer groups concurrent jobs and answers each after COMMIT") {
@@ -448,11 +505,77 @@ TEST_CASE("the agent directory re-reads a changed sign key") {
   CHECK(directory.find(kAgentA).value()->signKey.rawPublic() == replacement);
 }
 
-TEST_CASE("enrolling the same agent id twice is refused") {
-  TempDir dir;
-  auto store = openNew(dir / "home.db");
+TEST_CASE_TEMPLATE("enrolling the same agent id twice is refused", Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto store = openStore(backend);
   REQUIRE(store.addAgent(sampleAgent(kAgentA)).has_value());
   auto again = store.addAgent(sampleAgent(kAgentA));
   REQUIRE_FALSE(again.has_value());
   CHECK(again.error().code == "agent_exists");
+}
+
+TEST_CASE_TEMPLATE(
+    "agents: a revocation, a renewal and expected arrays, seen by another connection", Backend,
+    PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto admin = openStore(backend);
+  auto reader = openStore(backend);
+  REQUIRE(admin.addAgent(sampleAgent(kAgentA)).has_value());
+  REQUIRE(admin.addAgent(sampleAgent(kAgentB)).has_value());
+
+  REQUIRE(admin.revokeAgent(kAgentB, 1234).has_value());
+  REQUIRE(admin.revokeAgent(kAgentB, 9999).has_value());  // the first time stays
+  CHECK(reader.agentAuth(kAgentB).value()->revokedMs == 1234);
+  CHECK(reader.revokedAgents().value() == std::vector<std::string>{kAgentB});
+  CHECK(admin.revokeAgent("00000000-0000-4000-8000-000000000000", 1).error().code ==
+        "unknown_agent");
+  CHECK_FALSE(reader.agentAuth("00000000-0000-4000-8000-000000000000").value().has_value());
+
+  CertificateRenewal renewal{.agentId = kAgentA,
+                             .requesterSerial = "0abc",
+                             .newSerial = "0def",
+                             .expiresMs = 5000,
+                             .nowMs = 1000,
+                             .graceMs = 100};
+  REQUIRE(admin.renewCertificate(renewal).has_value());
+  auto auth = reader.agentAuth(kAgentA).value().value();
+  CHECK(auth.certSerial == "0def");
+  CHECK(auth.previousCertSerial == "0abc");
+  CHECK(auth.previousCertUntilMs == 1100);
+  renewal.requesterSerial = "0bad";
+  CHECK(admin.renewCertificate(renewal).error().code == "certificate_mismatch");
+
+  std::vector<ExpectedArray> arrays{{.family = "hitachi_svp", .serial = "470849"},
+                                    {.family = "hpe_3par", .serial = "4UW0001"}};
+  REQUIRE(admin.setExpectedArrays(kAgentA, arrays, 100).has_value());
+  arrays.erase(arrays.begin());
+  arrays.push_back({.family = "nimble", .serial = "AF-1"});
+  REQUIRE(admin.setExpectedArrays(kAgentA, arrays, 200).has_value());
+  auto expected = reader.expectedArrays(kAgentA).value();
+  REQUIRE(expected.size() == 2);
+  CHECK(expected[0].serial == "4UW0001");
+  CHECK(expected[0].sinceMs == 100);  // kept, with its date
+  CHECK(expected[1].serial == "AF-1");
+  CHECK(expected[1].sinceMs == 200);
+  CHECK(admin.setExpectedArrays("00000000-0000-4000-8000-000000000000", arrays, 1).error().code ==
+        "unknown_agent");
+}
+
+TEST_CASE_TEMPLATE("silences: added, listed and removed once", Backend, PASS_STORE_BACKENDS) {
+  Backend backend;
+  auto store = openStore(backend);
+  SilenceRow silence{.customer = "Acme",
+                     .array = "470849",
+                     .startsMs = 100,
+                     .endsMs = 200,
+                     .author = "mia",
+                     .reason = "maintenance",
+                     .createdMs = 50};
+  auto id = store.addSilence(silence).value();
+  CHECK(store.silences(150, false).value().at(0).id == id);
+  CHECK(store.silences(200, false).value().empty());  // ended
+  REQUIRE(store.removeSilence(id, "mia", 160).has_value());
+  CHECK(store.silences(150, false).value().empty());
+  CHECK(store.silences(150, true).value().at(0).removedBy == "mia");
+  CHECK(store.removeSilence(id, "mia", 170).error().code == "silence.unknown");
 }

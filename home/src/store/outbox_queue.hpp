@@ -24,6 +24,17 @@ struct OutboxClaim {
   std::int64_t leaseUntilMs = 0;
 };
 
+/// The notice of a test message (OutboxQueue::enqueueTest), as the outbox stores it.
+inline std::string testNoticeJson(std::string_view detail, std::int64_t nowMs) {
+  notify::Notice n;
+  n.kind = "test";
+  n.problem = "test message from PASS";
+  n.detail = std::string(detail);
+  n.firstSeenMs = nowMs;
+  n.lastSeenMs = nowMs;
+  return noticeToJson(n).dump();
+}
+
 /// Each call is atomic on its own (one statement, or one transaction), so that any number of
 /// workers — threads, processes, homes on one database — share the queue without a lock in
 /// memory: a backend claims with one conditional UPDATE (SQLite) or with

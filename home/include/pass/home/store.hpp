@@ -1,7 +1,8 @@
 #pragma once
-/// The home's SQLite store (home.db, WAL, synchronous=FULL). Schema changes are numbered
-/// migrations (home/src/store/sqlite/migrations/NNNN_<name>.sql, compiled in) tracked in
-/// PRAGMA user_version. One Store is one connection: use it from one thread at a time.
+/// The home's store, on SQLite (home.db, WAL, synchronous=FULL; schema version in PRAGMA
+/// user_version) or on PostgreSQL (shared by several homes; schema version in schema_version).
+/// Schema changes are numbered migrations per backend (home/src/store/<backend>/migrations/
+/// NNNN_<name>.sql, compiled in). One Store is one connection: use it from one thread at a time.
 
 #include <cstdint>
 #include <filesystem>
@@ -151,13 +152,25 @@ struct StoredEvent {
 
 enum class CommitResult { kAccepted, kDuplicate };
 
+/// Where the database is: an SQLite file, or a PostgreSQL server (docs/scale-out.md).
+struct StoreLocation {
+  std::filesystem::path sqliteFile{};
+  /// postgresql://user@host:port/database; the password never in it.
+  std::string postgresUrl{};
+  /// The password's file (its first line); empty: none (trust, peer, or ~/.pgpass).
+  std::filesystem::path passwordFile{};
+};
+
 class Store {
  public:
   enum class Mode { kOpenExisting, kCreate };
 
-  /// Opens (or creates) the database and migrates it to kSchemaVersion. Fails with
-  /// "not_initialized" when kOpenExisting finds no file, "store" on SQLite errors and
-  /// "store.version" when the file was written by a newer pass-home.
+  /// Opens (or creates) the database and migrates it to its backend's latest schema version.
+  /// Fails with "not_initialized" when kOpenExisting finds no SQLite file, "store" on database
+  /// errors, "store.connect" when PostgreSQL is not reachable, and "store.version" when the
+  /// database was written by a newer pass-home.
+  static Result<Store> open(const StoreLocation& where, Mode mode = Mode::kOpenExisting);
+  /// The SQLite file `file`.
   static Result<Store> open(const std::filesystem::path& file, Mode mode = Mode::kOpenExisting);
 
   Store(Store&&) noexcept;
@@ -194,9 +207,10 @@ class Store {
   /// Stored events in arrival order, optionally of one array (serial).
   Result<std::vector<StoredEvent>> events(const std::optional<std::string>& array);
 
-  /// Stores a batch in one transaction (BEGIN IMMEDIATE ... COMMIT). A record whose
-  /// (agent, seq) is already stored — also earlier in the same batch — is a duplicate and
-  /// changes nothing. Results are in batch order. On error nothing of the batch is stored.
+  /// Stores a batch in one transaction, answered after its COMMIT. A record whose
+  /// (agent, seq) is already stored — also earlier in the same batch, or by another home on
+  /// the same PostgreSQL database — is a duplicate and changes nothing. Results are in batch
+  /// order. On error nothing of the batch is stored.
   Result<std::vector<CommitResult>> commit(std::span<const EnvelopeRecord* const> batch);
 
   // --- tickets, notifications, silences (docs/tickets.md) ----------------------------------
@@ -236,8 +250,7 @@ class Store {
   /// claims and finishes its rows there.
   OutboxQueue& outboxQueue();
 
-  /// The implementation (home/src/store/store_impl.hpp), named here so that the files that
-  /// implement Store can share it.
+  /// A backend (home/src/store/store_impl.hpp).
   struct Impl;
 
  private:

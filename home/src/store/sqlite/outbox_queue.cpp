@@ -36,17 +36,11 @@ constexpr int kOutboxColumns = 12;
 
 Result<std::int64_t> OutboxQueue::enqueueTest(const Recipient& to, std::string_view detail,
                                               std::int64_t nowMs) {
-  notify::Notice n;
-  n.kind = "test";
-  n.problem = "test message from PASS";
-  n.detail = std::string(detail);
-  n.firstSeenMs = nowMs;
-  n.lastSeenMs = nowMs;
   auto s = db_.prepare(
       "INSERT INTO outbox (created_ms, channel, target, recipient, notice, state, not_before_ms) "
       "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?1)");
   if (!s) return std::unexpected(s.error());
-  std::string body = noticeToJson(n).dump();
+  std::string body = testNoticeJson(detail, nowMs);
   s->bind(1, nowMs).bind(2, to.channel).bind(3, to.target).bind(4, to.name).bind(5, body);
   if (auto done = s->run(); !done) return std::unexpected(done.error());
   ++enqueued_;
