@@ -57,7 +57,8 @@ mapfile -t defines < <(for h in "${all[@]}"; do listed flags "$h"; done | grep -
   sort -u)
 cxx=(clang++-16 -std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L
   -Wno-builtin-macro-redefined -g -O1 -fno-sanitize-recover=undefined)
-if command -v ccache >/dev/null; then cxx=(ccache "${cxx[@]}"); fi
+use_ccache
+if [ ${#ccache_cmake[@]} -gt 0 ]; then cxx=(ccache "${cxx[@]}"); fi
 cflags=(-Ilibpass/include -Ilibpass/src -DPASS_VERSION='"fuzz"' "${defines[@]}"
   -fsanitize=fuzzer-no-link,address,undefined)
 obj="$out/obj"

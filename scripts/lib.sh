@@ -18,6 +18,11 @@
 #                           for ROOT's companions (its .deb archives)
 #   package_debs DIR WORK   sets $agent_deb and $home_deb to the .debs in DIR or, DIR empty, to
 #                           those installer/debian/build.sh builds into WORK/debs ($debs: the folder)
+# Compiling:
+#   use_ccache              when ccache is installed: exports its settings for a cache in
+#                           $pass_cache/ccache keyed by paths relative to the clone (so a fresh
+#                           clone elsewhere hits what the last one compiled) and sets the array
+#                           $ccache_cmake to CMake's launcher options; else leaves it empty
 # Progress and results, all on stderr, each line led by "$PASS_LOG: " when PASS_LOG is set:
 #   step WHAT               "== WHAT", after the time the previous step took
 #   ok WHAT / bad WHAT      a check passed / failed (counted in $passed / $failed)
@@ -33,6 +38,14 @@ started=$(date +%s%N)
 step_started=$started
 passed=0
 failed=0
+
+ccache_cmake=()
+use_ccache() {
+  command -v ccache >/dev/null || return 0
+  export CCACHE_DIR="$pass_cache/ccache" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+  export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-10G}"
+  ccache_cmake=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+}
 
 say() { echo "${PASS_LOG:+$PASS_LOG: }$*" >&2; }
 

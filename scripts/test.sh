@@ -16,7 +16,10 @@ PASS_LOG="test ($preset)"
 step "install what is missing"
 ./scripts/install-deps.sh
 step "configure and build"
-cmake --preset "$preset"
+# The compiler cache lives in ~/.cache/pass like the Windows dependencies: a run in a fresh
+# clone compiles only what changed since the last run on the machine (docs/performance.md).
+use_ccache
+cmake --preset "$preset" "${ccache_cmake[@]}"
 cmake --build --preset "$preset"
 step "ctest"
 ctest --preset "$preset"
