@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "pass/home/https_listener.hpp"
 #include "pass/home/outbox_worker.hpp"
