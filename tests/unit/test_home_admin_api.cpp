@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <mutex>
+#include <tuple>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -528,4 +531,48 @@ TEST_CASE("every endpoint takes a query string after its path, and an encoded pa
   CHECK(home.ticket(2).state == "acknowledged");
   CHECK(home.send(http::verb::get, home.ackPath(1) + "?utm_source=mail").status == 200);
   CHECK(home.call(http::verb::get, "/v1/silences?all=1").status == 200);
+}
+
+TEST_CASE("refused requests are logged as admin_request too, a link's token cut") {
+  TempDir dir;
+  std::mutex mutex;
+  std::vector<Json> lines;
+  Logger log(LogLevel::kInfo, [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    lines.push_back(Json::parse(line));
+  });
+  AdminApiOptions o;
+  o.state = dir.path();
+  o.port = 0;
+  o.policy = Policy::make(HomeConfig{}, Bytes(32, 1));
+  {
+    auto api = createAdminListener(o, log);
+    REQUIRE_MESSAGE(api.has_value(), pass::test::errorText(api));
+    REQUIRE((*api)->start().has_value());
+    auto send = [&](http::verb method, const std::string& target) {
+      net::io_context io;
+      tcp::socket socket(io);
+      socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), (*api)->port()));
+      http::request<http::string_body> req{method, target, 11};
+      req.set(http::field::host, "127.0.0.1");
+      req.keep_alive(false);
+      http::write(socket, req);
+      beast::flat_buffer buffer;
+      http::response<http::string_body> res;
+      http::read(socket, buffer, res);
+      return res.result_int();
+    };
+    CHECK(send(http::verb::get, "/v1/nothing?x=1") == 404);
+    CHECK(send(http::verb::put, "/v1/ack/1/1800000000/secret") == 405);
+    CHECK(send(http::verb::get, "/v1/tickets") == 401);
+  }  // stopped: every line is written
+  std::vector<std::tuple<std::string, std::string, unsigned>> requests;
+  for (const auto& line : lines) {
+    if (line.value("event", "") != "admin_request") continue;
+    requests.emplace_back(line["method"], line["path"], line["status"]);
+  }
+  CHECK(requests ==
+        std::vector<std::tuple<std::string, std::string, unsigned>>{{"GET", "/v1/nothing", 404},
+                                                                    {"PUT", "/v1/ack/1/...", 405},
+                                                                    {"GET", "/v1/tickets", 401}});
 }
