@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <mutex>
+#include <tuple>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -72,7 +75,7 @@ class AdminHome {
     options.portFile = dir_ / "admin.port";
     options.policy = policy_;
     options.now = [] { return kT0 + kHour; };
-    auto api = AdminApi::create(options, log_);
+    auto api = createAdminListener(options, log_);
     REQUIRE_MESSAGE(api.has_value(), pass::test::errorText(api));
     api_ = std::move(*api);
     REQUIRE(api_->start().has_value());
@@ -83,7 +86,7 @@ class AdminHome {
 
   fs::path state() const { return dir_.path(); }
   const std::string& token() const { return token_; }
-  AdminApi& api() { return *api_; }
+  HttpsListener& api() { return *api_; }
   const Policy& policy() const { return *policy_; }
 
   // The path of a ticket's acknowledgement link, as the messages carry it, issued at `issuedMs`
@@ -166,7 +169,7 @@ class AdminHome {
   TempDir dir_;
   Logger log_;
   std::shared_ptr<const Policy> policy_;
-  std::unique_ptr<AdminApi> api_;
+  std::unique_ptr<HttpsListener> api_;
   std::string token_;
 };
 
@@ -220,7 +223,7 @@ TEST_CASE("a non-loopback admin address needs the server certificate") {
   o.host = "0.0.0.0";
   o.port = 0;
   o.policy = policy;
-  auto api = AdminApi::create(o, log);
+  auto api = createAdminListener(o, log);
   REQUIRE_FALSE(api.has_value());
   CHECK(api.error().code == "tls");
   CHECK(api.error().message.find("server.crt") != std::string::npos);
@@ -465,4 +468,111 @@ TEST_CASE("ack-link-valid-seconds: a link works for exactly that long") {
   auto late = home.send(http::verb::get, home.ackPath(1, kT0 + kHour - 90'000));
   CHECK(late.status == 410);
   CHECK(late.body.find("links work for 90 seconds") != std::string::npos);
+}
+
+TEST_CASE("the route table: an unknown path is 404, a wrong method 405 naming the right ones") {
+  AdminHome home;
+  // Answered by the table before the token is looked at: with it or without.
+  for (auto auth :
+       std::vector<std::optional<std::string>>{std::nullopt, "Bearer " + home.token()}) {
+    CAPTURE(auth.value_or("(none)"));
+    for (const char* path : {"/", "/v1", "/v1/", "/v1/nothing", "/v2/tickets", "/v1/tickets/1/x",
+                             "/v1/tickets/1/ack/2", "/v1/notify-test/1", "/v1/ticketsX"}) {
+      CAPTURE(path);
+      auto a = home.send(http::verb::get, path, "", auth);
+      CHECK(a.status == 404);
+      CHECK(a.json()["error"] == "not_found");
+      CHECK(a.headers[http::field::cache_control] == "no-store");
+    }
+    struct Wrong {
+      http::verb method;
+      const char* path;
+      const char* allow;
+    };
+    for (auto [method, path, allow] : {Wrong{http::verb::post, "/v1/tickets", "GET"},
+                                       Wrong{http::verb::delete_, "/v1/tickets/1?all=1", "GET"},
+                                       Wrong{http::verb::get, "/v1/tickets/1/ack", "POST"},
+                                       Wrong{http::verb::put, "/v1/tickets/1/resolve", "POST"},
+                                       Wrong{http::verb::get, "/v1/tickets/1/reopen", "POST"},
+                                       Wrong{http::verb::delete_, "/v1/silences", "GET, POST"},
+                                       Wrong{http::verb::get, "/v1/silences/1", "DELETE"},
+                                       Wrong{http::verb::get, "/v1/notify-test", "POST"}}) {
+      CAPTURE(path);
+      auto a = home.send(method, path, "", auth);
+      CHECK(a.status == 405);
+      CHECK(a.headers[http::field::allow] == allow);
+      CHECK(a.json()["error"] == "method");
+      CHECK(a.json()["detail"] == fmt::format("use {}", allow));
+    }
+  }
+  // A link answers as a link: the page of a wrong one, with the methods it takes.
+  auto put = home.send(http::verb::put, home.ackPath(1));
+  CHECK(put.status == 405);
+  CHECK(put.headers[http::field::allow] == "GET, POST");
+  CHECK(put.headers[http::field::content_type].starts_with("text/html"));
+  CHECK(put.body.find("not valid") != std::string::npos);
+  // So does a path under /v1/ack/ of another shape, with or without the token.
+  auto wrong = home.send(http::verb::get, "/v1/ack/x/y");
+  for (const char* path : {"/v1/ack/", "/v1/ack/1", "/v1/ack/1/2/3/4"}) {
+    CAPTURE(path);
+    auto a = home.send(http::verb::get, path);
+    CHECK(a.status == 404);
+    CHECK(a.body == wrong.body);
+    CHECK(home.call(http::verb::post, path).body == wrong.body);
+  }
+  CHECK(home.ticket(1).state == "open");
+}
+
+TEST_CASE("every endpoint takes a query string after its path, and an encoded path") {
+  AdminHome home;
+  CHECK(home.call(http::verb::get, "/v1/tickets/1?x=1").json()["id"] == 1);
+  CHECK(home.call(http::verb::get, "/v1/tickets/%31").json()["id"] == 1);
+  CHECK(home.call(http::verb::post, "/v1/tickets/2/ack?x=1", R"({"by":"al"})").status == 200);
+  CHECK(home.ticket(2).state == "acknowledged");
+  CHECK(home.send(http::verb::get, home.ackPath(1) + "?utm_source=mail").status == 200);
+  CHECK(home.call(http::verb::get, "/v1/silences?all=1").status == 200);
+}
+
+TEST_CASE("refused requests are logged as admin_request too, a link's token cut") {
+  TempDir dir;
+  std::mutex mutex;
+  std::vector<Json> lines;
+  Logger log(LogLevel::kInfo, [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    lines.push_back(Json::parse(line));
+  });
+  AdminApiOptions o;
+  o.state = dir.path();
+  o.port = 0;
+  o.policy = Policy::make(HomeConfig{}, Bytes(32, 1));
+  {
+    auto api = createAdminListener(o, log);
+    REQUIRE_MESSAGE(api.has_value(), pass::test::errorText(api));
+    REQUIRE((*api)->start().has_value());
+    auto send = [&](http::verb method, const std::string& target) {
+      net::io_context io;
+      tcp::socket socket(io);
+      socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), (*api)->port()));
+      http::request<http::string_body> req{method, target, 11};
+      req.set(http::field::host, "127.0.0.1");
+      req.keep_alive(false);
+      http::write(socket, req);
+      beast::flat_buffer buffer;
+      http::response<http::string_body> res;
+      http::read(socket, buffer, res);
+      return res.result_int();
+    };
+    CHECK(send(http::verb::get, "/v1/nothing?x=1") == 404);
+    CHECK(send(http::verb::put, "/v1/ack/1/1800000000/secret") == 405);
+    CHECK(send(http::verb::get, "/v1/tickets") == 401);
+  }  // stopped: every line is written
+  std::vector<std::tuple<std::string, std::string, unsigned>> requests;
+  for (const auto& line : lines) {
+    if (line.value("event", "") != "admin_request") continue;
+    requests.emplace_back(line["method"], line["path"], line["status"]);
+  }
+  CHECK(requests ==
+        std::vector<std::tuple<std::string, std::string, unsigned>>{{"GET", "/v1/nothing", 404},
+                                                                    {"PUT", "/v1/ack/1/...", 405},
+                                                                    {"GET", "/v1/tickets", 401}});
 }

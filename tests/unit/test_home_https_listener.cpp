@@ -165,6 +165,40 @@ TEST_CASE("matchRoute: path, then method, then media type") {
   CHECK(matchRoute(table, "GET", "/v1/things/7", "").refusal->kind == Kind::kMethodNotAllowed);
 }
 
+TEST_CASE("matchRoute: \"*\" stands for one segment, a query fits only a route that takes one") {
+  auto route = [](std::string method, std::string path, bool query) {
+    return Route{.method = std::move(method),
+                 .path = std::move(path),
+                 .prefix = false,
+                 .mediaType = "",
+                 .maxBody = 0,
+                 .handler = text(""),
+                 .query = query};
+  };
+  RouteTable table;
+  table.routes = {route("GET", "/v1/items/*", true), route("POST", "/v1/items/*/close", true),
+                  route("GET", "/v1/plain/*", false)};
+  auto pathOf = [&](std::string_view method, std::string_view target) -> std::string {
+    auto match = matchRoute(table, method, target, "");
+    return match.route ? match.route->path : "refused";
+  };
+  CHECK(pathOf("GET", "/v1/items/7") == "/v1/items/*");
+  CHECK(pathOf("GET", "/v1/items/") == "/v1/items/*");  // an empty segment is one too
+  CHECK(pathOf("GET", "/v1/items/7?all=1") == "/v1/items/*");
+  CHECK(pathOf("POST", "/v1/items/7/close") == "/v1/items/*/close");
+  CHECK(pathOf("POST", "/v1/items/7/close?now=1") == "/v1/items/*/close");
+  CHECK(pathOf("GET", "/v1/items") == "refused");
+  CHECK(pathOf("GET", "/v1/items/7/8") == "refused");
+  CHECK(pathOf("GET", "/v1/itemsX/7") == "refused");
+  CHECK(pathOf("GET", "/v1/plain/7") == "/v1/plain/*");
+  CHECK(pathOf("GET", "/v1/plain/7?x=1") == "refused");
+  auto wrongMethod = matchRoute(table, "GET", "/v1/items/7/close", "");
+  REQUIRE(wrongMethod.refusal.has_value());
+  CHECK(wrongMethod.refusal->kind == Kind::kMethodNotAllowed);
+  CHECK(wrongMethod.refusal->allow == "POST");
+  CHECK(matchRoute(table, "GET", "/v1/items/7/open", "").refusal->kind == Kind::kNotFound);
+}
+
 TEST_CASE("the listener answers 404, 405, 415 and 413 from the table's refusals") {
   Listening home(sampleTable(), 1024);
   Client client(home.port());

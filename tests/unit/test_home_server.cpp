@@ -17,7 +17,7 @@
 #include "pass/home/admin.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
-#include "pass/home/server.hpp"
+#include "pass/home/runtime.hpp"
 #include "platform/fs.hpp"
 #include "test_home_support.hpp"
 
@@ -55,7 +55,10 @@ class Home {
     options.host = "127.0.0.1";
     options.port = 0;
     options.portFile = dir_ / "port";
-    server_ = Server::create(options, log_).value();
+    // Ingest alone: no admin API, no tickets.
+    server_ =
+        Runtime::create(RuntimeOptions{.ingest = options, .admin = {}, .tickets = false}, log_)
+            .value();
     thread_ = std::thread([this] { ran_ = server_->run(false); });
   }
 
@@ -70,9 +73,9 @@ class Home {
   const fs::path& dir() const { return dir_.path(); }
   fs::path bundle() const { return dir_ / "bundle"; }
   fs::path state() const { return dir_ / "state"; }
-  std::uint16_t port() const { return server_->port(); }
+  std::uint16_t port() const { return server_->ingestPort(); }
   const EnrolledAgent& agent() const { return agent_; }
-  Server& server() { return *server_; }
+  Runtime& server() { return *server_; }
   const Status& ran() const { return ran_; }
 
   Bytes seal(std::uint64_t seq, std::string payload = "") {
@@ -117,7 +120,7 @@ class Home {
                 std::lock_guard lock(logMutex_);
                 lines_.emplace_back(line);
               }};
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<Runtime> server_;
   Status ran_;
   std::thread thread_;
 };

@@ -783,6 +783,28 @@ TEST_CASE_TEMPLATE("watchdog: an onboarded agent that never reported is one tick
         std::vector<std::string>{"eli@acme.example", "mia@acme.example", "mia@acme.example"});
 }
 
+TEST_CASE_TEMPLATE("ticket storage: an agent's expected arrays, in order, with their last report",
+                   Backend, PASS_DATABASES) {
+  Fixture<Backend> f;
+  f.backend.exec(fmt::format(
+      "INSERT INTO expected_arrays (agent_id, family, serial, model, name, since_ms) VALUES "
+      "('{0}', 'nimble', 'AF-1', 'AF40', 'n', {1}), "
+      "('{0}', 'hitachi_svp', '410123', 'VSP G370', 'a', {1})",
+      kAgent, kT0));
+  std::vector<ExpectedArray> arrays;
+  f.backend.transaction([&](TicketStorage& storage) {
+    REQUIRE(storage.markArrayReported(kAgent, "nimble", "AF-1", kT0 + kMinute).has_value());
+    arrays = storage.expectedArrays(kAgent).value();
+  });
+  REQUIRE(arrays.size() == 2);
+  CHECK(arrays[0].serial == "410123");
+  CHECK(arrays[0].model == "VSP G370");
+  CHECK(arrays[0].sinceMs == kT0);
+  CHECK_FALSE(arrays[0].lastReportedMs.has_value());
+  CHECK(arrays[1].serial == "AF-1");
+  CHECK(arrays[1].lastReportedMs == kT0 + kMinute);
+}
+
 TEST_CASE_TEMPLATE("watchdog: an expiring agent certificate is a ticket until it is renewed",
                    Backend, PASS_DATABASES) {
   Fixture<Backend> f;

@@ -4,6 +4,8 @@
 #include "pass/home/admin_api.hpp"
 
 #include <charconv>
+#include <expected>
+#include <functional>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -37,21 +39,23 @@ namespace urls = boost::urls;
 using Json = nlohmann::ordered_json;
 
 constexpr std::string_view kAckWho = "ack link";
+// Every acknowledgement link's path starts with it.
+constexpr std::string_view kAckPrefix = "/v1/ack/";
 
 std::string dumpJson(const Json& j) {
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-AdminResponse jsonAnswer(unsigned status, const Json& body) {
-  return AdminResponse{status, "application/json", dumpJson(body)};
+HttpAnswer jsonAnswer(unsigned status, const Json& body) {
+  return HttpAnswer{status, "application/json", dumpJson(body)};
 }
 
-AdminResponse jsonError(unsigned status, std::string_view code, std::string_view detail) {
+HttpAnswer jsonError(unsigned status, std::string_view code, std::string_view detail) {
   return jsonAnswer(status, Json{{"error", code}, {"detail", detail}});
 }
 
 // Store and admin errors as HTTP: the caller's mistakes are 4xx, ours 5xx.
-AdminResponse errorAnswer(const Error& error) {
+HttpAnswer errorAnswer(const Error& error) {
   const auto& c = error.code;
   unsigned status = 500;
   if (c == "ticket.unknown" || c == "silence.unknown") status = 404;
@@ -61,9 +65,28 @@ AdminResponse errorAnswer(const Error& error) {
   return jsonError(status, c, error.message);
 }
 
-AdminResponse methodNotAllowed(std::string_view allow) {
-  auto answer = jsonError(405, "method", fmt::format("use {}", allow));
-  answer.headers.emplace_back("Allow", std::string(allow));
+// A store function's JSON text as the answer.
+HttpAnswer textAnswer(const Result<std::string>& body) {
+  if (!body) return errorAnswer(body.error());
+  return HttpAnswer{200, "application/json", *body};
+}
+
+HttpAnswer unauthorized() {
+  auto answer = jsonError(401, "unauthorized",
+                          fmt::format("send 'Authorization: Bearer <token>' with the token of "
+                                      "STATE/{}",
+                                      kAdminTokenFile));
+  answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pass-home\"");
+  return answer;
+}
+
+// Answers hold tickets and tokens: no caches, unless the answer says otherwise.
+HttpAnswer noStore(HttpAnswer answer) {
+  bool cacheControl = false;
+  for (const auto& [name, value] : answer.headers) {
+    cacheControl = cacheControl || beast::iequals(name, "Cache-Control");
+  }
+  if (!cacheControl) answer.headers.emplace_back("Cache-Control", "no-store");
   return answer;
 }
 
@@ -74,9 +97,27 @@ std::optional<std::int64_t> parseId(std::string_view text) {
   return v;
 }
 
+// A ticket's id in the path, or the 404 for a path segment that names none.
+std::expected<std::int64_t, HttpAnswer> ticketId(std::string_view segment) {
+  auto id = parseId(segment);
+  if (!id) {
+    return std::unexpected(
+        jsonError(404, "ticket.unknown", fmt::format("no ticket '{}'", segment)));
+  }
+  return *id;
+}
+
 bool constantTimeEquals(std::string_view a, std::string_view b) {
   // The lengths are public (a token is always 64 or 32 hex digits); the contents are not.
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// "Bearer <token>", the scheme in any case.
+bool hasBearerToken(std::string_view authorization, std::string_view token) {
+  static constexpr std::string_view kBearer = "Bearer ";
+  return authorization.size() > kBearer.size() &&
+         beast::iequals(authorization.substr(0, kBearer.size()), kBearer) &&
+         constantTimeEquals(authorization.substr(kBearer.size()), token);
 }
 
 std::string htmlEscape(std::string_view text) {
@@ -107,8 +148,8 @@ std::string htmlEscape(std::string_view text) {
 }
 
 // `body` is HTML already escaped by the caller.
-AdminResponse htmlPage(unsigned status, std::string_view heading, std::string_view body) {
-  AdminResponse answer;
+HttpAnswer htmlPage(unsigned status, std::string_view heading, std::string_view body) {
+  HttpAnswer answer;
   answer.status = status;
   answer.contentType = "text/html; charset=utf-8";
   answer.body = fmt::format(
@@ -131,7 +172,7 @@ AdminResponse htmlPage(unsigned status, std::string_view heading, std::string_vi
   return answer;
 }
 
-AdminResponse invalidLink() {
+HttpAnswer invalidLink() {
   return htmlPage(404, "Link not valid",
                   "<p>This acknowledgement link is not valid. Use the link of the latest "
                   "message, or ask the on-call engineer.</p>\n");
@@ -146,8 +187,8 @@ std::string describeValidity(std::int64_t ms) {
 
 /// A genuine link used too late (410): when it expired, and where to acknowledge instead.
 /// `expiredMs` is none for a link of the first format, which carries no issue time.
-AdminResponse expiredLink(std::int64_t ticket, std::optional<std::int64_t> expiredMs,
-                          std::int64_t validMs) {
+HttpAnswer expiredLink(std::int64_t ticket, std::optional<std::int64_t> expiredMs,
+                       std::int64_t validMs) {
   std::string when = expiredMs ? fmt::format("expired on {}", isoUtc(*expiredMs))
                                : std::string(
                                      "was made before links carried their issue time and counts as "
@@ -272,189 +313,6 @@ Result<std::string> loadAdminToken(const std::filesystem::path& state) {
   return token;
 }
 
-AdminHandler::AdminHandler(std::filesystem::path state, std::string token,
-                           std::shared_ptr<const Policy> policy, NowMs now)
-    : state_(std::move(state)),
-      token_(std::move(token)),
-      policy_(std::move(policy)),
-      now_(std::move(now)) {}
-
-AdminResponse AdminHandler::handle(const AdminRequest& r) const {
-  auto url = urls::parse_origin_form(r.target);
-  if (!url) return jsonError(400, "usage.target", "the request target is not a path");
-  std::vector<std::string> seg;
-  for (auto s : url->segments()) seg.push_back(std::string(s));
-  Query query;
-  for (auto p : url->params()) query.params.emplace_back(p.key, p.value);
-  const auto& m = r.method;
-
-  // The acknowledgement link carries its own credential: the token in the path.
-  // /v1/ack/<ticket>/<issued seconds>/<token>; the first format had no issue time.
-  if ((seg.size() == 4 || seg.size() == 5) && seg[0] == "v1" && seg[1] == "ack") {
-    if (m != "GET" && m != "POST") {
-      auto answer = invalidLink();
-      answer.status = 405;
-      answer.headers.emplace_back("Allow", "GET, POST");
-      return answer;
-    }
-    auto id = parseId(seg[2]);
-    if (!id || !policy_) return invalidLink();
-    const auto validMs = policy_->config().ackLinkValidMs;
-    if (seg.size() == 4) {
-      if (!constantTimeEquals(seg[3], policy_->legacyAckToken(*id))) return invalidLink();
-      return expiredLink(*id, std::nullopt, validMs);
-    }
-    auto issuedS = parseId(seg[3]);
-    // Seconds since 1970 below the year 5000: a genuine link's, and no overflow in ms.
-    if (!issuedS || *issuedS > 100'000'000'000 ||
-        !constantTimeEquals(seg[4], policy_->ackToken(*id, *issuedS))) {
-      return invalidLink();
-    }
-    if (const auto expiresMs = *issuedS * 1000 + validMs; now_() >= expiresMs) {
-      return expiredLink(*id, expiresMs, validMs);
-    }
-    auto title = fmt::format("Ticket #{}", *id);
-    std::string result;
-    if (m == "POST") {
-      auto changed = changeTicketJson(state_, *id, TicketAction::kAcknowledge, kAckWho,
-                                      fmt::format("from {}", r.peer), now_());
-      if (changed) {
-        result = "<p>Acknowledged. Thank you.</p>\n";
-      } else if (changed.error().code == "ticket.state") {
-        result = "<p>Nothing to acknowledge: the ticket is no longer open.</p>\n";
-      } else if (changed.error().code == "ticket.unknown") {
-        return invalidLink();
-      } else {
-        return htmlPage(500, title,
-                        "<p>The home could not record the acknowledgement: " +
-                            htmlEscape(changed.error().message) + ". Try again.</p>\n");
-      }
-    }
-    auto store = Store::open(StatePaths(state_).database());
-    if (!store) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
-    auto row = store->ticket(*id);
-    if (!row) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
-    if (!*row) return invalidLink();
-    std::string body = result + ticketSummaryHtml(**row);
-    // GET only shows: mail scanners and link previews fetch links without a person.
-    if (m == "GET" && (*row)->state == "open") {
-      body += "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\n";
-    }
-    return htmlPage(200, title, body);
-  }
-
-  if (seg.empty() || seg[0] != "v1") return jsonError(404, "not_found", "no such endpoint");
-
-  static constexpr std::string_view kBearer = "Bearer ";
-  std::string_view auth = r.authorization;
-  bool hasBearer =
-      auth.size() > kBearer.size() && beast::iequals(auth.substr(0, kBearer.size()), kBearer);
-  if (!hasBearer || !constantTimeEquals(auth.substr(kBearer.size()), token_)) {
-    auto answer = jsonError(401, "unauthorized",
-                            fmt::format("send 'Authorization: Bearer <token>' with the token of "
-                                        "STATE/{}",
-                                        kAdminTokenFile));
-    answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pass-home\"");
-    return answer;
-  }
-
-  auto text = [](const Result<std::string>& body) {
-    if (!body) return errorAnswer(body.error());
-    return AdminResponse{200, "application/json", *body};
-  };
-
-  if (seg.size() >= 2 && seg[1] == "tickets") {
-    if (seg.size() == 2) {
-      if (m != "GET") return methodNotAllowed("GET");
-      TicketFilter filter;
-      filter.liveOnly = !query.flag("all");
-      if (auto c = query.get("customer"); c && !c->empty()) filter.customer = *c;
-      if (auto a = query.get("array"); a && !a->empty()) filter.array = *a;
-      return text(listTickets(state_, filter, /*json=*/true));
-    }
-    auto id = parseId(seg[2]);
-    if (!id) return jsonError(404, "ticket.unknown", fmt::format("no ticket '{}'", seg[2]));
-    if (seg.size() == 3) {
-      if (m != "GET") return methodNotAllowed("GET");
-      return text(showTicket(state_, *id, /*json=*/true));
-    }
-    if (seg.size() == 4 && (seg[3] == "ack" || seg[3] == "resolve" || seg[3] == "reopen")) {
-      if (m != "POST") return methodNotAllowed("POST");
-      auto body = parseBody(r.body);
-      if (!body) return errorAnswer(body.error());
-      auto by = requiredString(*body, "by");
-      if (!by) return errorAnswer(by.error());
-      auto note = stringField(*body, "note");
-      if (!note) return errorAnswer(note.error());
-      auto action = seg[3] == "ack"       ? TicketAction::kAcknowledge
-                    : seg[3] == "resolve" ? TicketAction::kResolve
-                                          : TicketAction::kReopen;
-      auto changed = changeTicketJson(state_, *id, action, *by, note->value_or(""), now_());
-      if (!changed) return errorAnswer(changed.error());
-      return jsonAnswer(200, *changed);
-    }
-  }
-
-  if (seg.size() >= 2 && seg[1] == "silences") {
-    if (seg.size() == 2) {
-      if (m == "GET") return text(listSilences(state_, now_(), query.flag("all"), true));
-      if (m != "POST") return methodNotAllowed("GET, POST");
-      auto body = parseBody(r.body);
-      if (!body) return errorAnswer(body.error());
-      auto now = now_();
-      SilenceRow silence;
-      using Field = std::pair<const char*, std::string*>;
-      for (auto [key, field] : {Field{"customer", &silence.customer}, Field{"site", &silence.site},
-                                Field{"array", &silence.array}, Field{"code", &silence.code}}) {
-        auto value = stringField(*body, key);
-        if (!value) return errorAnswer(value.error());
-        *field = value->value_or("");
-      }
-      auto reason = requiredString(*body, "reason");
-      if (!reason) return errorAnswer(reason.error());
-      auto by = requiredString(*body, "by");
-      if (!by) return errorAnswer(by.error());
-      auto starts = timeField(*body, "from", "now", now);
-      if (!starts) return errorAnswer(starts.error());
-      auto ends = timeField(*body, "until", "", now);
-      if (!ends) return errorAnswer(ends.error());
-      silence.reason = *reason;
-      silence.author = *by;
-      silence.startsMs = *starts;
-      silence.endsMs = *ends;
-      silence.createdMs = now;
-      auto added = addSilenceJson(state_, silence);
-      if (!added) return errorAnswer(added.error());
-      return jsonAnswer(201, *added);
-    }
-    if (seg.size() == 3) {
-      if (m != "DELETE") return methodNotAllowed("DELETE");
-      auto id = parseId(seg[2]);
-      if (!id) return jsonError(404, "silence.unknown", fmt::format("no silence '{}'", seg[2]));
-      auto by = query.get("by");
-      if (!by || by->empty()) return jsonError(400, "usage.field", "?by=NAME is required");
-      auto removed = removeSilence(state_, *id, *by, now_());
-      if (!removed) return errorAnswer(removed.error());
-      return jsonAnswer(200, Json{{"id", *id}, {"removed", true}, {"by", *by}});
-    }
-  }
-
-  if (seg.size() == 2 && seg[1] == "notify-test") {
-    if (m != "POST") return methodNotAllowed("POST");
-    auto body = parseBody(r.body);
-    if (!body) return errorAnswer(body.error());
-    auto to = requiredString(*body, "to");
-    if (!to) return errorAnswer(to.error());
-    auto sent = notifyTest(state_, *to, now_());
-    if (!sent) return errorAnswer(sent.error());
-    std::string detail = *sent;
-    while (!detail.empty() && detail.back() == '\n') detail.pop_back();
-    return jsonAnswer(200, Json{{"sent", true}, {"detail", detail}});
-  }
-
-  return jsonError(404, "not_found", "no such endpoint");
-}
-
 // --- the admin API's route table over the HTTPS listener ------------------------------
 
 namespace {
@@ -462,87 +320,321 @@ namespace {
 // The ack link's token must not reach the log.
 std::string loggedPath(std::string_view target) {
   auto path = target.substr(0, target.find('?'));
-  if (!path.starts_with("/v1/ack/")) return std::string(path);
-  auto slash = path.find('/', 8);
+  if (!path.starts_with(kAckPrefix)) return std::string(path);
+  auto slash = path.find('/', kAckPrefix.size());
   return std::string(path.substr(0, slash)) + "/...";
 }
 
-}  // namespace
-
-struct AdminApi::Impl {
-  Impl(AdminHandler h, Logger& l) : handler(std::move(h)), log(l) {}
-
-  RouteTable routes();
-  AdminResponse answer(const HttpRequest& request, const std::string& peer);
-
-  AdminHandler handler;
-  Logger& log;
-  bool tls = false;
-  std::unique_ptr<HttpsListener> listener;
+/// A request as an admin handler sees it: the path's segments, decoded ("/v1/tickets/7" is
+/// "v1", "tickets", "7"), and the query.
+struct AdminCall {
+  const HttpRequest& request;
+  const std::string& peer;
+  std::vector<std::string> segments;
+  Query query;
 };
 
-AdminResponse AdminApi::Impl::answer(const HttpRequest& request, const std::string& peer) {
-  AdminRequest r{std::string(request.method_string()), std::string(request.target()),
-                 std::string(request[http::field::authorization]), request.body(), peer};
-  AdminResponse out;
-  try {
-    out = handler.handle(r);
-  } catch (const std::exception& e) {
-    // A request's top level: this request fails, the listener goes on.
-    out = jsonError(500, "internal", e.what());
-  }
-  auto fields = Json{
-      {"method", r.method}, {"path", loggedPath(r.target)}, {"status", out.status}, {"peer", peer}};
-  if (out.status >= 500 && out.status != 502) {
-    log.error("admin_request", fields);
-  } else if (out.status == 502) {
-    // A channel that refused a test message is the channel's failure, not the home's.
-    log.warning("admin_request", fields);
-  } else {
-    log.info("admin_request", fields);
-  }
-  return out;
-}
+/// Who may call a route: the holder of the bearer token, or anyone with a link that carries
+/// its own credential in the path.
+enum class Access { kToken, kLink };
 
-// One route takes every request: AdminHandler routes /v1/... itself, as the bearer token is
-// checked before the path is (an unknown path without the token is 401, not 404).
-RouteTable AdminApi::Impl::routes() {
+/// The admin API's endpoints, one function each, and the route table that calls them. Shared
+/// by the table's handlers, which live as long as the listener.
+class AdminRoutes : public std::enable_shared_from_this<AdminRoutes> {
+ public:
+  AdminRoutes(const AdminApiOptions& options, std::string token,
+              std::shared_ptr<const Policy> policy, Logger& log)
+      : state_(options.state),
+        token_(std::move(token)),
+        policy_(std::move(policy)),
+        now_(options.now),
+        log_(log) {}
+
+  RouteTable table();
+
+ private:
+  using Endpoint = std::function<HttpAnswer(const AdminCall&)>;
+
+  Route route(std::string method, std::string path, Access access, Endpoint endpoint);
+  HttpAnswer serve(Access access, const Endpoint& endpoint, const HttpRequest& request,
+                   const std::string& peer);
+  std::optional<HttpAnswer> refuse(const RouteRefusal& refusal, const HttpPeer& peer);
+  void logRequest(std::string_view method, std::string_view target, const std::string& peer,
+                  unsigned status);
+
+  HttpAnswer listTickets(const AdminCall& call);
+  HttpAnswer showTicket(const AdminCall& call);
+  HttpAnswer changeTicket(const AdminCall& call, TicketAction action);
+  HttpAnswer listSilences(const AdminCall& call);
+  HttpAnswer addSilence(const AdminCall& call);
+  HttpAnswer removeSilence(const AdminCall& call);
+  HttpAnswer notifyTestMessage(const AdminCall& call);
+  HttpAnswer ackLink(const AdminCall& call);
+
+  std::filesystem::path state_;
+  std::string token_;
+  std::shared_ptr<const Policy> policy_;
+  NowMs now_;
+  Logger& log_;
+};
+
+// Every endpoint: one method and one path ("*" stands for one segment, an id); the listener
+// answers an unknown path (404) and a wrong method (405 with Allow) through refuse().
+RouteTable AdminRoutes::table() {
   RouteTable table;
-  table.routes.push_back(
-      Route{.method = "",
-            .path = "",
-            .prefix = true,
-            .mediaType = "",
-            .maxBody = 0,
-            .handler = [this](HttpRequest& request, HttpPeer& peer, Respond respond) {
-              auto out = answer(request, peer.address);
-              HttpAnswer http{out.status, std::move(out.contentType), std::move(out.body),
-                              std::move(out.headers)};
-              bool cacheControl = false;
-              for (const auto& [name, value] : http.headers) {
-                cacheControl = cacheControl || beast::iequals(name, "Cache-Control");
-              }
-              if (!cacheControl) http.headers.emplace_back("Cache-Control", "no-store");
-              respond(std::move(http));
-            }});
-  table.refuse = [](const RouteRefusal& refusal, const HttpPeer&) -> std::optional<HttpAnswer> {
-    if (refusal.kind != RouteRefusal::Kind::kTooLarge) return std::nullopt;
-    return HttpAnswer{
-        413,
-        "application/json",
-        dumpJson(Json{{"error", "usage.body"},
-                      {"detail", fmt::format("the body is larger than {} bytes", refusal.limit)}}),
-        {},
-        true};
+  auto add = [&](std::string method, std::string path, Access access, auto member) {
+    table.routes.push_back(
+        route(std::move(method), std::move(path), access,
+              [this, member](const AdminCall& call) { return (this->*member)(call); }));
+  };
+  add("GET", "/v1/tickets", Access::kToken, &AdminRoutes::listTickets);
+  add("GET", "/v1/tickets/*", Access::kToken, &AdminRoutes::showTicket);
+  for (auto [verb, action] :
+       {std::pair{"ack", TicketAction::kAcknowledge}, std::pair{"resolve", TicketAction::kResolve},
+        std::pair{"reopen", TicketAction::kReopen}}) {
+    table.routes.push_back(
+        route("POST", fmt::format("/v1/tickets/*/{}", verb), Access::kToken,
+              [this, action](const AdminCall& call) { return changeTicket(call, action); }));
+  }
+  add("GET", "/v1/silences", Access::kToken, &AdminRoutes::listSilences);
+  add("POST", "/v1/silences", Access::kToken, &AdminRoutes::addSilence);
+  add("DELETE", "/v1/silences/*", Access::kToken, &AdminRoutes::removeSilence);
+  add("POST", "/v1/notify-test", Access::kToken, &AdminRoutes::notifyTestMessage);
+  // /v1/ack/<ticket>/<issued seconds>/<token>, or the first format without the issue time:
+  // every path under the prefix is a link, valid or not (one 404 page for all wrong ones).
+  for (const char* method : {"GET", "POST"}) {
+    auto link = route(method, std::string(kAckPrefix), Access::kLink,
+                      [this](const AdminCall& call) { return ackLink(call); });
+    link.prefix = true;
+    table.routes.push_back(std::move(link));
+  }
+  table.refuse = [self = shared_from_this()](const RouteRefusal& refusal, const HttpPeer& peer) {
+    return self->refuse(refusal, peer);
   };
   return table;
 }
 
-AdminApi::AdminApi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Route AdminRoutes::route(std::string method, std::string path, Access access, Endpoint endpoint) {
+  return Route{.method = std::move(method),
+               .path = std::move(path),
+               .prefix = false,
+               .mediaType = "",
+               .maxBody = 0,
+               .handler =
+                   [self = shared_from_this(), access, endpoint = std::move(endpoint)](
+                       HttpRequest& request, HttpPeer& peer, Respond respond) {
+                     respond(self->serve(access, endpoint, request, peer.address));
+                   },
+               .query = true};
+}
 
-AdminApi::~AdminApi() { stop(); }
+// The steps every endpoint shares: the target parsed, the token checked, the endpoint run (a
+// request's top level: an exception fails this request, the listener goes on), the request
+// logged, no caching.
+HttpAnswer AdminRoutes::serve(Access access, const Endpoint& endpoint, const HttpRequest& request,
+                              const std::string& peer) {
+  HttpAnswer out;
+  try {
+    out = [&] {
+      auto url = urls::parse_origin_form(request.target());
+      if (!url) return jsonError(400, "usage.target", "the request target is not a path");
+      AdminCall call{request, peer, {}, {}};
+      for (auto s : url->segments()) call.segments.push_back(std::string(s));
+      for (auto p : url->params()) call.query.params.emplace_back(p.key, p.value);
+      if (access == Access::kToken &&
+          !hasBearerToken(request[http::field::authorization], token_)) {
+        return unauthorized();
+      }
+      return endpoint(call);
+    }();
+  } catch (const std::exception& e) {
+    out = jsonError(500, "internal", e.what());
+  }
+  logRequest(request.method_string(), request.target(), peer, out.status);
+  return noStore(std::move(out));
+}
 
-Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& options, Logger& log) {
+std::optional<HttpAnswer> AdminRoutes::refuse(const RouteRefusal& refusal, const HttpPeer& peer) {
+  using Kind = RouteRefusal::Kind;
+  HttpAnswer out;
+  switch (refusal.kind) {
+    case Kind::kNotFound:
+      out = jsonError(404, "not_found", "no such endpoint");
+      break;
+    case Kind::kMethodNotAllowed:
+      // A link is answered as a link: the same page as a wrong one, with its status.
+      out = refusal.target.starts_with(kAckPrefix)
+                ? invalidLink()
+                : jsonError(405, "method", fmt::format("use {}", refusal.allow));
+      out.status = 405;
+      out.headers.emplace_back("Allow", refusal.allow);
+      break;
+    case Kind::kTooLarge:
+      out = jsonError(413, "usage.body",
+                      fmt::format("the body is larger than {} bytes", refusal.limit));
+      break;
+    case Kind::kUnsupportedMediaType:  // no admin route names a media type
+    case Kind::kMalformed:
+      return std::nullopt;
+  }
+  logRequest(refusal.method, refusal.target, peer.address, out.status);
+  return noStore(std::move(out));
+}
+
+void AdminRoutes::logRequest(std::string_view method, std::string_view target,
+                             const std::string& peer, unsigned status) {
+  auto fields =
+      Json{{"method", method}, {"path", loggedPath(target)}, {"status", status}, {"peer", peer}};
+  if (status >= 500 && status != 502) {
+    log_.error("admin_request", fields);
+  } else if (status == 502) {
+    // A channel that refused a test message is the channel's failure, not the home's.
+    log_.warning("admin_request", fields);
+  } else {
+    log_.info("admin_request", fields);
+  }
+}
+
+HttpAnswer AdminRoutes::listTickets(const AdminCall& call) {
+  TicketFilter filter;
+  filter.liveOnly = !call.query.flag("all");
+  if (auto c = call.query.get("customer"); c && !c->empty()) filter.customer = *c;
+  if (auto a = call.query.get("array"); a && !a->empty()) filter.array = *a;
+  return textAnswer(home::listTickets(state_, filter, /*json=*/true));
+}
+
+HttpAnswer AdminRoutes::showTicket(const AdminCall& call) {
+  auto id = ticketId(call.segments[2]);
+  if (!id) return id.error();
+  return textAnswer(home::showTicket(state_, *id, /*json=*/true));
+}
+
+HttpAnswer AdminRoutes::changeTicket(const AdminCall& call, TicketAction action) {
+  auto id = ticketId(call.segments[2]);
+  if (!id) return id.error();
+  auto body = parseBody(call.request.body());
+  if (!body) return errorAnswer(body.error());
+  auto by = requiredString(*body, "by");
+  if (!by) return errorAnswer(by.error());
+  auto note = stringField(*body, "note");
+  if (!note) return errorAnswer(note.error());
+  auto changed = changeTicketJson(state_, *id, action, *by, note->value_or(""), now_());
+  if (!changed) return errorAnswer(changed.error());
+  return jsonAnswer(200, *changed);
+}
+
+HttpAnswer AdminRoutes::listSilences(const AdminCall& call) {
+  return textAnswer(home::listSilences(state_, now_(), call.query.flag("all"), true));
+}
+
+HttpAnswer AdminRoutes::addSilence(const AdminCall& call) {
+  auto body = parseBody(call.request.body());
+  if (!body) return errorAnswer(body.error());
+  auto now = now_();
+  SilenceRow silence;
+  using Field = std::pair<const char*, std::string*>;
+  for (auto [key, field] : {Field{"customer", &silence.customer}, Field{"site", &silence.site},
+                            Field{"array", &silence.array}, Field{"code", &silence.code}}) {
+    auto value = stringField(*body, key);
+    if (!value) return errorAnswer(value.error());
+    *field = value->value_or("");
+  }
+  auto reason = requiredString(*body, "reason");
+  if (!reason) return errorAnswer(reason.error());
+  auto by = requiredString(*body, "by");
+  if (!by) return errorAnswer(by.error());
+  auto starts = timeField(*body, "from", "now", now);
+  if (!starts) return errorAnswer(starts.error());
+  auto ends = timeField(*body, "until", "", now);
+  if (!ends) return errorAnswer(ends.error());
+  silence.reason = *reason;
+  silence.author = *by;
+  silence.startsMs = *starts;
+  silence.endsMs = *ends;
+  silence.createdMs = now;
+  auto added = addSilenceJson(state_, silence);
+  if (!added) return errorAnswer(added.error());
+  return jsonAnswer(201, *added);
+}
+
+HttpAnswer AdminRoutes::removeSilence(const AdminCall& call) {
+  const auto& segment = call.segments[2];
+  auto id = parseId(segment);
+  if (!id) return jsonError(404, "silence.unknown", fmt::format("no silence '{}'", segment));
+  auto by = call.query.get("by");
+  if (!by || by->empty()) return jsonError(400, "usage.field", "?by=NAME is required");
+  auto removed = home::removeSilence(state_, *id, *by, now_());
+  if (!removed) return errorAnswer(removed.error());
+  return jsonAnswer(200, Json{{"id", *id}, {"removed", true}, {"by", *by}});
+}
+
+HttpAnswer AdminRoutes::notifyTestMessage(const AdminCall& call) {
+  auto body = parseBody(call.request.body());
+  if (!body) return errorAnswer(body.error());
+  auto to = requiredString(*body, "to");
+  if (!to) return errorAnswer(to.error());
+  auto sent = notifyTest(state_, *to, now_());
+  if (!sent) return errorAnswer(sent.error());
+  std::string detail = *sent;
+  while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+  return jsonAnswer(200, Json{{"sent", true}, {"detail", detail}});
+}
+
+// GET shows the ticket and a button, POST acknowledges: mail scanners and link previews fetch
+// links without a person.
+HttpAnswer AdminRoutes::ackLink(const AdminCall& call) {
+  const auto& seg = call.segments;  // "v1", "ack", ticket[, issued seconds], token
+  if (seg.size() != 4 && seg.size() != 5) return invalidLink();
+  auto id = parseId(seg[2]);
+  if (!id || !policy_) return invalidLink();
+  const auto validMs = policy_->config().ackLinkValidMs;
+  if (seg.size() == 4) {
+    if (!constantTimeEquals(seg[3], policy_->legacyAckToken(*id))) return invalidLink();
+    return expiredLink(*id, std::nullopt, validMs);
+  }
+  auto issuedS = parseId(seg[3]);
+  // Seconds since 1970 below the year 5000: a genuine link's, and no overflow in ms.
+  if (!issuedS || *issuedS > 100'000'000'000 ||
+      !constantTimeEquals(seg[4], policy_->ackToken(*id, *issuedS))) {
+    return invalidLink();
+  }
+  if (const auto expiresMs = *issuedS * 1000 + validMs; now_() >= expiresMs) {
+    return expiredLink(*id, expiresMs, validMs);
+  }
+  const bool post = call.request.method() == http::verb::post;
+  auto title = fmt::format("Ticket #{}", *id);
+  std::string result;
+  if (post) {
+    auto changed = changeTicketJson(state_, *id, TicketAction::kAcknowledge, kAckWho,
+                                    fmt::format("from {}", call.peer), now_());
+    if (changed) {
+      result = "<p>Acknowledged. Thank you.</p>\n";
+    } else if (changed.error().code == "ticket.state") {
+      result = "<p>Nothing to acknowledge: the ticket is no longer open.</p>\n";
+    } else if (changed.error().code == "ticket.unknown") {
+      return invalidLink();
+    } else {
+      return htmlPage(500, title,
+                      "<p>The home could not record the acknowledgement: " +
+                          htmlEscape(changed.error().message) + ". Try again.</p>\n");
+    }
+  }
+  auto store = Store::open(StatePaths(state_).database());
+  if (!store) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
+  auto row = store->ticket(*id);
+  if (!row) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
+  if (!*row) return invalidLink();
+  std::string body = result + ticketSummaryHtml(**row);
+  if (!post && (*row)->state == "open") {
+    body += "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\n";
+  }
+  return htmlPage(200, title, body);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpsListener>> createAdminListener(const AdminApiOptions& options,
+                                                           Logger& log) {
   auto token = loadAdminToken(options.state);
   if (!token) return std::unexpected(token.error());
   auto policy = options.policy;
@@ -551,8 +643,7 @@ Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& option
     if (!loaded) return std::unexpected(loaded.error());
     policy = std::move(*loaded);
   }
-  auto impl = std::make_unique<Impl>(
-      AdminHandler(options.state, std::move(*token), policy, options.now), log);
+  auto routes = std::make_shared<AdminRoutes>(options, std::move(*token), std::move(policy), log);
 
   HttpsListenerOptions lo;
   lo.host = options.host;
@@ -589,23 +680,8 @@ Result<std::unique_ptr<AdminApi>> AdminApi::create(const AdminApiOptions& option
     }
     lo.tls = std::move(ctx);
   }
-  impl->tls = lo.tls != nullptr;
-  lo.listeningFields = {{"tls", impl->tls}};
-  auto listener = HttpsListener::create(std::move(lo), impl->routes(), log);
-  if (!listener) return std::unexpected(listener.error());
-  impl->listener = std::move(*listener);
-  return std::unique_ptr<AdminApi>(new AdminApi(std::move(impl)));
-}
-
-std::uint16_t AdminApi::port() const { return impl_->listener->port(); }
-
-bool AdminApi::tls() const { return impl_->tls; }
-
-Status AdminApi::start() { return impl_->listener->start(); }
-
-void AdminApi::stop() {
-  impl_->listener->stop();
-  impl_->listener->wait();
+  lo.listeningFields = {{"tls", lo.tls != nullptr}};
+  return HttpsListener::create(std::move(lo), routes->table(), log);
 }
 
 }  // namespace pass::home

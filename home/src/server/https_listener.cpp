@@ -109,6 +109,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Slot slot = Slot::kNone;
 };
 
+// A route's path against a request's, segment by segment: "*" stands for any one segment
+// (without a query in it).
+bool pathMatches(std::string_view pattern, std::string_view path) {
+  while (true) {
+    auto p = pattern.find('/');
+    auto q = path.find('/');
+    auto want = pattern.substr(0, p);
+    auto have = path.substr(0, q);
+    if (want == "*" ? have.find('?') != std::string_view::npos : want != have) return false;
+    if (p == std::string_view::npos || q == std::string_view::npos) return p == q;
+    pattern.remove_prefix(p + 1);
+    path.remove_prefix(q + 1);
+  }
+}
+
 }  // namespace
 
 RouteMatch matchRoute(const RouteTable& table, std::string_view method, std::string_view target,
@@ -118,7 +133,8 @@ RouteMatch matchRoute(const RouteTable& table, std::string_view method, std::str
   refusal.target = std::string(target);
   bool pathFound = false;
   for (const auto& route : table.routes) {
-    if (route.prefix ? !target.starts_with(route.path) : target != route.path) continue;
+    auto path = route.query ? target.substr(0, target.find('?')) : target;
+    if (route.prefix ? !path.starts_with(route.path) : !pathMatches(route.path, path)) continue;
     pathFound = true;
     if (!route.method.empty() && route.method != method) {
       if (!refusal.allow.empty()) refusal.allow += ", ";
@@ -820,6 +836,8 @@ Result<std::unique_ptr<HttpsListener>> HttpsListener::create(HttpsListenerOption
 }
 
 std::uint16_t HttpsListener::port() const { return core_->port; }
+
+bool HttpsListener::tls() const { return core_->options.tls != nullptr; }
 
 Status HttpsListener::start() {
   auto& c = *core_;

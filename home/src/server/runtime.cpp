@@ -53,7 +53,10 @@ struct Runtime::Parts {
       listener->wait();
     }
     if (committer) committer->stop();
-    if (admin) admin->stop();
+    if (admin) {
+      admin->stop();
+      admin->wait();
+    }
     if (watchdog) watchdog->stop();
     if (outbox) outbox->stop();
   }
@@ -77,7 +80,7 @@ struct Runtime::Parts {
   std::unique_ptr<GroupCommitter> committer;
   std::unique_ptr<IngestRoutes> routes;
   std::unique_ptr<HttpsListener> listener;
-  std::unique_ptr<AdminApi> admin;
+  std::unique_ptr<HttpsListener> admin;
   // run()'s own loop: the signals and stop().
   net::io_context control{1};
   net::executor_work_guard<net::io_context::executor_type> guard{control.get_executor()};
@@ -164,7 +167,7 @@ Status Runtime::Parts::build() {
     // A home without its admin API would be a silent surprise, and whoever holds the port
     // would receive the operators' tokens: the listener binds or serve stops. Several homes on
     // one machine (tests, benchmarks) give port 0; `--admin-listen off` is the only way out.
-    auto api = AdminApi::create(*options.admin, log);
+    auto api = createAdminListener(*options.admin, log);
     if (!api) return std::unexpected(api.error());
     admin = std::move(*api);
   }
@@ -271,7 +274,7 @@ Status Runtime::run(bool handleSignals) {
   p.control.run();
   p.listener->wait();
   p.committer->stop();
-  if (p.admin) p.admin->stop();
+  if (p.admin) p.admin->wait();
   if (p.watchdog) p.watchdog->stop();
   if (p.outbox) p.outbox->stop();
   p.listener->logRefusals();

@@ -11,8 +11,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
+#include "pass/home/https_listener.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/tickets.hpp"
 #include "pass/result.hpp"
@@ -49,64 +49,13 @@ bool isLoopbackHost(std::string_view host);
 /// time. Fails with "admin_token" when the file holds something else.
 Result<std::string> loadAdminToken(const std::filesystem::path& state);
 
-/// A request as the socket-free handler sees it.
-struct AdminRequest {
-  std::string method;  // GET, POST, DELETE, ...
-  std::string target;  // path and query, as sent
-  std::string authorization;
-  std::string body;
-  std::string peer;  // for the audit note of the acknowledgement link
-};
-
-struct AdminResponse {
-  unsigned status = 200;
-  std::string contentType = "application/json";
-  std::string body;
-  /// Extra header fields (WWW-Authenticate, Allow, the link page's security headers).
-  std::vector<std::pair<std::string, std::string>> headers{};
-};
-
-/// Routes one request: pure apart from the store it reads and writes, so tests can drive it
-/// without a socket. Never throws for bad input.
-class AdminHandler {
- public:
-  AdminHandler(std::filesystem::path state, std::string token, std::shared_ptr<const Policy> policy,
-               NowMs now);
-  AdminResponse handle(const AdminRequest& request) const;
-
- private:
-  std::filesystem::path state_;
-  std::string token_;
-  std::shared_ptr<const Policy> policy_;
-  NowMs now_;
-};
-
-/// The admin API's route table over an HttpsListener of one thread of its own, so that it
-/// neither slows ingest nor depends on it. Requests run one at a time on that thread (they are
-/// short store transactions; notify-test waits for the channel's answer).
-class AdminApi {
- public:
-  /// Loads the token (and the policy when not given), sets up TLS for a non-loopback address,
-  /// binds. Fails with "usage.admin_listen", "admin_token", "tls" or "listen".
-  static Result<std::unique_ptr<AdminApi>> create(const AdminApiOptions& options, Logger& log);
-  ~AdminApi();
-  AdminApi(const AdminApi&) = delete;
-  AdminApi& operator=(const AdminApi&) = delete;
-
-  std::uint16_t port() const;
-  bool tls() const;
-
-  /// Writes the port file and starts serving on the listener's thread.
-  Status start();
-  /// Closes the listener; waiting connections end, a request in progress is answered (for at
-  /// most readTimeout). Returns when the thread has ended; idempotent, also done by the
-  /// destructor.
-  void stop();
-
- private:
-  struct Impl;
-  explicit AdminApi(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-};
+/// The admin API's listener: an HttpsListener of one thread of its own, so that it neither
+/// slows ingest nor depends on it, with the admin route table (one function per method and
+/// path). Requests run one at a time on that thread (they are short store transactions;
+/// notify-test waits for the channel's answer). Loads the token (and the policy when not
+/// given), sets up TLS for a non-loopback address, binds; start() serves. Fails with
+/// "usage.admin_listen", "admin_token", "tls" or "listen".
+Result<std::unique_ptr<HttpsListener>> createAdminListener(const AdminApiOptions& options,
+                                                           Logger& log);
 
 }  // namespace pass::home

@@ -64,7 +64,8 @@ using RouteHandler = std::function<void(HttpRequest& request, HttpPeer& peer, Re
 struct Route {
   /// "POST", "GET", ...; empty: any method.
   std::string method;
-  /// The request target exactly, or with `prefix` every target that starts with it.
+  /// The request target exactly, a segment "*" standing for any one segment
+  /// ("/v1/tickets/*/ack"), or with `prefix` every target that starts with it.
   std::string path;
   bool prefix = false;
   /// When set, a request of another Content-Type (parameters aside) is refused before its body.
@@ -72,6 +73,9 @@ struct Route {
   /// Largest body; 0: the listener's maxBody.
   std::size_t maxBody = 0;
   RouteHandler handler;
+  /// The target may go on with "?query" after the path (the handler reads it); otherwise a
+  /// query makes it another target.
+  bool query = false;
 };
 
 /// Why a request reached no handler.
@@ -181,6 +185,7 @@ class HttpsListener {
   HttpsListener& operator=(const HttpsListener&) = delete;
 
   std::uint16_t port() const;
+  bool tls() const;
 
   /// Writes the port file, logs `listening` and starts accepting on the listener's threads.
   Status start();

@@ -1,8 +1,8 @@
 #pragma once
 /// The options of the HTTPS ingest listener (mutual TLS, POST /v1/envelopes answered after
 /// group commit, POST /v1/certificate; body limit, read and idle timeouts, a connection limit
-/// for agents, separate limits and a deadline for handshakes in progress), and Server: the
-/// ingest listener alone, a Runtime without the admin API (tests, benchmarks).
+/// for agents, separate limits and a deadline for handshakes in progress) and its counters.
+/// home::Runtime (runtime.hpp) runs it.
 
 #include <chrono>
 #include <cstdint>
@@ -16,8 +16,6 @@
 #include "pass/result.hpp"
 
 namespace pass::home {
-
-class Logger;
 
 struct ServerOptions {
   std::filesystem::path state;
@@ -69,35 +67,6 @@ struct ServerStats {
   std::uint64_t rejectedConnections = 0;
   std::uint64_t handshaking = 0;
   std::uint64_t batches = 0;
-};
-
-class Runtime;
-
-class Server {
- public:
-  /// Runtime::create without the admin API and without loading home.xml (tickets only when
-  /// `options.policy` is given). Errors name the file or address ("not_initialized", "tls",
-  /// "io", "listen", "store").
-  static Result<std::unique_ptr<Server>> create(const ServerOptions& options, Logger& log);
-  ~Server();
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  /// The bound port (useful with port 0).
-  std::uint16_t port() const;
-
-  /// Serves until stop() or, when `handleSignals`, SIGINT/SIGTERM. On stop: no new
-  /// connections, requests in progress are answered, queued commits finish; then returns.
-  Status run(bool handleSignals);
-
-  /// Thread-safe; may be called before or during run().
-  void stop();
-
-  ServerStats stats() const;
-
- private:
-  explicit Server(std::unique_ptr<Runtime> runtime);
-  std::unique_ptr<Runtime> runtime_;
 };
 
 }  // namespace pass::home

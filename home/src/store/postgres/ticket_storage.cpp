@@ -30,15 +30,16 @@ Status PostgresTicketStorage::recordClockSkew(std::string_view agentId, std::int
 
 Result<std::vector<ExpectedArray>> PostgresTicketStorage::expectedArrays(std::string_view agentId) {
   return all(db_.exec("read an agent's expected arrays",
-                      "SELECT family, serial, model, name, since_ms FROM expected_arrays WHERE "
-                      "agent_id = $1",
+                      "SELECT family, serial, model, name, since_ms, last_reported_ms FROM "
+                      "expected_arrays WHERE agent_id = $1 ORDER BY family, serial",
                       {agentId}),
              [](const Rows& r, int i) {
                return ExpectedArray{.family = r.text(i, 0),
                                     .serial = r.text(i, 1),
                                     .model = r.text(i, 2),
                                     .name = r.text(i, 3),
-                                    .sinceMs = r.integer(i, 4)};
+                                    .sinceMs = r.integer(i, 4),
+                                    .lastReportedMs = r.optInteger(i, 5)};
              });
 }
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "store/sqlite/migrations.hpp"
+#include "store/sqlite/ticket_storage.hpp"
 
 namespace pass::home::sqlite {
 namespace {
@@ -283,15 +284,8 @@ Status SqliteStore::renewCertificate(const CertificateRenewal& renewal) {
 }
 
 Result<std::vector<ExpectedArray>> SqliteStore::expectedArrays(std::string_view agentId) {
-  auto s = db.prepare(
-      "SELECT family, serial, model, name, since_ms, last_reported_ms FROM expected_arrays "
-      "WHERE agent_id = ?1 ORDER BY family, serial");
-  if (!s) return propagate(s);
-  s->bind(1, agentId);
-  return s->rows([](const Statement& r) {
-    return ExpectedArray{r.columnText(0), r.columnText(1), r.columnText(2),
-                         r.columnText(3), r.columnInt(4),  r.columnOptInt(5)};
-  });
+  SqliteTicketStorage storage(db, statements);
+  return storage.expectedArrays(agentId);
 }
 
 Status SqliteStore::setExpectedArrays(std::string_view agentId,

@@ -79,14 +79,16 @@ Status SqliteTicketStorage::recordClockSkew(std::string_view agentId, std::int64
 
 Result<std::vector<ExpectedArray>> SqliteTicketStorage::expectedArrays(std::string_view agentId) {
   auto s = statement(
-      "SELECT family, serial, model, name, since_ms FROM expected_arrays WHERE agent_id = ?1");
+      "SELECT family, serial, model, name, since_ms, last_reported_ms FROM expected_arrays "
+      "WHERE agent_id = ?1 ORDER BY family, serial");
   if (!s) return std::unexpected(s.error());
   return bindAll(**s, agentId).rows([](const Statement& r) {
     return ExpectedArray{.family = r.columnText(0),
                          .serial = r.columnText(1),
                          .model = r.columnText(2),
                          .name = r.columnText(3),
-                         .sinceMs = r.columnInt(4)};
+                         .sinceMs = r.columnInt(4),
+                         .lastReportedMs = r.columnOptInt(5)};
   });
 }
 
