@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -501,10 +502,11 @@ class HaProxy:
     line per home port, its log on stdout (ROOT/haproxy.log), a stats socket in ROOT, `maxconn`
     1000, and without chroot, user, group and daemon."""
 
-    def __init__(self, root, home_ports):
+    def __init__(self, root, home_ports, check_interval=None):
         self.root = pathlib.Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.home_ports = list(home_ports)
+        self.check_interval = check_interval  # e.g. "300ms" instead of the shipped 2 s
         self.config = self.root / "haproxy.cfg"
         self.socket = self.root / "stats.sock"
         self.log_path = self.root / "haproxy.log"
@@ -528,6 +530,8 @@ class HaProxy:
                 line = "    maxconn 1000"  # within the test account's file limit
             elif setting.startswith("bind "):
                 line = f"    bind 127.0.0.1:{self.port}"
+            elif setting.startswith("default-server ") and self.check_interval:
+                line = re.sub(r"\binter \S+", f"inter {self.check_interval}", line)
             lines.append(line)
             if setting == "global":
                 lines.append(f"    stats socket {self.socket} mode 600 level admin")
