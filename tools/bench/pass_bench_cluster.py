@@ -55,12 +55,15 @@ def main():
                 if way != "sqlite":
                     database = {"database": pg.create_database(f"bench_{way}"),
                                 "password_file": pg.password_file}
-                home = passlib.Home(root, **database).start()
+                # Every agent connects from 127.0.0.1, directly or through HAProxy: the
+                # per-address handshake limit as behind HAProxy (docs/scale-out.md).
+                serve = ["--max-handshakes-per-address", "256"]
+                home = passlib.Home(root, **database).start(extra=serve)
                 processes.append(home)
                 watched = [f"home={home.proc.pid}"]
                 endpoint = home.url
                 if way == "cluster":
-                    second = passlib.HomeProcess(root / "home2", home.state).start()
+                    second = passlib.HomeProcess(root / "home2", home.state).start(extra=serve)
                     processes.append(second)
                     proxy = passlib.HaProxy(root / "haproxy", [home.port, second.port]).start()
                     processes.append(proxy)
