@@ -9,11 +9,22 @@
 # Finally a new customer is onboarded from docs/examples/new-customer-form.xml: its agents are
 # enrolled and the appliance image's inputs written (docs/onboarding.md).
 # Leaves everything in ./demo-state (removed at the start of each run).
+#
+# scripts/demo.sh --cluster runs scripts/demo_cluster.py instead: two homes on one PostgreSQL
+# database behind HAProxy; one is killed, and the ticket and its mails arrive once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "") ;;
+  --cluster) ;;
+  *) echo "usage: scripts/demo.sh [--cluster]" >&2; exit 2 ;;
+esac
 ./scripts/install-deps.sh
 cmake --preset dev >/dev/null
 cmake --build --preset dev
+if [ "${1:-}" = --cluster ]; then
+  exec python3 scripts/demo_cluster.py build/dev
+fi
 
 bin=build/dev
 state=demo-state

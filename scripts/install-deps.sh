@@ -10,4 +10,4 @@ need_packages build-essential cmake ninja-build pkg-config git ca-certificates \
   nlohmann-json3-dev libsqlite3-dev sqlite3 python3 clang-format ccache \
   libssh-dev openssh-server openssh-client \
   libical-dev libhowardhinnant-date-dev tzdata python3-aiosmtpd faketime dpkg-dev \
-  libpq-dev postgresql-15 postgresql-contrib
+  libpq-dev postgresql-15 postgresql-contrib haproxy

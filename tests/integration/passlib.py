@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +31,17 @@ def wait_for(predicate, what, timeout=20.0, interval=0.02):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def terminate(proc, timeout=20):
+    """SIGTERM to a child that still runs, SIGKILL after `timeout` s; waits for it."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port():
     """A port nobody listens on: bound, read back, closed."""
     with socket.socket() as s:
@@ -48,16 +60,49 @@ def run(args, env=None, check=False):
     return proc
 
 
-class Home:
-    """A pass-home state directory and, when started, its server process."""
+_own_postgres = None  # the cluster test_postgres() started when ctest gave none
 
-    def __init__(self, root):
+
+def test_postgres():
+    """The tests' PostgreSQL cluster (pgcluster.PgCluster): ctest's fixture `postgres` when
+    PASS_TEST_POSTGRES names its info file, else one started for this process (stopped at
+    exit), so that a test also runs by hand."""
+    global _own_postgres
+    import atexit
+    import pgcluster
+    info = os.environ.get("PASS_TEST_POSTGRES")
+    if info:
+        return pgcluster.PgCluster.from_info(json.loads(pathlib.Path(info).read_text()))
+    if _own_postgres is None:
+        _own_postgres = pgcluster.PgCluster().start()
+        atexit.register(_own_postgres.stop)
+    return _own_postgres
+
+
+def postgres_database():
+    """A fresh, empty database of the tests' cluster: (url, password_file)."""
+    cluster = test_postgres()
+    name = "it_" + os.urandom(6).hex()
+    return cluster.create_database(name), cluster.password_file
+
+
+class Home:
+    """A pass-home state directory and, when started, its server process. With `database`
+    (a postgresql:// URL, e.g. from postgres_database()) and `password_file`, the home keeps
+    its store in that PostgreSQL database (`pass-home init --database`); else in SQLite."""
+
+    def __init__(self, root, database=None, password_file=None):
         self.root = pathlib.Path(root)
         self.state = self.root / "home"
         self.proc = None
         self.port = None
         self.log_path = self.root / "home.log"
-        run([HOME_BIN, "init", "--state", str(self.state)], check=True)
+        args = [HOME_BIN, "init", "--state", str(self.state)]
+        if database:
+            args += ["--database", database]
+        if password_file:
+            args += ["--database-password-file", str(password_file)]
+        run(args, check=True)
 
     @property
     def url(self):
@@ -95,16 +140,17 @@ class Home:
         return self.start(port=self.port, env=env)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.proc:
             self.log.close()
         self.proc = None
+
+    def kill(self):
+        """SIGKILL, as a machine that dies: nothing is flushed or closed."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
 
     def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1", extra=()):
         out = self.root / f"agent-{name}"
@@ -384,13 +430,7 @@ class _ChildServer:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
 
@@ -481,3 +521,121 @@ class HomeProcess(Home):
         self.proc = None
         self.port = None
         self.log_path = self.root / "home.log"
+
+
+# --- HAProxy in front of several homes (installer/haproxy/haproxy.cfg) ---
+
+HAPROXY_BIN = os.environ.get("PASS_HAPROXY_BIN", shutil.which("haproxy") or "/usr/sbin/haproxy")
+HAPROXY_CFG = REPO / "installer" / "haproxy" / "haproxy.cfg"
+
+
+class HaProxy:
+    """Debian's haproxy as the current user, not the system service: the shipped
+    installer/haproxy/haproxy.cfg with its `bind` on 127.0.0.1 at an ephemeral port, one `server`
+    line per home port, its log on stdout (ROOT/haproxy.log), a stats socket in ROOT, `maxconn`
+    1000, and without chroot, user, group and daemon."""
+
+    def __init__(self, root, home_ports, check_interval=None):
+        self.root = pathlib.Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.home_ports = list(home_ports)
+        self.check_interval = check_interval  # e.g. "300ms" instead of the shipped 2 s
+        self.config = self.root / "haproxy.cfg"
+        self.socket = self.root / "stats.sock"
+        self.log_path = self.root / "haproxy.log"
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def _render(self):
+        dropped = ("chroot ", "user ", "group ", "daemon", "stats socket ", "server ")
+        lines = []
+        for line in HAPROXY_CFG.read_text().splitlines():
+            setting = line.strip()
+            if setting.startswith(dropped):
+                continue
+            if setting.startswith("log /dev/log"):
+                line = "    log stdout format raw local0"
+            elif setting.startswith("maxconn "):
+                line = "    maxconn 1000"  # within the test account's file limit
+            elif setting.startswith("bind "):
+                line = f"    bind 127.0.0.1:{self.port}"
+            elif setting.startswith("default-server ") and self.check_interval:
+                line = re.sub(r"\binter \S+", f"inter {self.check_interval}", line)
+            lines.append(line)
+            if setting == "global":
+                lines.append(f"    stats socket {self.socket} mode 600 level admin")
+        assert any(line.startswith("backend ") for line in lines), HAPROXY_CFG
+        lines += [f"    server home{i + 1} 127.0.0.1:{port}"
+                  for i, port in enumerate(self.home_ports)]
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self, up=None):
+        """Starts haproxy and waits until its stats socket answers and `up` homes (all, by
+        default) pass their health check. The port is free when read and may be taken before
+        haproxy binds it: then it tries another."""
+        for attempt in range(5):
+            self.port = free_port()
+            self._render()
+            run([HAPROXY_BIN, "-c", "-q", "-f", str(self.config)], check=True)
+            self.log = open(self.log_path, "a")
+            self.proc = subprocess.Popen([HAPROXY_BIN, "-db", "-f", str(self.config)],
+                                         stdout=self.log, stderr=self.log)
+            try:
+                self.wait_up(len(self.home_ports) if up is None else up)
+                return self
+            except AssertionError:
+                if self.proc.poll() is None or "cannot bind" not in self.log_text() or attempt == 4:
+                    raise
+                self.log.close()
+        return self
+
+    def log_text(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def command(self, line):
+        """One command on the stats socket; its answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(self.socket))
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out.decode()
+
+    def servers(self):
+        """{server name: its `show stat` row} of the homes' backend (status, stot, ...)."""
+        text = self.command("show stat")
+        header, *rows = [line for line in text.splitlines() if line]
+        names = header.lstrip("# ").split(",")
+        found = {}
+        for row in rows:
+            stat = dict(zip(names, row.split(",")))
+            if stat["svname"] not in ("FRONTEND", "BACKEND"):
+                found[stat["svname"]] = stat
+        return found
+
+    def up(self):
+        """The names of the homes whose health check passes."""
+        return sorted(name for name, s in self.servers().items() if s["status"] == "UP")
+
+    def wait_up(self, count, timeout=30):
+        """Waits until exactly `count` homes are up (down ones included in the count of all)."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"haproxy exited {self.proc.returncode}:\n" + self.log_text())
+            try:
+                return len(self.up()) == count
+            except (FileNotFoundError, ConnectionRefusedError):
+                return False
+        wait_for(ready, f"haproxy with {count} home(s) up", timeout=timeout)
+
+    def stop(self):
+        terminate(self.proc)
+        if self.proc:
+            self.log.close()
+        self.proc = None
