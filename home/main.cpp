@@ -21,6 +21,7 @@
 #include "pass/home/pki.hpp"
 #include "pass/home/runtime.hpp"
 #include "pass/home/server.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/home/ticket_admin.hpp"
 
 namespace po = boost::program_options;
@@ -40,6 +41,7 @@ commands:
   enroll    enroll an agent and write its bundle
   onboard   turn a new-customer form into agents, bundles and the appliance's inputs
   serve     run the HTTPS ingest server
+  migrate   copy an SQLite home's store into an empty PostgreSQL database (--to URL)
   agents    list agents with their last heartbeat and last seq
   revoke    refuse an agent from now on
   rotate-hpke-key  make a new HPKE key for agents to seal to; retired keys go after 31 days
@@ -121,6 +123,32 @@ int cmdInit(const std::vector<std::string>& args) {
   options.database.passwordFile = passwordFile;
   if (auto done = initState(options); !done) return report("init", done.error());
   std::cout << "initialized " << state << "\n";
+  return kOk;
+}
+
+int cmdMigrate(const std::vector<std::string>& args) {
+  std::string state;
+  std::string passwordFile;
+  StoreLocation target;
+  po::options_description desc("pass-home migrate");
+  desc.add_options()("state", po::value(&state)->required(),
+                     "state directory of an SQLite home (stop its serve first)")(
+      "to", po::value(&target.postgresUrl)->required(),
+      "the empty PostgreSQL database: postgresql://user@host:port/database (no password in it)")(
+      "password-file", po::value(&passwordFile),
+      "the database password's file (its first line); copied to STATE/database-password (0600)");
+  auto vm = parse("migrate", args, desc);
+  if (!vm) return kOk;
+  target.passwordFile = passwordFile;
+  auto copied = migrateToPostgres(StatePaths(state), target);
+  if (!copied) return report("migrate", copied.error());
+  std::cout << fmt::format("copied {}/home.db into {}, rows per table:\n", state,
+                           target.postgresUrl);
+  for (const auto& table : *copied) std::cout << fmt::format("{:<16} {}\n", table.name, table.rows);
+  std::cout << fmt::format(
+      "{}/database.xml names it now: serve uses PostgreSQL; home.db is kept "
+      "as it was\n",
+      state);
   return kOk;
 }
 
@@ -528,6 +556,7 @@ int main(int argc, char** argv) {
     if (command == "enroll") return cmdEnroll(args);
     if (command == "onboard") return cmdOnboard(args);
     if (command == "serve") return cmdServe(args);
+    if (command == "migrate") return cmdMigrate(args);
     if (command == "agents") return cmdAgents(args);
     if (command == "revoke") return cmdRevoke(args);
     if (command == "rotate-hpke-key") return cmdRotateHpkeKey(args);

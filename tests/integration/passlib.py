@@ -60,6 +60,14 @@ def run(args, env=None, check=False):
     return proc
 
 
+def remove_tmp(path):
+    """Deletes a test's temp dir, or keeps it and says where when PASS_KEEP_TMP is set."""
+    if os.environ.get("PASS_KEEP_TMP"):
+        print(f"kept {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 _own_postgres = None  # the cluster test_postgres() started when ctest gave none
 
 

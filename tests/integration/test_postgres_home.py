@@ -2,15 +2,13 @@
 ticket that `pass-home tickets` shows from the database (docs/scale-out.md, "The state's
 database"). The PostgreSQL cluster is ctest's fixture (or one started for a run by hand)."""
 
-import os
 import pathlib
-import shutil
 import stat
 import sys
 import tempfile
 import unittest
 
-from passlib import HOME_BIN, Home, postgres_database, run, test_postgres
+from passlib import HOME_BIN, Home, postgres_database, remove_tmp, run, test_postgres
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pass-sim"))
 from svp_log import SvpLog  # noqa: E402
@@ -27,10 +25,7 @@ class PostgresHomeTest(unittest.TestCase):
 
     def tearDown(self):
         self.home.stop()
-        if os.environ.get("PASS_KEEP_TMP"):
-            print(f"kept {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_tmp(self.tmp)
 
     def cli(self, *args):
         return run([HOME_BIN, *args, "--state", str(self.home.state)])
@@ -94,7 +89,7 @@ class PostgresInitRefusalTest(unittest.TestCase):
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="pass-it-pg-init-"))
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_tmp(self.tmp)
 
     def init(self, *args):
         return run([HOME_BIN, "init", "--state", str(self.tmp / "home"), *args])

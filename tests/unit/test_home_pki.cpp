@@ -91,7 +91,8 @@ TEST_CASE("init writes the CA, the server certificate, the HPKE pair and an empt
     CAPTURE(key);
     CHECK(permissionsOf(key) == kOwnerOnly);
   }
-  for (const auto& file : {paths.caCert(), paths.serverCert(), paths.hpkePub(), paths.sqliteDatabase()})
+  for (const auto& file :
+       {paths.caCert(), paths.serverCert(), paths.hpkePub(), paths.sqliteDatabase()})
     CHECK(fs::exists(file));
 
   auto ca = readCert(paths.caCert());

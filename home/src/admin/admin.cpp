@@ -210,10 +210,11 @@ Status revokeAgent(const std::filesystem::path& state, std::string_view agent) {
 }
 
 int exitCodeFor(const Error& error) {
-  static constexpr std::array<std::string_view, 6> kInputCodes = {
-      "already_initialized", "not_initialized", "out_not_empty",
-      "unknown_agent",       "agent_exists",    "usage"};
-  for (std::string_view prefix : {"usage", "config", "ticket.", "silence.", "onboard."}) {
+  static constexpr std::array<std::string_view, 8> kInputCodes = {
+      "already_initialized", "not_initialized", "out_not_empty",       "unknown_agent",
+      "agent_exists",        "usage",           "store.password_file", "store.url"};
+  for (std::string_view prefix :
+       {"usage", "config", "ticket.", "silence.", "onboard.", "migrate."}) {
     if (error.code.starts_with(prefix)) return 2;
   }
   if (std::find(kInputCodes.begin(), kInputCodes.end(), error.code) != kInputCodes.end()) return 2;

@@ -24,6 +24,7 @@
 #include "pass/home/revoked_agents.hpp"
 #include "pass/home/state_store.hpp"
 #include "pass/home/ticket_admin.hpp"
+#include "platform/lock.hpp"
 #include "server/ingest_routes.hpp"
 
 namespace pass::home {
@@ -70,6 +71,7 @@ struct Runtime::Parts {
 
   RuntimeOptions options;
   Logger& log;
+  std::optional<platform::FileLock> serving;  // serveLockFile, shared with other serves
   std::shared_ptr<HpkeKeyRing> keys;
   std::unique_ptr<AgentDirectory> directory;
   std::unique_ptr<RevokedAgents> revoked;
@@ -92,6 +94,14 @@ struct Runtime::Parts {
 Status Runtime::Parts::build() {
   auto& o = options.ingest;
   StatePaths paths(o.state);
+  auto lock = platform::FileLock::tryAcquireShared(serveLockFile(paths));
+  if (!lock && lock.error().code == "locked") {
+    return fail("migrating", fmt::format("{}: pass-home migrate is copying this home's store; "
+                                         "serve again when it is done",
+                                         paths.dir.string()));
+  }
+  if (!lock) return std::unexpected(lock.error());
+  serving.emplace(std::move(*lock));
   if (!o.policy && options.tickets) {
     auto policy = loadPolicy(o.state);
     if (!policy) return std::unexpected(policy.error());

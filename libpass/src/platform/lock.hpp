@@ -15,12 +15,16 @@ class FileLock {
  public:
   /// Fails with code "locked" when another process holds it, "io" on other errors.
   static Result<FileLock> tryAcquire(const std::filesystem::path& path);
+  /// A lock that other shared holders may hold at the same time, but not an exclusive one
+  /// (tryAcquire). Fails like tryAcquire.
+  static Result<FileLock> tryAcquireShared(const std::filesystem::path& path);
   FileLock(FileLock&&) noexcept;
   FileLock& operator=(FileLock&&) noexcept;
   ~FileLock();
 
  private:
   struct Handle;
+  static Result<FileLock> acquire(const std::filesystem::path& path, bool shared);
   explicit FileLock(std::unique_ptr<Handle> h);
   std::unique_ptr<Handle> handle_;
 };

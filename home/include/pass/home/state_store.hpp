@@ -5,8 +5,10 @@
 /// names, with the password in the file it names (STATE/database-password, 0600, as init and
 /// migrate write it).
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "pass/config.hpp"
 #include "pass/home/pki.hpp"
@@ -31,5 +33,27 @@ Result<Store> openStateStore(const StatePaths& paths,
 /// and that file (each written atomically). Fails with "store.password_file" when the password
 /// cannot be read.
 Status recordPostgresStore(const StatePaths& paths, const StoreLocation& target);
+
+/// STATE/serve.lock: every `serve` holds it shared while it runs; `migrate` takes it exclusively,
+/// so that neither runs while the other does.
+inline std::filesystem::path serveLockFile(const StatePaths& paths) {
+  return paths.dir / "serve.lock";
+}
+
+/// A table `migrateToPostgres` copied and its rows.
+struct MigratedTable {
+  std::string name;
+  std::int64_t rows = 0;
+};
+
+/// Copies the state's SQLite store into the empty PostgreSQL database `target` (postgresUrl,
+/// passwordFile) in one transaction: every table, rows with their ids, each id sequence moved
+/// past the copied ids, each table's count checked against SQLite's before COMMIT. Then records
+/// `target` as the state's store (recordPostgresStore); STATE/home.db is left as it was.
+/// Refusals, exit 2 ("migrate.*"): the state is on PostgreSQL already, a serve holds
+/// serveLockFile, the target holds any row; "store.url" and "store.password_file" for a bad
+/// URL or password file. Nothing is written to the target unless all of it is.
+Result<std::vector<MigratedTable>> migrateToPostgres(const StatePaths& paths,
+                                                     const StoreLocation& target);
 
 }  // namespace pass::home

@@ -19,13 +19,21 @@ struct FileLock::Handle {
 };
 
 Result<FileLock> FileLock::tryAcquire(const std::filesystem::path& path) {
+  return acquire(path, /*shared=*/false);
+}
+
+Result<FileLock> FileLock::tryAcquireShared(const std::filesystem::path& path) {
+  return acquire(path, /*shared=*/true);
+}
+
+Result<FileLock> FileLock::acquire(const std::filesystem::path& path, bool shared) {
   auto h = std::make_unique<Handle>();
   h->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (h->fd < 0) {
     return fail("io",
                 fmt::format("cannot open lock file {}: {}", path.string(), std::strerror(errno)));
   }
-  if (::flock(h->fd, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(h->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       return fail("locked", fmt::format("{} is locked: another run of the agent is in progress",
                                         path.string()));

@@ -14,6 +14,14 @@ struct FileLock::Handle {
 };
 
 Result<FileLock> FileLock::tryAcquire(const std::filesystem::path& path) {
+  return acquire(path, /*shared=*/false);
+}
+
+Result<FileLock> FileLock::tryAcquireShared(const std::filesystem::path& path) {
+  return acquire(path, /*shared=*/true);
+}
+
+Result<FileLock> FileLock::acquire(const std::filesystem::path& path, bool shared) {
   auto h = std::make_unique<Handle>();
   h->h = CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE,
                      nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
@@ -22,7 +30,8 @@ Result<FileLock> FileLock::tryAcquire(const std::filesystem::path& path) {
                                   GetLastError()));
   }
   OVERLAPPED ov{};
-  if (!LockFileEx(h->h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov)) {
+  const DWORD mode = shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK;
+  if (!LockFileEx(h->h, mode | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov)) {
     DWORD err = GetLastError();
     if (err == ERROR_LOCK_VIOLATION) {
       return fail("locked", fmt::format("{} is locked: another run of the agent is in progress",
