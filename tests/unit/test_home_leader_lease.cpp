@@ -22,6 +22,7 @@
 #include "pass/home/log.hpp"
 #include "server/leader_lease.hpp"
 #include "store/cluster_store.hpp"
+#include "store/postgres/pg.hpp"
 #include "test_home_store_backends.hpp"
 
 using namespace pass;
@@ -207,4 +208,26 @@ TEST_CASE("on SQLite the one home always leads, and its stop releases nothing an
   a.stop();
   CHECK_FALSE(a.leading());
   CHECK(logA.count("lease_released") == 1);
+}
+
+TEST_CASE("a lease whose connection the server dropped connects again and keeps leading") {
+  PostgresStoreBackend backend;
+  { openStore(backend); }
+  LogLines log;
+  LeaderLease lease(backend.location(), "time-driven", "home-a", log.log, {}, kQuick);
+  REQUIRE(lease.start());
+  REQUIRE(lease.leading());
+  // What a restart of the server does to the home's connections.
+  const StoreLocation where = backend.location();
+  auto admin = postgres::Connection::connect(where.postgresUrl, where.passwordFile);
+  REQUIRE(admin.has_value());
+  REQUIRE(admin->exec("drop the other connections",
+                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      "datname = current_database() AND pid <> pg_backend_pid()"));
+  REQUIRE(within(10s, [&] { return log.count("lease_error") == 1; }).has_value());
+  // Still renewed after the lease's length has passed twice: the lease connected again.
+  std::this_thread::sleep_for(kQuick.length * 2);
+  ClusterStore reader = openCluster(backend);
+  CHECK(reader.leaseHolder("time-driven").value() == std::optional<std::string>("home-a"));
+  CHECK(lease.leading());
 }

@@ -47,14 +47,15 @@ void LeaderLease::stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (store_ && led_) {
-    led_ = false;
+  // Released even when this home no longer leads: the row may still name it.
+  if (store_) {
     if (auto released = store_->releaseLease(name_, holder_); !released) {
       log_.warning("lease_release_failed",
                    {{"lease", name_}, {"message", released.error().message}});
-    } else {
+    } else if (led_) {
       log_.info("lease_released", {{"lease", name_}, {"holder", holder_}});
     }
+    led_ = false;
   }
 }
 
@@ -64,8 +65,15 @@ bool LeaderLease::leading() const {
 }
 
 void LeaderLease::attempt() {
+  if (!store_) {
+    // The server dropped the last connection (a restart, a fail-over): connect again.
+    auto store = ClusterStore::open(where_);
+    if (store) store_ = std::make_unique<ClusterStore>(std::move(*store));
+  }
   const auto sent = Clock::now();
-  auto held = store_->takeLease(name_, holder_, timing_.length.count());
+  auto held = store_ ? store_->takeLease(name_, holder_, timing_.length.count())
+                     : Result<bool>(std::unexpected(
+                           Error{"store.unavailable", "no connection to the database"}));
   if (!held) {
     // Leading ends on its own when leadingUntil_ passes: the work stops before the lease
     // could have expired, and another home may take it.
@@ -73,6 +81,7 @@ void LeaderLease::attempt() {
       log_.error("lease_error", {{"lease", name_}, {"message", held.error().message}});
     }
     failing_ = true;
+    if (held.error().code == "store.unavailable") store_.reset();
   } else {
     failing_ = false;
     std::lock_guard lock(mutex_);
@@ -82,14 +91,16 @@ void LeaderLease::attempt() {
       leadingUntil_ = sent + timing_.length - timing_.margin;
     }
   }
-  const bool leads = held && *held;
+  const bool leads = leading();
   if (leads && !led_) {
     log_.info("lease_taken", {{"lease", name_}, {"holder", holder_}});
     if (tookOver_) tookOver_();
   } else if (!leads && led_) {
-    log_.warning("lease_lost", {{"lease", name_},
-                                {"holder", holder_},
-                                {"reason", held ? "another home holds it" : "the store failed"}});
+    log_.warning("lease_lost",
+                 {{"lease", name_},
+                  {"holder", holder_},
+                  {"reason", failing_ ? "it could not be renewed in time (the database failed)"
+                                      : "another home holds it"}});
   }
   led_ = leads;
 }

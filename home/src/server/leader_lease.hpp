@@ -53,7 +53,8 @@ class LeaderLease {
  private:
   using Clock = std::chrono::steady_clock;
   void run();
-  /// One attempt to take or renew the lease; logs take-over and loss once each.
+  /// One attempt to take or renew the lease (connecting again first when the server dropped
+  /// the connection); logs take-over and loss once each.
   void attempt();
 
   StoreLocation where_;
@@ -66,7 +67,7 @@ class LeaderLease {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   Clock::time_point leadingUntil_{};  // guarded by mutex_
-  bool led_ = false;                  // the thread's: whether the last attempt held the lease
+  bool led_ = false;                  // the thread's: whether it led after the last attempt
   bool failing_ = false;              // the thread's: the last attempt failed with an error
   bool stopping_ = false;
   std::thread thread_;

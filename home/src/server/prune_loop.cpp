@@ -45,11 +45,17 @@ bool PruneLoop::stopping() {
 
 void PruneLoop::run() {
   while (true) {
-    if (leading_()) {
+    if (!store_) {
+      // The server dropped the last connection (a restart, a fail-over): connect again.
+      auto store = ClusterStore::open(where_);
+      if (store) store_ = std::make_unique<ClusterStore>(std::move(*store));
+    }
+    if (store_ && leading_()) {
       auto pruned = store_->prune(retention_, wallClockMs(), false, 1000,
                                   [this] { return leading_() && !stopping(); });
       if (!pruned) {
         log_.error("prune_error", {{"message", pruned.error().message}});
+        if (pruned.error().code == "store.unavailable") store_.reset();
       } else if (pruned->envelopes + pruned->heartbeats + pruned->events > 0 || pruned->stopped) {
         log_.info("pruned", {{"envelopes", pruned->envelopes},
                              {"heartbeats", pruned->heartbeats},
