@@ -37,6 +37,7 @@ constexpr const char* kUsageText = R"(usage: pass-home COMMAND [options]
 
 commands:
   init      create the home's state: CA, server certificate, HPKE key pair, database
+            (SQLite in STATE/home.db, or --database postgresql://... for several homes)
   enroll    enroll an agent and write its bundle
   onboard   turn a new-customer form into agents, bundles and the appliance's inputs
   serve     run the HTTPS ingest server
@@ -101,14 +102,25 @@ int report(const std::string& command, const Error& error) {
 int cmdInit(const std::vector<std::string>& args) {
   InitOptions options;
   std::string state;
+  std::string passwordFile;
   po::options_description desc("pass-home init");
   desc.add_options()("state", po::value(&state)->required(), "state directory to create")(
       "name", po::value(&options.names)->composing(),
       "server certificate name (DNS name or IP address), repeatable; "
-      "default: localhost and 127.0.0.1");
+      "default: localhost and 127.0.0.1")(
+      "database", po::value(&options.database.postgresUrl),
+      "keep the store in PostgreSQL: postgresql://user@host:port/database (no password in "
+      "it); recorded in STATE/database.xml. Default: SQLite in STATE/home.db")(
+      "database-password-file", po::value(&passwordFile),
+      "the database password's file (its first line); copied to STATE/database-password "
+      "(0600)");
   auto vm = parse("init", args, desc);
   if (!vm) return kOk;
+  if (options.database.postgresUrl.empty() && !passwordFile.empty()) {
+    throw UsageError{"--database-password-file needs --database"};
+  }
   options.state = state;
+  options.database.passwordFile = passwordFile;
   if (auto done = initState(options); !done) return report("init", done.error());
   std::cout << "initialized " << state << "\n";
   return kOk;

@@ -3,7 +3,8 @@
 # cluster (tests/integration/pgcluster.py) with the home's schema, N old envelopes (half
 # heartbeats), one event per report and N newer envelopes; then the statements of each batch
 # of ClusterStore::prune (store/postgres/cluster_store.cpp) as psql runs them, one transaction
-# a batch, timed. `pass-home prune` reaches only SQLite until `init --database` exists.
+# a batch, timed (written before `pass-home init --database` existed; the statements are
+# ClusterStore's).
 #
 #   scripts/measure-prune-postgres.sh [N] (default 100000 old + 100000 new: 200,000 envelopes)
 set -eu

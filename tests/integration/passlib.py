@@ -48,16 +48,49 @@ def run(args, env=None, check=False):
     return proc
 
 
-class Home:
-    """A pass-home state directory and, when started, its server process."""
+_own_postgres = None  # the cluster test_postgres() started when ctest gave none
 
-    def __init__(self, root):
+
+def test_postgres():
+    """The tests' PostgreSQL cluster (pgcluster.PgCluster): ctest's fixture `postgres` when
+    PASS_TEST_POSTGRES names its info file, else one started for this process (stopped at
+    exit), so that a test also runs by hand."""
+    global _own_postgres
+    import atexit
+    import pgcluster
+    info = os.environ.get("PASS_TEST_POSTGRES")
+    if info:
+        return pgcluster.PgCluster.from_info(json.loads(pathlib.Path(info).read_text()))
+    if _own_postgres is None:
+        _own_postgres = pgcluster.PgCluster().start()
+        atexit.register(_own_postgres.stop)
+    return _own_postgres
+
+
+def postgres_database():
+    """A fresh, empty database of the tests' cluster: (url, password_file)."""
+    cluster = test_postgres()
+    name = "it_" + os.urandom(6).hex()
+    return cluster.create_database(name), cluster.password_file
+
+
+class Home:
+    """A pass-home state directory and, when started, its server process. With `database`
+    (a postgresql:// URL, e.g. from postgres_database()) and `password_file`, the home keeps
+    its store in that PostgreSQL database (`pass-home init --database`); else in SQLite."""
+
+    def __init__(self, root, database=None, password_file=None):
         self.root = pathlib.Path(root)
         self.state = self.root / "home"
         self.proc = None
         self.port = None
         self.log_path = self.root / "home.log"
-        run([HOME_BIN, "init", "--state", str(self.state)], check=True)
+        args = [HOME_BIN, "init", "--state", str(self.state)]
+        if database:
+            args += ["--database", database]
+        if password_file:
+            args += ["--database-password-file", str(password_file)]
+        run(args, check=True)
 
     @property
     def url(self):

@@ -181,7 +181,7 @@ TEST_CASE("ingest opens envelopes sealed to a retired key and names the current 
   const auto t0 = nowMs();
   auto ring = std::shared_ptr<HpkeKeyRing>(
       HpkeKeyRing::open(home.paths(), kRetiredKeyKeepMs, t0).value().release());
-  AgentDirectory directory(home.paths().database());
+  AgentDirectory directory(StoreLocation{.sqliteFile = home.paths().sqliteDatabase()});
   Ingest ingest(directory, ring, WindowOptions{});
   PeerIdentity peer{enrolled.uuid, enrolled.certSerial};
   auto seal = [&](std::uint64_t seq, const X25519Key& to, std::int64_t createdMs) {

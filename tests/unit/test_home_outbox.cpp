@@ -110,7 +110,8 @@ TEST_CASE("a mail server down for an hour: every message arrives once when it is
 
   std::int64_t now = kT0;
   Logger log(LogLevel::kError, [](std::string_view) {});
-  OutboxWorker worker(dir / "home.db", policy, log, "test-worker", [&now] { return now; });
+  OutboxWorker worker(StoreLocation{.sqliteFile = dir / "home.db"}, policy, log, "test-worker",
+                      [&now] { return now; });
   auto store = Store::open(dir / "home.db");
   REQUIRE(store.has_value());
 
@@ -216,7 +217,7 @@ TEST_CASE("the watchdog loop holds after its start and after a clock jump, and l
   const std::int64_t start = kT0 + 10 * kHour;
   const std::int64_t jumped = start + 6 * kHour;
   std::atomic<int> reads{0};
-  WatchdogLoop loop(dir / "home.db", policy, log, {},
+  WatchdogLoop loop(StoreLocation{.sqliteFile = dir / "home.db"}, policy, log, {},
                     [&] { return reads.fetch_add(1) < 2 ? start : jumped; });
   REQUIRE(loop.start().has_value());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -260,7 +261,7 @@ TEST_CASE(
     return passes;
   };
   std::atomic<bool> leading{false};
-  WatchdogLoop loop(dir / "home.db", policy, log, {});
+  WatchdogLoop loop(StoreLocation{.sqliteFile = dir / "home.db"}, policy, log, {});
   loop.leadOnlyWhen([&] { return leading.load(); });
   REQUIRE(loop.start().has_value());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

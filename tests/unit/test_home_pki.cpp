@@ -91,7 +91,7 @@ TEST_CASE("init writes the CA, the server certificate, the HPKE pair and an empt
     CAPTURE(key);
     CHECK(permissionsOf(key) == kOwnerOnly);
   }
-  for (const auto& file : {paths.caCert(), paths.serverCert(), paths.hpkePub(), paths.database()})
+  for (const auto& file : {paths.caCert(), paths.serverCert(), paths.hpkePub(), paths.sqliteDatabase()})
     CHECK(fs::exists(file));
 
   auto ca = readCert(paths.caCert());
@@ -108,7 +108,7 @@ TEST_CASE("init writes the CA, the server certificate, the HPKE pair and an empt
   auto pub = X25519Key::loadPem(paths.hpkePub().string());
   REQUIRE(pub.has_value());
   CHECK(hpke->rawPublic() == pub->rawPublic());
-  CHECK(Store::open(paths.database()).value().agents().value().empty());
+  CHECK(Store::open(paths.sqliteDatabase()).value().agents().value().empty());
 }
 
 TEST_CASE("init refuses a directory that is already initialized") {

@@ -121,7 +121,7 @@ struct Home {
   }
 
   Store store() const {
-    auto opened = Store::open(StatePaths(state).database());
+    auto opened = Store::open(StatePaths(state).sqliteDatabase());
     REQUIRE(opened.has_value());
     return std::move(*opened);
   }
@@ -211,7 +211,8 @@ TEST_CASE("renewal: the new certificate is current, the replaced one accepted fo
   Home home;
   auto first = readCert(home.bundle / "agent-tls.crt");
   const auto firstPeer = identityOf(first.get());
-  CertificateRenewals renewals(StatePaths(home.state).database(), home.issuer(), 7 * kDayMs);
+  CertificateRenewals renewals(StoreLocation{.sqliteFile = StatePaths(home.state).sqliteDatabase()},
+                               home.issuer(), 7 * kDayMs);
   const auto t0 = nowMs();
 
   auto request = makeCertificateRequest(home.agent.id);

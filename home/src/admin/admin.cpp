@@ -11,6 +11,7 @@
 #include "pass/envelope.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/text.hpp"
 #include "pass/vendor_codes.hpp"
 
@@ -39,7 +40,7 @@ Result<std::string> normalizeAgent(std::string_view agent) {
 }
 
 Result<Store> openStore(const std::filesystem::path& state) {
-  return Store::open(StatePaths(state).database(), Store::Mode::kOpenExisting);
+  return openStateStore(StatePaths(state));
 }
 
 }  // namespace

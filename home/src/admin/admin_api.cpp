@@ -18,6 +18,7 @@
 #include "pass/home/https_listener.hpp"
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/home/store.hpp"
 #include "pass/home/ticket_admin.hpp"
 #include "pass/iso_time.hpp"
@@ -330,7 +331,7 @@ AdminResponse AdminHandler::handle(const AdminRequest& r) const {
                             htmlEscape(changed.error().message) + ". Try again.</p>\n");
       }
     }
-    auto store = Store::open(StatePaths(state_).database());
+    auto store = openStateStore(StatePaths(state_));
     if (!store) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");
     auto row = store->ticket(*id);
     if (!row) return htmlPage(500, title, "<p>The home's database is not available.</p>\n");

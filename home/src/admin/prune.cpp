@@ -6,6 +6,7 @@
 
 #include "pass/home/log.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/state_store.hpp"
 #include "store/cluster_store.hpp"
 
 namespace pass::home {
@@ -18,10 +19,12 @@ Result<std::string> runPrune(const std::filesystem::path& state, std::int64_t no
                        (state / "home.xml").string());
   }
   StatePaths paths(state);
-  if (auto opened = Store::open(paths.database(), Store::Mode::kOpenExisting); !opened) {
+  auto location = stateStoreLocation(paths);
+  if (!location) return std::unexpected(location.error());
+  if (auto opened = Store::open(*location, Store::Mode::kOpenExisting); !opened) {
     return std::unexpected(opened.error());  // not initialized, or migrates it
   }
-  auto store = ClusterStore::open(StoreLocation{.sqliteFile = paths.database()});
+  auto store = ClusterStore::open(*location);
   if (!store) return std::unexpected(store.error());
   auto pruned = store->prune(*retention, nowMs, dryRun);
   if (!pruned) return std::unexpected(pruned.error());

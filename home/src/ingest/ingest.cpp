@@ -302,7 +302,7 @@ std::expected<ParsedPayload, std::string> parsePayload(std::string_view json) {
   return std::move(handler).result();
 }
 
-AgentDirectory::AgentDirectory(std::filesystem::path database) : database_(std::move(database)) {}
+AgentDirectory::AgentDirectory(StoreLocation database) : database_(std::move(database)) {}
 AgentDirectory::~AgentDirectory() = default;
 
 Result<std::optional<AgentDirectory::Entry>> AgentDirectory::find(const std::string& agentId) {
@@ -333,7 +333,7 @@ Result<std::optional<AgentDirectory::Entry>> AgentDirectory::find(const std::str
     auto key = Ed25519Key::fromRawPublic(row.signKey);
     if (!key) {
       return fail("store", fmt::format("{}: agent {} has an unusable sign_key: {}",
-                                       database_.string(), agentId, key.error().message));
+                                       database_.name(), agentId, key.error().message));
     }
     cached = keys_.insert_or_assign(agentId, CachedKey{row.signKey, std::move(*key)}).first;
   }

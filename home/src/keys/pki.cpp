@@ -22,6 +22,7 @@
 
 #include "pass/config.hpp"
 #include "pass/crypto.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/home/store.hpp"
 #include "platform/fs.hpp"
 #include "x509_util.hpp"
@@ -294,8 +295,8 @@ Status initState(const InitOptions& options) {
   StatePaths paths(options.state);
   auto san = subjectAltNames(options.names);
   if (!san) return std::unexpected(san.error());
-  if (anyExists(
-          {paths.caKey(), paths.caCert(), paths.serverKey(), paths.hpkeKey(), paths.database()})) {
+  if (anyExists({paths.caKey(), paths.caCert(), paths.serverKey(), paths.hpkeKey(),
+                 paths.sqliteDatabase(), paths.databaseConfig()})) {
     return fail("already_initialized",
                 fmt::format("{}: already holds a pass-home state (ca.key, home.db, ...); "
                             "refusing to overwrite it",
@@ -306,6 +307,13 @@ Status initState(const InitOptions& options) {
   if (ec) return fail("io", fmt::format("{}: cannot create: {}", paths.dir.string(), ec.message()));
   // The state holds the CA key: keep others out of the directory too.
   fs::permissions(paths.dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  const bool postgres = !options.database.postgresUrl.empty();
+  if (postgres) {
+    // A database that cannot be used fails before any key is written.
+    if (auto store = Store::open(options.database, Store::Mode::kCreate); !store) {
+      return std::unexpected(store.error());
+    }
+  }
 
   auto caKey = generateP256();
   if (!caKey) return std::unexpected(caKey.error());
@@ -344,7 +352,10 @@ Status initState(const InitOptions& options) {
                            {paths.hpkeKey(), hpke.privatePem(), true},
                            {paths.hpkePub(), hpke.publicPem(), false}});
   if (!written) return written;
-  auto store = Store::open(paths.database(), Store::Mode::kCreate);
+  if (postgres) {
+    if (auto recorded = recordPostgresStore(paths, options.database); !recorded) return recorded;
+  }
+  auto store = openStateStore(paths, Store::Mode::kCreate);
   if (!store) return std::unexpected(store.error());
   return {};
 }
@@ -363,7 +374,7 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
   for (const auto& url : endpoints) {
     if (auto ok = checkEndpoint(url); !ok) return std::unexpected(ok.error());
   }
-  for (const auto& file : {paths.caKey(), paths.caCert(), paths.hpkePub(), paths.database()}) {
+  for (const auto& file : {paths.caKey(), paths.caCert(), paths.hpkePub()}) {
     std::error_code ec;
     if (!fs::exists(file, ec)) {
       return fail("not_initialized",
@@ -372,7 +383,7 @@ Result<EnrolledAgent> enrollAgent(const fs::path& state, const EnrollOptions& op
     }
   }
   // Open the database first: a store problem should fail before any file is written.
-  auto store = Store::open(paths.database(), Store::Mode::kOpenExisting);
+  auto store = openStateStore(paths);
   if (!store) return std::unexpected(store.error());
   auto caKey = loadPrivateKey(paths.caKey());
   if (!caKey) return std::unexpected(caKey.error());

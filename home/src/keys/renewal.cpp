@@ -8,8 +8,8 @@
 
 namespace pass::home {
 
-CertificateRenewals::CertificateRenewals(std::filesystem::path database,
-                                         AgentCertificateIssuer issuer, std::int64_t graceMs)
+CertificateRenewals::CertificateRenewals(StoreLocation database, AgentCertificateIssuer issuer,
+                                         std::int64_t graceMs)
     : database_(std::move(database)), issuer_(std::move(issuer)), graceMs_(graceMs) {}
 
 CertificateRenewals::~CertificateRenewals() = default;

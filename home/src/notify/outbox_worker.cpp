@@ -83,7 +83,7 @@ notify::SendResult sendOutboxRow(const HomeConfig& config, const OutboxRow& row)
 
 // --- OutboxWorker ----------------------------------------------------------------------------
 
-OutboxWorker::OutboxWorker(std::filesystem::path database, std::shared_ptr<const Policy> policy,
+OutboxWorker::OutboxWorker(StoreLocation database, std::shared_ptr<const Policy> policy,
                            Logger& log, std::string id, NowMs now)
     : database_(std::move(database)),
       policy_(std::move(policy)),
@@ -192,7 +192,7 @@ void OutboxWorker::run() {
 
 // --- WatchdogLoop ----------------------------------------------------------------------------
 
-WatchdogLoop::WatchdogLoop(std::filesystem::path database, std::shared_ptr<const Policy> policy,
+WatchdogLoop::WatchdogLoop(StoreLocation database, std::shared_ptr<const Policy> policy,
                            Logger& log, std::function<void()> enqueued, NowMs now)
     : database_(std::move(database)),
       policy_(std::move(policy)),

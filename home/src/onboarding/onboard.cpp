@@ -10,6 +10,7 @@
 
 #include "pass/home/onboard.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/home/store.hpp"
 #include "platform/fs.hpp"
 
@@ -262,7 +263,7 @@ Result<OnboardReport> onboard(const OnboardOptions& options) {
   auto form = loadForm(options.form);
   if (!form) return std::unexpected(form.error());
   StatePaths paths(options.state);
-  auto store = Store::open(paths.database(), Store::Mode::kOpenExisting);
+  auto store = openStateStore(paths);
   if (!store) return std::unexpected(store.error());
   auto known = store->agents();
   if (!known) return std::unexpected(known.error());

@@ -4,7 +4,7 @@
 
 namespace pass::home {
 
-RevokedAgents::RevokedAgents(std::filesystem::path database) : database_(std::move(database)) {}
+RevokedAgents::RevokedAgents(StoreLocation database) : database_(std::move(database)) {}
 
 Result<std::vector<std::string>> RevokedAgents::refresh() {
   if (!store_) {

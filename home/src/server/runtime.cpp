@@ -21,6 +21,7 @@
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
 #include "pass/home/revoked_agents.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/home/ticket_admin.hpp"
 #include "server/ingest_routes.hpp"
 #include "server/leader_lease.hpp"
@@ -95,15 +96,17 @@ Status Runtime::Parts::build() {
     if (!policy) return std::unexpected(policy.error());
     o.policy = std::move(*policy);
   }
-  auto writer = Store::open(paths.database(), Store::Mode::kOpenExisting);
+  auto location = stateStoreLocation(paths);
+  if (!location) return std::unexpected(location.error());
+  auto writer = Store::open(*location, Store::Mode::kOpenExisting);
   if (!writer) return std::unexpected(writer.error());
   auto ring = HpkeKeyRing::open(paths, retiredKeyKeepMs(o.window.maxAgeMs, o.window.maxAheadMs),
                                 wallClockMs());
   if (!ring) return std::unexpected(ring.error());
   auto tls = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   if (auto done = configureServerTls(tls->native_handle(), paths); !done) return done;
-  directory = std::make_unique<AgentDirectory>(paths.database());
-  revoked = std::make_unique<RevokedAgents>(paths.database());
+  directory = std::make_unique<AgentDirectory>(*location);
+  revoked = std::make_unique<RevokedAgents>(*location);
   if (auto read = revoked->refresh(); !read) return std::unexpected(read.error());
   keys = std::move(*ring);
   ingest = std::make_unique<Ingest>(*directory, keys, o.window);
@@ -112,17 +115,17 @@ Status Runtime::Parts::build() {
   logKeyNotes();
   auto issuer = AgentCertificateIssuer::load(paths);
   if (!issuer) return std::unexpected(issuer.error());
-  renewals = std::make_unique<CertificateRenewals>(paths.database(), std::move(*issuer),
-                                                   o.certificateGraceMs);
+  renewals =
+      std::make_unique<CertificateRenewals>(*location, std::move(*issuer), o.certificateGraceMs);
 
   std::function<void()> enqueued;
   if (o.policy) {
     writer->setPolicy(o.policy);
     const std::string holder = homeHolderId();
-    outbox = std::make_unique<OutboxWorker>(paths.database(), o.policy, log, holder);
-    watchdog = std::make_unique<WatchdogLoop>(paths.database(), o.policy, log,
+    outbox = std::make_unique<OutboxWorker>(*location, o.policy, log, holder);
+    watchdog = std::make_unique<WatchdogLoop>(*location, o.policy, log,
                                               [worker = outbox.get()] { worker->wake(); });
-    const StoreLocation where{.sqliteFile = paths.database()};
+    const StoreLocation& where = *location;
     auto retention = loadRetention(o.state);
     if (!retention) return std::unexpected(retention.error());
     auto leading = [this] { return lease->leading(); };

@@ -12,6 +12,7 @@
 #include "pass/home/log.hpp"
 #include "pass/home/outbox_worker.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/state_store.hpp"
 #include "pass/text.hpp"
 #include "store/outbox_queue.hpp"
 
@@ -32,7 +33,7 @@ std::string time(std::optional<std::int64_t> ms) {
 }
 
 Result<Store> openStore(const std::filesystem::path& state) {
-  return Store::open(StatePaths(state).database(), Store::Mode::kOpenExisting);
+  return openStateStore(StatePaths(state));
 }
 
 Json outboxJson(const OutboxRow& o) {

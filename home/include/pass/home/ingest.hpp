@@ -46,7 +46,7 @@ std::expected<ParsedPayload, std::string> parsePayload(std::string_view json);
 /// row, so a revocation by another process applies to the next lookup.
 class AgentDirectory {
  public:
-  explicit AgentDirectory(std::filesystem::path database);
+  explicit AgentDirectory(StoreLocation database);
   ~AgentDirectory();
   AgentDirectory(const AgentDirectory&) = delete;
   AgentDirectory& operator=(const AgentDirectory&) = delete;
@@ -67,7 +67,7 @@ class AgentDirectory {
   Result<std::optional<Entry>> find(const std::string& agentId);
 
  private:
-  std::filesystem::path database_;
+  StoreLocation database_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Store>> idle_;
   struct CachedKey {

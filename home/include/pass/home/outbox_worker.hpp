@@ -33,7 +33,7 @@ std::int64_t retryAt(const HomeConfig& config, std::int64_t attempts, std::int64
 class OutboxWorker {
  public:
   /// `database` is home.db; `id` names this worker in claims (host, process).
-  OutboxWorker(std::filesystem::path database, std::shared_ptr<const Policy> policy, Logger& log,
+  OutboxWorker(StoreLocation database, std::shared_ptr<const Policy> policy, Logger& log,
                std::string id, NowMs now = wallClockMs);
   ~OutboxWorker();
   OutboxWorker(const OutboxWorker&) = delete;
@@ -54,7 +54,7 @@ class OutboxWorker {
   void run();
   Result<bool> sendOne();
 
-  std::filesystem::path database_;
+  StoreLocation database_;
   std::shared_ptr<const Policy> policy_;
   Logger& log_;
   std::string id_;
@@ -79,7 +79,7 @@ class WatchdogLoop {
   /// notifications. The loop starts once the server listens: from then on, and again after
   /// each clock jump, it holds the missing-heartbeat rule for one grace (tickets.md) and logs
   /// `watchdog_hold` with the time the hold ends.
-  WatchdogLoop(std::filesystem::path database, std::shared_ptr<const Policy> policy, Logger& log,
+  WatchdogLoop(StoreLocation database, std::shared_ptr<const Policy> policy, Logger& log,
                std::function<void()> enqueued, NowMs now = wallClockMs);
   ~WatchdogLoop();
   WatchdogLoop(const WatchdogLoop&) = delete;
@@ -95,7 +95,7 @@ class WatchdogLoop {
  private:
   void run();
 
-  std::filesystem::path database_;
+  StoreLocation database_;
   std::shared_ptr<const Policy> policy_;
   Logger& log_;
   std::function<void()> enqueued_;

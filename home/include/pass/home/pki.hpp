@@ -14,6 +14,7 @@
 #include "pass/bytes.hpp"
 #include "pass/config.hpp"
 #include "pass/envelope.hpp"
+#include "pass/home/store.hpp"
 #include "pass/result.hpp"
 
 typedef struct ssl_st SSL;                        // NOLINT: OpenSSL's own forward declarations
@@ -33,7 +34,12 @@ struct StatePaths {
   std::filesystem::path serverCert() const { return dir / "server.crt"; }
   std::filesystem::path hpkeKey() const { return dir / "home-hpke.key"; }
   std::filesystem::path hpkePub() const { return dir / "home-hpke.pub"; }
-  std::filesystem::path database() const { return dir / "home.db"; }
+  /// The SQLite store, used unless databaseConfig() names another (pass/home/state_store.hpp).
+  std::filesystem::path sqliteDatabase() const { return dir / "home.db"; }
+  /// Names the PostgreSQL store, when the home keeps it there.
+  std::filesystem::path databaseConfig() const { return dir / "database.xml"; }
+  /// The PostgreSQL password, copied by init and migrate (0600).
+  std::filesystem::path databasePassword() const { return dir / "database-password"; }
 };
 
 /// Default names of the server certificate.
@@ -44,12 +50,17 @@ struct InitOptions {
   /// Subject alternative names of the server certificate: an IP address becomes IP:, anything
   /// else DNS:; explicit "DNS:" / "IP:" prefixes are accepted. Empty = kDefaultServerNames.
   std::vector<std::string> names;
+  /// The PostgreSQL database (postgresUrl, passwordFile) to keep the store in; postgresUrl
+  /// empty: SQLite in STATE/home.db.
+  StoreLocation database{};
 };
 
 /// Creates the state directory: CA (ECDSA P-256, 10 years), server key and certificate, HPKE
-/// key pair and an empty database; private keys 0600. Fails with "already_initialized" when
-/// the directory holds a home already, "usage.name" for a bad --name, "io" or "store"
-/// otherwise.
+/// key pair and an empty database (SQLite, or `database` recorded in STATE/database.xml with the
+/// password copied to STATE/database-password, pass/home/state_store.hpp); private keys 0600.
+/// A PostgreSQL database is connected to and migrated before anything is written. Fails with
+/// "already_initialized" when the directory holds a home already, "usage.name" for a bad
+/// --name, "store.*" when the database cannot be used, "io" otherwise.
 Status initState(const InitOptions& options);
 
 /// The bundle an agent is installed with, file by file.

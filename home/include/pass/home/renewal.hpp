@@ -24,7 +24,7 @@ inline constexpr std::int64_t kCertificateGraceMs = 7LL * 24 * 3600 * 1000;
 
 class CertificateRenewals {
  public:
-  CertificateRenewals(std::filesystem::path database, AgentCertificateIssuer issuer,
+  CertificateRenewals(StoreLocation database, AgentCertificateIssuer issuer,
                       std::int64_t graceMs = kCertificateGraceMs);
   ~CertificateRenewals();
   CertificateRenewals(const CertificateRenewals&) = delete;
@@ -45,7 +45,7 @@ class CertificateRenewals {
   Outcome renew(ByteView csrDer, X509* requester, const PeerIdentity& peer, std::int64_t nowMs);
 
  private:
-  std::filesystem::path database_;
+  StoreLocation database_;
   AgentCertificateIssuer issuer_;
   std::int64_t graceMs_;
   std::mutex mutex_;

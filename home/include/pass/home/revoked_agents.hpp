@@ -18,7 +18,7 @@ namespace pass::home {
 
 class RevokedAgents {
  public:
-  explicit RevokedAgents(std::filesystem::path database);
+  explicit RevokedAgents(StoreLocation database);
 
   /// Reads the revoked agents from the store; returns those that were not revoked at the
   /// previous refresh (every revoked agent on the first), sorted. "not_initialized" or
@@ -30,7 +30,7 @@ class RevokedAgents {
   bool contains(const std::string& agentId) const;
 
  private:
-  std::filesystem::path database_;
+  StoreLocation database_;
   std::optional<Store> store_;  // opened by the first refresh
   mutable std::mutex mutex_;
   std::unordered_set<std::string> revoked_;

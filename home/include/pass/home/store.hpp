@@ -159,6 +159,8 @@ struct StoreLocation {
   std::string postgresUrl{};
   /// The password's file (its first line); empty: none (trust, peer, or ~/.pgpass).
   std::filesystem::path passwordFile{};
+  /// The file or the URL, for messages.
+  std::string name() const { return postgresUrl.empty() ? sqliteFile.string() : postgresUrl; }
 };
 
 class Store {

@@ -67,6 +67,8 @@ std::string describe(const PQconninfoOption* options) {
                      value("dbname"));
 }
 
+}  // namespace
+
 Result<std::string> readPassword(const std::filesystem::path& file, const std::string& where) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
@@ -84,8 +86,6 @@ Result<std::string> readPassword(const std::filesystem::path& file, const std::s
   }
   return line;
 }
-
-}  // namespace
 
 Rows::Rows(Rows&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
 
@@ -227,6 +227,11 @@ bool Connection::broken() const { return !conn_ || PQstatus(conn_) == CONNECTION
 
 Result<Rows> Connection::exec(std::string_view purpose, std::string_view sql,
                               std::initializer_list<Param> params) {
+  return exec(purpose, sql, std::span<const Param>(params.begin(), params.size()));
+}
+
+Result<Rows> Connection::exec(std::string_view purpose, std::string_view sql,
+                              std::span<const Param> params) {
   if (broken()) {
     return fail(std::string(kUnavailable),
                 fmt::format("{}: {}: the connection is closed", where_, purpose));

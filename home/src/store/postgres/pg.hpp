@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,6 +30,11 @@ inline constexpr std::string_view kRetry = "store.retry";
 inline constexpr std::string_view kUnavailable = "store.unavailable";
 /// connect() failed, a wrong password included.
 inline constexpr std::string_view kConnect = "store.connect";
+
+/// The password in `file` (its first line, trimmed), for the server `where`
+/// (postgresql://user@host:port/db). Fails with "store.password_file" when the file cannot be
+/// read or its first line is empty.
+Result<std::string> readPassword(const std::filesystem::path& file, const std::string& where);
 
 /// One statement parameter, sent in text format except bytes (binary, for BYTEA). Text and
 /// bytes are not copied: they must outlive the exec() they are passed to.
@@ -107,6 +113,8 @@ class Connection {
   /// re-used by its text afterwards. `purpose` says what it does, for the error.
   Result<Rows> exec(std::string_view purpose, std::string_view sql,
                     std::initializer_list<Param> params = {});
+  /// exec() with a number of parameters known only at run time.
+  Result<Rows> exec(std::string_view purpose, std::string_view sql, std::span<const Param> params);
   /// One or more statements without parameters (a migration script), in one round trip.
   Status script(std::string_view purpose, std::string_view sql);
 
