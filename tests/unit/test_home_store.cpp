@@ -440,7 +440,7 @@ TEST_CASE("a revocation is seen at once by another connection and the agent dire
   REQUIRE(admin.addAgent(sampleAgent(kAgentA)).has_value());
 
   auto reader = Store::open(file).value();
-  AgentDirectory directory(file);
+  AgentDirectory directory(StoreLocation{.sqliteFile = file});
   REQUIRE(reader.agentAuth(kAgentA).value().has_value());
   CHECK_FALSE(reader.agentAuth(kAgentA).value()->revokedMs.has_value());
   auto before = directory.find(kAgentA).value();
@@ -469,7 +469,7 @@ TEST_CASE("the revoked agents a server holds: each refresh names the newly revok
   REQUIRE(admin.addAgent(sampleAgent(kAgentB)).has_value());
   REQUIRE(admin.revokeAgent(kAgentB, 1000).has_value());
 
-  RevokedAgents revoked(file);
+  RevokedAgents revoked(StoreLocation{.sqliteFile = file});
   CHECK_FALSE(revoked.contains(kAgentB));  // nothing read yet
   CHECK(revoked.refresh().value() == std::vector<std::string>{kAgentB});
   CHECK(revoked.contains(kAgentB));
@@ -485,7 +485,7 @@ TEST_CASE("the revoked agents a server holds: each refresh names the newly revok
 
 TEST_CASE("the revoked agents of a missing database are an error naming it") {
   TempDir dir;
-  RevokedAgents revoked(dir / "home.db");
+  RevokedAgents revoked(StoreLocation{.sqliteFile = dir / "home.db"});
   auto read = revoked.refresh();
   REQUIRE_FALSE(read.has_value());
   CHECK(read.error().code == "not_initialized");
@@ -498,7 +498,7 @@ TEST_CASE("the agent directory re-reads a changed sign key") {
   auto admin = openNew(file);
   auto agent = sampleAgent(kAgentA);
   REQUIRE(admin.addAgent(agent).has_value());
-  AgentDirectory directory(file);
+  AgentDirectory directory(StoreLocation{.sqliteFile = file});
   CHECK(directory.find(kAgentA).value()->signKey.rawPublic() == agent.signKey);
   auto replacement = Ed25519Key::generate().rawPublic();
   RawDb(file).exec(fmt::format("UPDATE agents SET sign_key = x'{}'", toHex(replacement)));
