@@ -44,7 +44,8 @@ struct Fixture {
         Ed25519Key::loadPem((dir / "bundle" / "agent-sign.key").string()).value());
     homePub = std::make_unique<X25519Key>(
         X25519Key::loadPem((dir / "bundle" / "home-hpke.pub").string()).value());
-    directory = std::make_unique<AgentDirectory>(dir / "state" / "home.db");
+    directory =
+        std::make_unique<AgentDirectory>(StoreLocation{.sqliteFile = dir / "state" / "home.db"});
     ingest = std::make_unique<Ingest>(
         *directory, X25519Key::loadPem((dir / "state" / "home-hpke.key").string()).value(),
         WindowOptions{});
