@@ -19,6 +19,7 @@
 #include "pass/home/log.hpp"
 #include "pass/home/onboard.hpp"
 #include "pass/home/pki.hpp"
+#include "pass/home/prune.hpp"
 #include "pass/home/runtime.hpp"
 #include "pass/home/server.hpp"
 #include "pass/home/state_store.hpp"
@@ -52,6 +53,7 @@ commands:
   silence   add|list|remove maintenance windows (silenced alerts notify nobody)
   notify-test  send a test message through a channel of home.xml
   watchdog  run one watchdog pass (missing heartbeats, escalations) and exit
+  prune     prune envelopes and events older than home.xml's <retention> once, and say what
   check-config  validate STATE/home.xml (rules, contacts, channels, schedules)
   config-reference  print the home.xml reference (docs/home-configuration.md)
   form-reference    print the new-customer form's reference (docs/onboarding.md)
@@ -507,6 +509,20 @@ int cmdWatchdog(const std::vector<std::string>& args) {
   return printOr("watchdog", runWatchdog(state, *at));
 }
 
+int cmdPrune(const std::vector<std::string>& args) {
+  std::string state, now;
+  bool dryRun = false;
+  po::options_description desc("pass-home prune");
+  desc.add_options()("state", po::value(&state)->required(), "state directory")(
+      "dry-run", po::bool_switch(&dryRun), "count what would be pruned, prune nothing")(
+      "now", po::value(&now), "act as if it were this time (UTC)");
+  auto vm = parse("prune", args, desc);
+  if (!vm) return kOk;
+  auto at = nowFrom(*vm, now);
+  if (!at) return report("prune", at.error());
+  return printOr("prune", runPrune(state, *at, dryRun));
+}
+
 int cmdRotateHpkeKey(const std::vector<std::string>& args) {
   std::string state;
   po::options_description desc("pass-home rotate-hpke-key");
@@ -567,6 +583,7 @@ int main(int argc, char** argv) {
     if (command == "silence") return cmdSilence(args);
     if (command == "notify-test") return cmdNotifyTest(args);
     if (command == "watchdog") return cmdWatchdog(args);
+    if (command == "prune") return cmdPrune(args);
     if (command == "check-config") return cmdCheckConfig(args);
     if (command == "form-reference") {
       std::cout << config::markdownReference(formSchema(), "new-customer form");

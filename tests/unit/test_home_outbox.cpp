@@ -238,3 +238,40 @@ TEST_CASE("the watchdog loop holds after its start and after a clock jump, and l
   REQUIRE(store.has_value());
   CHECK(store->tickets(TicketFilter{})->empty());
 }
+
+TEST_CASE(
+    "the watchdog loop runs no pass while another home leads, and one at once when woken as "
+    "leader") {
+  TempDir dir;
+  HomeConfig cfg;
+  cfg.watchdogIntervalMs = 3'600'000;  // an hour: a pass within the test is the wake's
+  auto policy = Policy::make(std::move(cfg), Bytes(32, 1));
+  {
+    auto store = Store::open(dir / "home.db", Store::Mode::kCreate);
+    REQUIRE(store.has_value());
+  }
+  std::mutex mutex;
+  int passes = 0;  // the first pass logs watchdog_hold
+  Logger log(LogLevel::kInfo, [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    if (line.find(R"("event":"watchdog_hold")") != std::string::npos) ++passes;
+  });
+  auto seen = [&] {
+    std::lock_guard lock(mutex);
+    return passes;
+  };
+  std::atomic<bool> leading{false};
+  WatchdogLoop loop(StoreLocation{.sqliteFile = dir / "home.db"}, policy, log, {});
+  loop.leadOnlyWhen([&] { return leading.load(); });
+  REQUIRE(loop.start().has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(seen() == 0);
+  leading = true;
+  loop.wake();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (seen() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  loop.stop();
+  CHECK(seen() == 1);
+}

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "config/retention.hpp"
 #include "pass/vendor_codes.hpp"
 
 namespace pass::home {
@@ -28,6 +29,7 @@ constexpr std::string_view kRoot = "pass-home";
 constexpr std::string_view kTickets = "pass-home/tickets";
 constexpr std::string_view kWatchdog = "pass-home/watchdog";
 constexpr std::string_view kNotifications = "pass-home/notifications";
+constexpr std::string_view kRetention = "pass-home/retention";
 constexpr std::string_view kSmtp = "pass-home/smtp";
 constexpr std::string_view kSmsGateway = "pass-home/sms-gateway";
 constexpr std::string_view kWebhook = "pass-home/webhook";
@@ -62,6 +64,10 @@ constexpr std::array kElements{
     ElementDecl{kTickets, 0, 1, "How tickets are kept."},
     ElementDecl{kWatchdog, 0, 1, "Missing heartbeats and agent clocks."},
     ElementDecl{kNotifications, 0, 1, "Retries, links, storms and rate limits of notifications."},
+    ElementDecl{kRetention, 0, 1,
+                "How long envelopes and events are kept (docs/scale-out.md, \"Retention\"). "
+                "Tickets, their log and the outbox are kept for good. Without it nothing is "
+                "pruned."},
     ElementDecl{kSmtp, 0, 1, "The mail server that sends e-mail and e-mail-to-SMS messages."},
     ElementDecl{kSmsGateway, 0, 0, "An HTTP SMS gateway."},
     ElementDecl{kWebhook, 0, 0, "An outbound webhook (JSON)."},
@@ -94,6 +100,17 @@ constexpr std::array kAttributes{
     AttributeDecl{kWatchdog, "interval-seconds", Type::kUint, false, "60",
                   "How often the watchdog looks for overdue heartbeats and unacknowledged "
                   "tickets (1 to 3600)."},
+    AttributeDecl{kRetention, "envelopes-days", Type::kUint, false, "0",
+                  "Envelopes (with their heartbeat rows and (agent, seq) keys) received longer "
+                  "ago than this are pruned; 0: kept for good. Else at least 31, the replay "
+                  "window plus a day, so that a replay of a pruned envelope is refused as stale "
+                  "(31 to 36500)."},
+    AttributeDecl{kRetention, "events-days", Type::kUint, false, "0",
+                  "Events that occurred longer ago than this are pruned, except those of an "
+                  "array and code with a live ticket; 0: kept for good (1 to 36500)."},
+    AttributeDecl{kRetention, "interval-minutes", Type::kUint, false, "60",
+                  "How often the home leading the cluster's time-driven work prunes (1 to "
+                  "1440)."},
     AttributeDecl{kNotifications,
                   "ack-url",
                   Type::kString,
@@ -388,6 +405,19 @@ std::chrono::milliseconds seconds(std::uint64_t s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s) * 1000);
 }
 
+Retention readRetention(Findings& findings, const config::Node& n) {
+  constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
+  if (uintAttribute(n, "envelopes-days") != 0) {
+    findings.checkRange(n, "envelopes-days", kMinEnvelopeRetentionDays, 36500);
+  }
+  if (uintAttribute(n, "events-days") != 0) findings.checkRange(n, "events-days", 1, 36500);
+  findings.checkRange(n, "interval-minutes", 1, 1440);
+  return Retention{
+      .envelopesMs = static_cast<std::int64_t>(uintAttribute(n, "envelopes-days")) * kDayMs,
+      .eventsMs = static_cast<std::int64_t>(uintAttribute(n, "events-days")) * kDayMs,
+      .intervalMs = seconds(uintAttribute(n, "interval-minutes") * 60).count()};
+}
+
 }  // namespace
 
 std::string_view toString(RuleAction action) {
@@ -441,6 +471,8 @@ Result<HomeConfig> loadHomeConfig(const fs::path& file) {
     cfg.skewWarningMs = seconds(uintAttribute(*n, "skew-warning-seconds")).count();
     cfg.watchdogIntervalMs = seconds(uintAttribute(*n, "interval-seconds")).count();
   }
+  // Checked here too, so that check-config and serve refuse a bad <retention> at once.
+  if (const auto* n = doc.first(kRetention)) readRetention(findings, *n);
   if (const auto* n = doc.first(kNotifications)) {
     cfg.ackUrl = attribute(*n, "ack-url");
     if (!cfg.ackUrl.empty() && !cfg.ackUrl.starts_with("https://") &&
@@ -626,6 +658,21 @@ Result<HomeConfig> loadHomeConfigFromState(const fs::path& stateDir) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return HomeConfig{};
   return loadHomeConfig(file);
+}
+
+Result<Retention> loadRetention(const fs::path& stateDir) {
+  fs::path file = stateDir / "home.xml";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return Retention{};
+  auto text = config::readConfigFile(file);
+  if (!text) return std::unexpected(text.error());
+  auto parsed = config::parse(homeSchema(), *text, file.string());
+  if (!parsed) return std::unexpected(parsed.error());
+  Findings findings(file.string());
+  Retention retention;
+  if (const auto* n = parsed->first(kRetention)) retention = readRetention(findings, *n);
+  if (auto status = findings.status(); !status) return std::unexpected(status.error());
+  return retention;
 }
 
 Decision decide(const HomeConfig& config, std::string_view customer, std::string_view site,

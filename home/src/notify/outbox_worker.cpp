@@ -211,6 +211,14 @@ Status WatchdogLoop::start() {
   return {};
 }
 
+void WatchdogLoop::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
 void WatchdogLoop::stop() {
   {
     std::lock_guard lock(mutex_);
@@ -235,42 +243,47 @@ void WatchdogLoop::run() {
   while (true) {
     const std::int64_t now = now_();
     if (!receivingSince) receivingSince = now;
-    auto report = store_->watchdog(now, receivingSince);
-    if (!report) {
-      log_.error("watchdog_error", {{"message", report.error().message}});
-    } else if (report->missingOpened + report->siteOpened + report->escalated +
-                   report->stormSummaries + report->certificateExpiringOpened >
-               0) {
-      log_.info("watchdog", {{"missing_heartbeat", report->missingOpened},
-                             {"site_silent", report->siteOpened},
-                             {"certificate_expiring", report->certificateExpiringOpened},
-                             {"escalated", report->escalated},
-                             {"storm_summaries", report->stormSummaries}});
-    }
-    if (report && !holdReason.empty()) {
-      std::int64_t until = report->holdUntilMs.value_or(*receivingSince);
-      nlohmann::ordered_json fields = {{"reason", holdReason}};
-      if (holdReason == "clock_jump") fields["jump_ms"] = jumpMs;
-      fields["receiving_since"] = formatTimestamp(*receivingSince);
-      fields["until"] = formatTimestamp(until);
-      fields["overdue_agents"] = report->held;
-      fields["detail"] = fmt::format(
-          "{}: until {}, no agent is called missing and no site silent before it has had {} of "
-          "its heartbeat intervals since {}, when the home began receiving",
-          holdReason == "start" ? "the home started"
-                                : fmt::format("the wall clock jumped by {} s", jumpMs / 1000),
-          formatTimestamp(until), policy_->config().graceHeartbeats,
-          formatTimestamp(*receivingSince));
-      log_.info("watchdog_hold", fields);
-      holdReason.clear();
+    // Another home may lead the time-driven work: this one then only waits, and is woken when
+    // it takes the lead.
+    if (!leading_ || leading_()) {
+      auto report = store_->watchdog(now, receivingSince);
+      if (!report) {
+        log_.error("watchdog_error", {{"message", report.error().message}});
+      } else if (report->missingOpened + report->siteOpened + report->escalated +
+                     report->stormSummaries + report->certificateExpiringOpened >
+                 0) {
+        log_.info("watchdog", {{"missing_heartbeat", report->missingOpened},
+                               {"site_silent", report->siteOpened},
+                               {"certificate_expiring", report->certificateExpiringOpened},
+                               {"escalated", report->escalated},
+                               {"storm_summaries", report->stormSummaries}});
+      }
+      if (report && !holdReason.empty()) {
+        std::int64_t until = report->holdUntilMs.value_or(*receivingSince);
+        nlohmann::ordered_json fields = {{"reason", holdReason}};
+        if (holdReason == "clock_jump") fields["jump_ms"] = jumpMs;
+        fields["receiving_since"] = formatTimestamp(*receivingSince);
+        fields["until"] = formatTimestamp(until);
+        fields["overdue_agents"] = report->held;
+        fields["detail"] = fmt::format(
+            "{}: until {}, no agent is called missing and no site silent before it has had {} of "
+            "its heartbeat intervals since {}, when the home began receiving",
+            holdReason == "start" ? "the home started"
+                                  : fmt::format("the wall clock jumped by {} s", jumpMs / 1000),
+            formatTimestamp(until), policy_->config().graceHeartbeats,
+            formatTimestamp(*receivingSince));
+        log_.info("watchdog_hold", fields);
+        holdReason.clear();
+      }
     }
     if (store_->takeEnqueued() > 0 && enqueued_) enqueued_();
     const std::int64_t waitedFrom = now_();
     {
       std::unique_lock lock(mutex_);
-      if (cv_.wait_for(lock, std::chrono::milliseconds(periodMs), [this] { return stopping_; })) {
-        return;
-      }
+      cv_.wait_for(lock, std::chrono::milliseconds(periodMs),
+                   [this] { return stopping_ || woken_; });
+      if (stopping_) return;
+      woken_ = false;
     }
     const std::int64_t woke = now_();
     if (clockJumped(waitedFrom, woke, periodMs)) {

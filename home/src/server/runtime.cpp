@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -26,6 +25,8 @@
 #include "pass/home/ticket_admin.hpp"
 #include "platform/lock.hpp"
 #include "server/ingest_routes.hpp"
+#include "server/leader_lease.hpp"
+#include "server/prune_loop.hpp"
 
 namespace pass::home {
 namespace {
@@ -36,12 +37,9 @@ namespace net = boost::asio;
 // agent's open connections within this, plus the time to read.
 constexpr std::chrono::milliseconds kRevocationPoll{250};
 
-// Names this process in outbox claims: host plus a random tag, as several homes may share one
-// database.
-std::string outboxWorkerId() {
-  boost::system::error_code ignored;
-  return fmt::format("{}:{}", net::ip::host_name(ignored), toHex(randomBytes(4)));
-}
+// The lease on the time-driven work (the watchdog with its escalations, retention): held by
+// one home of a cluster at a time (docs/scale-out.md).
+constexpr std::string_view kTimeDrivenLease = "time-driven";
 
 }  // namespace
 
@@ -60,6 +58,8 @@ struct Runtime::Parts {
       admin->wait();
     }
     if (watchdog) watchdog->stop();
+    if (prune) prune->stop();
+    if (lease) lease->stop();
     if (outbox) outbox->stop();
   }
 
@@ -80,6 +80,8 @@ struct Runtime::Parts {
   std::unique_ptr<CertificateRenewals> renewals;
   std::unique_ptr<OutboxWorker> outbox;
   std::unique_ptr<WatchdogLoop> watchdog;
+  std::unique_ptr<PruneLoop> prune;  // with <retention> in home.xml only
+  std::unique_ptr<LeaderLease> lease;
   std::unique_ptr<GroupCommitter> committer;
   std::unique_ptr<IngestRoutes> routes;
   std::unique_ptr<HttpsListener> listener;
@@ -132,9 +134,21 @@ Status Runtime::Parts::build() {
   std::function<void()> enqueued;
   if (o.policy) {
     writer->setPolicy(o.policy);
-    outbox = std::make_unique<OutboxWorker>(*location, o.policy, log, outboxWorkerId());
+    const std::string holder = homeHolderId();
+    outbox = std::make_unique<OutboxWorker>(*location, o.policy, log, holder);
     watchdog = std::make_unique<WatchdogLoop>(*location, o.policy, log,
                                               [worker = outbox.get()] { worker->wake(); });
+    const StoreLocation& where = *location;
+    auto retention = loadRetention(o.state);
+    if (!retention) return std::unexpected(retention.error());
+    auto leading = [this] { return lease->leading(); };
+    if (retention->any()) prune = std::make_unique<PruneLoop>(where, *retention, log, leading);
+    lease =
+        std::make_unique<LeaderLease>(where, std::string(kTimeDrivenLease), holder, log, [this] {
+          watchdog->wake();
+          if (prune) prune->wake();
+        });
+    watchdog->leadOnlyWhen(leading);
     enqueued = [worker = outbox.get()] { worker->wake(); };
   }
   committer = std::make_unique<GroupCommitter>(std::move(*writer), o.maxBatch, log, o.commitLinger,
@@ -253,10 +267,11 @@ std::uint16_t Runtime::ingestPort() const { return parts_->listener->port(); }
 std::uint16_t Runtime::adminPort() const { return parts_->admin ? parts_->admin->port() : 0; }
 
 // Start: the outbox worker (it only waits for work), the admin API, ingest, then the
-// watchdog (its hold counts from when the home listens). Stop: no new
-// connections on either listener; ingest drains (answers wait for their commit), then the
-// committer finishes its last batch, the admin API ends, the watchdog and the outbox worker
-// finish the pass and the send in progress.
+// lease on the time-driven work and the watchdog (its hold counts from when the home listens).
+// Stop: no new connections on either listener; ingest drains (answers wait for their commit), then
+// the committer finishes its last batch, the admin API ends, the watchdog finishes its pass, the
+// lease is released (another home takes the work over at once), and the outbox worker finishes
+// the send in progress.
 Status Runtime::run(bool handleSignals) {
   auto& p = *parts_;
   if (p.outbox) {
@@ -268,7 +283,10 @@ Status Runtime::run(bool handleSignals) {
   if (auto started = p.listener->start(); !started) return started;
   // Once ingest listens: the watchdog's hold counts from when the home can receive.
   if (p.watchdog) {
-    if (auto started = p.watchdog->start(); !started) {
+    auto started = p.lease->start();
+    if (started) started = p.watchdog->start();
+    if (started && p.prune) started = p.prune->start();
+    if (!started) {
       p.beginStop();
       p.listener->wait();
       return started;
@@ -289,6 +307,8 @@ Status Runtime::run(bool handleSignals) {
   p.committer->stop();
   if (p.admin) p.admin->wait();
   if (p.watchdog) p.watchdog->stop();
+  if (p.prune) p.prune->stop();
+  if (p.lease) p.lease->stop();
   if (p.outbox) p.outbox->stop();
   p.listener->logRefusals();
   p.logStats("stopped");

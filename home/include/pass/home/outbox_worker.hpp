@@ -84,7 +84,12 @@ class WatchdogLoop {
   ~WatchdogLoop();
   WatchdogLoop(const WatchdogLoop&) = delete;
   WatchdogLoop& operator=(const WatchdogLoop&) = delete;
+  /// Before start(): a pass runs only while `leading()` says this home leads the cluster's
+  /// time-driven work (LeaderLease); without it, always.
+  void leadOnlyWhen(std::function<bool()> leading) { leading_ = std::move(leading); }
   Status start();
+  /// Thread-safe: run a pass now (this home just became the leader).
+  void wake();
   void stop();
 
  private:
@@ -95,9 +100,11 @@ class WatchdogLoop {
   Logger& log_;
   std::function<void()> enqueued_;
   NowMs now_;
+  std::function<bool()> leading_;
   std::unique_ptr<Store> store_;
   std::mutex mutex_;
   std::condition_variable cv_;
+  bool woken_ = false;
   bool stopping_ = false;
   std::thread thread_;
 };

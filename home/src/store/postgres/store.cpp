@@ -198,7 +198,7 @@ Result<std::vector<StoredEnvelope>> PostgresStore::envelopes(
 Result<std::vector<StoredEvent>> PostgresStore::events(const std::optional<std::string>& array) {
   return all(db.exec("list the events",
                      "SELECT e.agent_id, e.seq, e.family, e.\"array\", e.event_id, e.code, "
-                     "e.severity, e.occurred_ms, v.received_ms, e.payload FROM events e JOIN "
+                     "e.severity, e.occurred_ms, v.received_ms, e.payload FROM events e LEFT JOIN "
                      "envelopes v ON v.agent_id = e.agent_id AND v.seq = e.seq "
                      "WHERE $1::text IS NULL OR e.\"array\" = $1 ORDER BY e.id",
                      {array}),
@@ -206,7 +206,8 @@ Result<std::vector<StoredEvent>> PostgresStore::events(const std::optional<std::
                StoredEvent stored;
                stored.agentId = r.text(i, 0);
                stored.seq = static_cast<std::uint64_t>(r.integer(i, 1));
-               stored.receivedMs = r.integer(i, 8);
+               // 0 once retention pruned the event's envelope.
+               stored.receivedMs = r.optInteger(i, 8).value_or(0);
                auto& e = stored.event;
                e.family = r.optText(i, 2);
                e.array = r.optText(i, 3);

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "store/sqlite/envelope_keys.hpp"
 #include "store/sqlite/migrations.hpp"
 #include "store/sqlite/ticket_storage.hpp"
 
@@ -111,15 +112,7 @@ Result<bool> SqliteStore::envelopeStored(const std::string& key, std::string_vie
 }
 
 Status SqliteStore::mergeRecentKeys() {
-  // Plain INSERT: the key's uniqueness still holds in the database, and a clash here would be
-  // a bug worth failing loudly for. Inside the write lock, max(id) is the last recent envelope.
-  if (auto done = db.exec(
-          "INSERT INTO envelope_keys (agent_id, seq, envelope_id) SELECT agent_id, seq, id FROM "
-          "envelopes WHERE id > (SELECT upto FROM envelope_keys_merged) ORDER BY agent_id, seq;"
-          "UPDATE envelope_keys_merged SET upto = (SELECT coalesce(max(id), upto) FROM envelopes)");
-      !done) {
-    return done;
-  }
+  if (auto done = db.exec(kMergeRecentKeys); !done) return done;
   // The next sync starts from the new upto, with nothing after it to read.
   recentKeys.clear();
   recentUpto = -1;
@@ -388,8 +381,8 @@ Result<std::vector<StoredEvent>> SqliteStore::events(const std::optional<std::st
   if (auto done = foldRecentKeys(); !done) return std::unexpected(done.error());
   auto stmt = db.prepare(
       "SELECT e.agent_id, e.seq, e.family, e.array, e.event_id, e.code, e.severity, "
-      "e.occurred_ms, v.received_ms, e.payload FROM events e JOIN envelope_keys k "
-      "ON k.agent_id = e.agent_id AND k.seq = e.seq JOIN envelopes v ON v.id = k.envelope_id "
+      "e.occurred_ms, v.received_ms, e.payload FROM events e LEFT JOIN envelope_keys k "
+      "ON k.agent_id = e.agent_id AND k.seq = e.seq LEFT JOIN envelopes v ON v.id = k.envelope_id "
       "WHERE ?1 IS NULL OR e.array = ?1 ORDER BY e.rowid");
   if (!stmt) return propagate(stmt);
   stmt->bind(1, array);
@@ -397,7 +390,8 @@ Result<std::vector<StoredEvent>> SqliteStore::events(const std::optional<std::st
     StoredEvent stored;
     stored.agentId = r.columnText(0);
     stored.seq = static_cast<std::uint64_t>(r.columnInt(1));
-    stored.receivedMs = r.columnInt(8);
+    // 0 once retention pruned the event's envelope.
+    stored.receivedMs = r.columnOptInt(8).value_or(0);
     auto& e = stored.event;
     e.family = r.columnOptText(2);
     e.array = r.columnOptText(3);

@@ -1,0 +1,48 @@
+#pragma once
+// PruneLoop: retention while the home leads the cluster's time-driven work (home.xml
+// <retention>, docs/scale-out.md "Retention").
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "store/cluster_store.hpp"
+
+namespace pass::home {
+
+class Logger;
+
+class PruneLoop {
+ public:
+  /// Prunes as `retention` says every retention.intervalMs, only while `leading()`.
+  PruneLoop(StoreLocation where, Retention retention, Logger& log, std::function<bool()> leading);
+  ~PruneLoop();
+  PruneLoop(const PruneLoop&) = delete;
+  PruneLoop& operator=(const PruneLoop&) = delete;
+
+  /// Opens its store connection and starts the thread; the first run is at once.
+  Status start();
+  /// Thread-safe: prune now (this home just became the leader).
+  void wake();
+  /// Ends the batch in progress, then joins. Idempotent.
+  void stop();
+
+ private:
+  void run();
+  bool stopping();
+
+  StoreLocation where_;
+  Retention retention_;
+  Logger& log_;
+  std::function<bool()> leading_;
+  std::unique_ptr<ClusterStore> store_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace pass::home
