@@ -293,7 +293,7 @@ TEST_CASE("migrating an empty database makes the whole schema, and again nothing
   CHECK(schemaVersion(db).value() == latestSchemaVersion());
   for (const char* table :
        {"agents", "envelopes", "heartbeats", "events", "tickets", "ticket_log", "outbox",
-        "silences", "storms", "expected_arrays", "leases", "schema_version"}) {
+        "silences", "storms", "expected_arrays", "leases", "cluster_keys", "schema_version"}) {
     CAPTURE(table);
     CHECK(count(db, fmt::format("SELECT count(*) FROM information_schema.tables WHERE "
                                 "table_schema = 'public' AND table_name = '{}'",
@@ -382,9 +382,11 @@ TEST_CASE("the schema has SQLite's tables and columns, but for each backend's ow
   for (const char* table : {"envelope_keys", "envelope_keys_merged"}) {
     CHECK(sqlite.erase(table) == 1);
   }
-  // PostgreSQL only: the cluster's leases, the schema's version (SQLite's is a pragma), and
-  // SQLite's implicit rowid made a column.
-  for (const char* table : {"leases", "schema_version"}) CHECK(postgres.erase(table) == 1);
+  // PostgreSQL only: the cluster's leases and shared keys' fingerprints, the schema's version
+  // (SQLite's is a pragma), and SQLite's implicit rowid made a column.
+  for (const char* table : {"leases", "cluster_keys", "schema_version"}) {
+    CHECK(postgres.erase(table) == 1);
+  }
   for (const char* table : {"events", "heartbeats"}) CHECK(postgres[table].erase("id") == 1);
   std::string differences;
   auto only = [&](const Columns& in, const Columns& other, std::string_view where) {
