@@ -17,9 +17,6 @@ namespace pass::home {
 
 namespace {
 
-/// How long a claimed row belongs to its worker: longer than any one send may take
-/// (the channels' total timeout is 30 s), so that only a crashed worker's rows are taken over.
-constexpr std::int64_t kLeaseMs = 120'000;
 /// Rows another home queued are not announced to this one; it looks at least this often.
 constexpr std::int64_t kLookAtLeastEveryMs = 30'000;
 
@@ -123,7 +120,7 @@ void OutboxWorker::stop() {
 Result<bool> OutboxWorker::sendOne() {
   const std::int64_t now = now_();
   OutboxQueue& queue = store_->outboxQueue();
-  auto claimed = queue.claim(id_, now, kLeaseMs);
+  auto claimed = queue.claim(id_, now, kOutboxLeaseMs);
   if (!claimed) return std::unexpected(claimed.error());
   if (!*claimed) return false;
   const OutboxRow& row = (*claimed)->row;
