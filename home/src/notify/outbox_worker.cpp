@@ -20,7 +20,13 @@ namespace {
 /// Rows another home queued are not announced to this one; it looks at least this often.
 constexpr std::int64_t kLookAtLeastEveryMs = 30'000;
 
-std::string messageId(const OutboxRow& row) { return fmt::format("pass-outbox-{}", row.id); }
+/// The notification's identity for its receiver (Message-ID, Idempotency-Key, a webhook's dedup
+/// key): the same on every attempt and on every home, and new for a new notification even when
+/// the outbox's ids start again (a reinstalled home, a database restored from a backup), because
+/// a mailbox that drops a repeated Message-ID (Gmail does) would otherwise drop the new one.
+std::string messageId(const OutboxRow& row) {
+  return fmt::format("pass-outbox-{}.{}", row.id, row.createdMs);
+}
 
 }  // namespace
 
