@@ -171,10 +171,11 @@ class ClusterTest(unittest.TestCase):
                                       "GROUP BY ticket_id, recipient HAVING count(*) > 1"))
         rows = int(self.one("SELECT count(*) FROM outbox WHERE channel = 'email'"))
         self.assertEqual(problems * len(RECIPIENTS), rows)
-        # A row claimed by a killed home waits for its lease (2 minutes) to run out.
+        # A row claimed by a killed home waits for its lease (1 minute) to run out.
         wait_for(lambda: self.one("SELECT count(*) FROM outbox WHERE state <> 'sent'") == "0",
-                 "every outbox row sent", timeout=150, interval=0.5)
-        ids = {f"<pass-outbox-{r[0]}@pass>" for r in self.sql("SELECT id FROM outbox")}
+                 "every outbox row sent", timeout=100, interval=0.5)
+        ids = {f"<pass-outbox-{r[0]}.{r[1]}@pass>"
+               for r in self.sql("SELECT id, created_ms FROM outbox")}
         messages = wait_for(lambda: len(self.mail.message_files()) >= rows and
                             self.mail.messages(), "the mails", timeout=30)
         received = [m["Message-ID"] for m in messages]

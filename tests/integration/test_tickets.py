@@ -169,7 +169,7 @@ class AlertNotificationTest(TicketsTestCase):
                 self.assertIn(part, body, f"body to {self.recipient(m)}:\n{body}")
             self.assertRegex(body, rf"(?m)^Acknowledge: +{re.escape(ACK_BASE)}/\S*\b{n}\b\S*$")
             self.assertEqual("auto-generated", m["Auto-Submitted"])
-            self.assertRegex(m["Message-ID"], r"^<pass-outbox-\d+@pass>$")
+            self.assertRegex(m["Message-ID"], r"^<pass-outbox-\d+\.\d+@pass>$")
 
         # The mail went over STARTTLS with AUTH.
         events = [json.loads(line) for line in self.mail.events_path.read_text().splitlines()]
@@ -268,7 +268,7 @@ class TwoHomesTest(TicketsTestCase):
         self.assertEqual(len(mail_rows), len(mails))
         ids = [m["Message-ID"] for m in mails]
         self.assertEqual(len(ids), len(set(ids)), f"a Message-ID twice: {sorted(ids)}")
-        self.assertEqual({f"<pass-outbox-{r['id']}@pass>" for r in mail_rows}, set(ids))
+        self.assertEqual({f"<pass-outbox-{r['id']}.{r['created_ms']}@pass>" for r in mail_rows}, set(ids))
         requests = wait_for(lambda: len(self.sms.requests()) >= len(sms_rows) and self.sms.requests(),
                             "the SMS requests")
         self.assertEqual(len(sms_rows), len(requests))
@@ -512,7 +512,7 @@ class NotifyTestCommandTest(TicketsTestCase):
         mails = self.wait_mails(1)
         self.assertEqual(1, len(mails))
         self.assertEqual("ops@example.com", self.recipient(mails[0]))
-        self.assertEqual("<pass-outbox-1@pass>", mails[0]["Message-ID"])
+        self.assertRegex(mails[0]["Message-ID"], r"^<pass-outbox-1\.\d{13}@pass>$")
         db = sqlite3.connect(f"file:{self.home.state / 'home.db'}?mode=ro", uri=True)
         try:
             rows = db.execute("SELECT ticket_id, state, attempts, claimed_by, claim_until_ms, "

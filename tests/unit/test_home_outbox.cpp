@@ -137,7 +137,7 @@ TEST_CASE("a mail server down for an hour: every message arrives once when it is
   std::set<std::string> expected;
   for (const auto& row : rows) {
     CHECK(row.state == "sent");
-    expected.insert(fmt::format("<pass-outbox-{}@pass>", row.id));
+    expected.insert(fmt::format("<pass-outbox-{}.{}@pass>", row.id, row.createdMs));
   }
   auto messages = server.messages();
   REQUIRE(messages.size() == 3);

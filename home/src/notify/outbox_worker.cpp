@@ -17,13 +17,16 @@ namespace pass::home {
 
 namespace {
 
-/// How long a claimed row belongs to its worker: longer than any one send may take
-/// (the channels' total timeout is 30 s), so that only a crashed worker's rows are taken over.
-constexpr std::int64_t kLeaseMs = 120'000;
 /// Rows another home queued are not announced to this one; it looks at least this often.
 constexpr std::int64_t kLookAtLeastEveryMs = 30'000;
 
-std::string messageId(const OutboxRow& row) { return fmt::format("pass-outbox-{}", row.id); }
+/// The notification's identity for its receiver (Message-ID, Idempotency-Key, a webhook's dedup
+/// key): the same on every attempt and on every home, and new for a new notification even when
+/// the outbox's ids start again (a reinstalled home, a database restored from a backup), because
+/// a mailbox that drops a repeated Message-ID (Gmail does) would otherwise drop the new one.
+std::string messageId(const OutboxRow& row) {
+  return fmt::format("pass-outbox-{}.{}", row.id, row.createdMs);
+}
 
 }  // namespace
 
@@ -123,7 +126,7 @@ void OutboxWorker::stop() {
 Result<bool> OutboxWorker::sendOne() {
   const std::int64_t now = now_();
   OutboxQueue& queue = store_->outboxQueue();
-  auto claimed = queue.claim(id_, now, kLeaseMs);
+  auto claimed = queue.claim(id_, now, kOutboxLeaseMs);
   if (!claimed) return std::unexpected(claimed.error());
   if (!*claimed) return false;
   const OutboxRow& row = (*claimed)->row;

@@ -288,7 +288,7 @@ Result<std::string> notifyTest(const std::filesystem::path& state, std::string_v
   auto id = queue.enqueueTest(to, "sent by pass-home notify-test", nowMs);
   if (!id) return std::unexpected(id.error());
   // Only this row: other due rows stay for the server's worker.
-  auto claimed = queue.claim("notify-test", wallClockMs(), 120'000);
+  auto claimed = queue.claim("notify-test", wallClockMs(), kOutboxLeaseMs);
   if (!claimed) return std::unexpected(claimed.error());
   if (!*claimed || (*claimed)->row.id != *id) {
     if (*claimed) {

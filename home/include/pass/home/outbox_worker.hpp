@@ -24,6 +24,11 @@ class Logger;
 using NowMs = std::function<std::int64_t()>;
 std::int64_t wallClockMs();
 
+/// How long a claimed outbox row belongs to the worker (or home) that claimed it: twice the
+/// longest a send may take (each channel's total timeout is 30 s), so that only a dead
+/// worker's rows are taken over, and a dead home's notification goes out a minute later.
+inline constexpr std::int64_t kOutboxLeaseMs = 60'000;
+
 /// Sends one outbox row on its channel with the channels of `config`.
 notify::SendResult sendOutboxRow(const HomeConfig& config, const OutboxRow& row);
 

@@ -4,7 +4,7 @@
 # written straight into home.db; then `pass-home prune` prints per table what it pruned and
 # the longest batch transaction.
 #
-#   scripts/measure-prune.sh [N] (default 100000 old + 100000 new: 200,000 envelopes)
+#   tools/bench/prune_sqlite.sh [N] (default 100000 old + 100000 new: 200,000 envelopes)
 set -eu
 PASS_HOME=${PASS_HOME:-build/dev/home/pass-home}
 n=${1:-100000}

@@ -4,11 +4,11 @@
 # envelopes (half heartbeats), one event per report and N newer envelopes written straight into
 # the database; then `pass-home prune` prints per table what it pruned and the longest batch.
 #
-#   scripts/measure-prune-postgres.sh [N] (default 100000 old + 100000 new: 200,000 envelopes)
+#   tools/bench/prune_postgres.sh [N] (default 100000 old + 100000 new: 200,000 envelopes)
 set -eu
 PASS_HOME=${PASS_HOME:-build/dev/home/pass-home}
 n=${1:-100000}
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d)
 trap 'python3 "$repo/tests/integration/pgcluster.py" stop "$dir/pg.json" >/dev/null; rm -rf "$dir"' EXIT
 url=$(python3 "$repo/tests/integration/pgcluster.py" start "$dir/pg.json" | tail -1)
