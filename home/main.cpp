@@ -14,6 +14,7 @@
 #include "pass/config.hpp"
 #include "pass/home/admin.hpp"
 #include "pass/home/admin_api.hpp"
+#include "pass/home/cluster_keys.hpp"
 #include "pass/home/home_config.hpp"
 #include "pass/home/hpke_keys.hpp"
 #include "pass/home/log.hpp"
@@ -38,7 +39,8 @@ constexpr const char* kUsageText = R"(usage: pass-home COMMAND [options]
 
 commands:
   init      create the home's state: CA, server certificate, HPKE key pair, database
-            (SQLite in STATE/home.db, or --database postgresql://... for several homes)
+            (SQLite in STATE/home.db, or --database postgresql://... for several homes);
+            --join EXISTING_STATE adds a home to a cluster with a copy of a home's keys
   enroll    enroll an agent and write its bundle
   onboard   turn a new-customer form into agents, bundles and the appliance's inputs
   serve     run the HTTPS ingest server
@@ -46,6 +48,7 @@ commands:
   agents    list agents with their last heartbeat and last seq
   revoke    refuse an agent from now on
   rotate-hpke-key  make a new HPKE key for agents to seal to; retired keys go after 31 days
+                   (on a cluster: copy the key files to every other home, docs/scale-out.md)
   hpke-keys        list the home's HPKE keys: current, retired, when each is deleted
   messages  list stored envelopes
   events    list stored events (the alerts the agents collected)
@@ -105,8 +108,13 @@ int cmdInit(const std::vector<std::string>& args) {
   InitOptions options;
   std::string state;
   std::string passwordFile;
+  std::string join;
   po::options_description desc("pass-home init");
   desc.add_options()("state", po::value(&state)->required(), "state directory to create")(
+      "join", po::value(&join),
+      "add a home to a cluster: copy the keys, secrets and database.xml of EXISTING_STATE (a "
+      "running home's state directory, copied to this machine) and check them against the "
+      "database (docs/scale-out.md); takes no other option")(
       "name", po::value(&options.names)->composing(),
       "server certificate name (DNS name or IP address), repeatable; "
       "default: localhost and 127.0.0.1")(
@@ -118,6 +126,19 @@ int cmdInit(const std::vector<std::string>& args) {
       "(0600)");
   auto vm = parse("init", args, desc);
   if (!vm) return kOk;
+  if (!join.empty()) {
+    if (!options.names.empty() || !options.database.postgresUrl.empty() || !passwordFile.empty()) {
+      throw UsageError{
+          "--join copies the server certificate and database.xml: give no --name, "
+          "--database or --database-password-file with it"};
+    }
+    if (auto done = joinCluster(StatePaths(state), StatePaths(join)); !done) {
+      return report("init", done.error());
+    }
+    std::cout << "joined " << state << " to the cluster of " << join
+              << ": its keys match the database's\n";
+    return kOk;
+  }
   if (options.database.postgresUrl.empty() && !passwordFile.empty()) {
     throw UsageError{"--database-password-file needs --database"};
   }
@@ -529,11 +550,16 @@ int cmdRotateHpkeKey(const std::vector<std::string>& args) {
   desc.add_options()("state", po::value(&state)->required(), "state directory");
   auto vm = parse("rotate-hpke-key", args, desc);
   if (!vm) return kOk;
-  auto rotated = rotateHpkeKey(StatePaths(state), wallClockMs(), kRetiredKeyKeepMs);
+  auto rotated = rotateClusterHpkeKey(StatePaths(state), wallClockMs(), kRetiredKeyKeepMs);
   if (!rotated) return report("rotate-hpke-key", rotated.error());
   for (const auto& id : rotated->deleted) std::cout << "deleted retired key " << toHex(id) << "\n";
   std::cout << "current key " << toHex(rotated->current.id)
             << "; agents seal to it after their next delivery\n";
+  if (std::filesystem::exists(StatePaths(state).databaseConfig())) {
+    std::cout << "the database records it as the cluster's key: copy hpke-keys.json and "
+                 "home-hpke.pub of "
+              << state << " to every other home now (docs/scale-out.md)\n";
+  }
   return kOk;
 }
 

@@ -160,8 +160,10 @@ class Home:
             self.proc.wait()
         self.stop()
 
-    def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1", extra=()):
-        out = self.root / f"agent-{name}"
+    def enroll(self, name, endpoints=None, customer="ACME Corp", site="Berlin DC1", extra=(),
+               out=None):
+        """The bundle goes to `out`, by default ROOT/agent-NAME."""
+        out = pathlib.Path(out) if out else self.root / f"agent-{name}"
         if endpoints is None:
             endpoints = [self.url]
         args = [HOME_BIN, "enroll", "--state", str(self.state), "--customer", customer,

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "pass/crypto.hpp"
 #include "pass/home/store.hpp"
 #include "store/postgres/migrate.hpp"
 #include "store/postgres/pg.hpp"
@@ -268,6 +270,21 @@ TEST_CASE("the migrations run from version 1 without a gap") {
   CHECK(latestSchemaVersion() == all.back().number);
 }
 
+TEST_CASE("a shipped migration is never edited: each keeps the SHA-256 it shipped with") {
+  // Databases out there ran each of these as it is (tests/unit/test_home_migrations.cpp says
+  // the same of SQLite's). A new migration goes in a new file; add its hash here.
+  constexpr std::array<std::string_view, 2> kShipped = {
+      "96eda139328814c24a21be5f911c849fc5b5b96fcc14c39dda648ff80cbcefa9",  // 0001_schema
+      "393a16a257a87b52cbae50718e0fc62dd898c25612dc10fd6645610a12e25714",  // 0002_cluster_keys
+  };
+  auto all = migrations();
+  REQUIRE(all.size() >= kShipped.size());
+  for (std::size_t i = 0; i < kShipped.size(); ++i) {
+    CAPTURE(all[i].file);
+    CHECK(pass::toHex(pass::sha256(pass::asBytes(all[i].sql))) == kShipped[i]);
+  }
+}
+
 TEST_CASE("migrating an empty database makes the whole schema, and again nothing") {
   TestDatabase t;
   auto db = t.connect();
@@ -276,7 +293,7 @@ TEST_CASE("migrating an empty database makes the whole schema, and again nothing
   CHECK(schemaVersion(db).value() == latestSchemaVersion());
   for (const char* table :
        {"agents", "envelopes", "heartbeats", "events", "tickets", "ticket_log", "outbox",
-        "silences", "storms", "expected_arrays", "leases", "schema_version"}) {
+        "silences", "storms", "expected_arrays", "leases", "cluster_keys", "schema_version"}) {
     CAPTURE(table);
     CHECK(count(db, fmt::format("SELECT count(*) FROM information_schema.tables WHERE "
                                 "table_schema = 'public' AND table_name = '{}'",
@@ -365,9 +382,11 @@ TEST_CASE("the schema has SQLite's tables and columns, but for each backend's ow
   for (const char* table : {"envelope_keys", "envelope_keys_merged"}) {
     CHECK(sqlite.erase(table) == 1);
   }
-  // PostgreSQL only: the cluster's leases, the schema's version (SQLite's is a pragma), and
-  // SQLite's implicit rowid made a column.
-  for (const char* table : {"leases", "schema_version"}) CHECK(postgres.erase(table) == 1);
+  // PostgreSQL only: the cluster's leases and shared keys' fingerprints, the schema's version
+  // (SQLite's is a pragma), and SQLite's implicit rowid made a column.
+  for (const char* table : {"leases", "cluster_keys", "schema_version"}) {
+    CHECK(postgres.erase(table) == 1);
+  }
   for (const char* table : {"events", "heartbeats"}) CHECK(postgres[table].erase("id") == 1);
   std::string differences;
   auto only = [&](const Columns& in, const Columns& other, std::string_view where) {

@@ -10,8 +10,10 @@
 // process and its children (a home, PostgreSQL's postmaster with its backends, haproxy) to the
 // figures; --retry-seconds posts an envelope again, on a new connection, until the home has
 // answered it; --problems gives each agent's envelopes that many problems (tickets) on an array
-// of its own; --json writes the figures for a script (tools/bench/pass_bench_cluster.py, the
-// cluster test).
+// of its own; --heartbeat-seconds makes every envelope a heartbeat announcing the next one in
+// that many seconds (the cluster test's silent agent: a real agent's interval is 5 minutes at
+// least); --json writes the figures for a script (tools/bench/pass_bench_cluster.py, the cluster
+// test).
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -44,6 +46,7 @@
 #include "pass/config.hpp"
 #include "pass/crypto.hpp"
 #include "pass/envelope.hpp"
+#include "pass/payload.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -61,12 +64,13 @@ struct Options {
   int events = 1;       // per envelope
   int homeThreads = 2;
   double cryptoSeconds = 2.0;
-  std::string endpoint;          // a running home or HAProxy: start none
-  std::string bundles;           // with endpoint: one enrolled agent bundle per sub-folder
-  std::vector<std::string> cpu;  // NAME=PID: processes whose CPU per envelope is reported
-  double retrySeconds = 0;       // post again until answered, for at most this long
-  int problems = 0;              // 0: every envelope the same problem on one shared array
-  std::string json;              // write the figures there
+  std::string endpoint;           // a running home or HAProxy: start none
+  std::string bundles;            // with endpoint: one enrolled agent bundle per sub-folder
+  std::vector<std::string> cpu;   // NAME=PID: processes whose CPU per envelope is reported
+  double retrySeconds = 0;        // post again until answered, for at most this long
+  int problems = 0;               // 0: every envelope the same problem on one shared array
+  unsigned heartbeatSeconds = 0;  // > 0: heartbeats due that often instead of reports
+  std::string json;               // write the figures there
 };
 
 // How the agents' envelopes fared, over all agents.
@@ -124,6 +128,15 @@ std::string reportPayload(int events, std::uint64_t seq, const Problem& problem 
                       {"array", {{"serial", problem.array}, {"family", "hitachi_svp"}}},
                       {"events", std::move(evs)}};
   return j.dump();
+}
+
+// A heartbeat announcing the next one in `seconds`, as an agent set to that interval sends.
+std::string heartbeatPayload(unsigned seconds) {
+  pass::payload::HeartbeatInfo info;
+  info.sentMs = nowMs();
+  info.intervalSeconds = seconds;
+  info.nextDueMs = info.sentMs + std::uint64_t{seconds} * 1000;
+  return pass::payload::heartbeat(info).dump();
 }
 
 struct Agent {
@@ -376,8 +389,10 @@ void prepareAgent(Agent& a, const fs::path& bundle, int index, const Options& o)
   for (int n = 1; n <= o.envelopes; ++n) {
     h.seq = static_cast<std::uint64_t>(n);
     h.createdMs = nowMs();
-    auto env = pass::sealEnvelope(h, reportPayload(o.events, h.seq, problemOf(o, index, h.seq)),
-                                  *hpke, *sign);
+    auto payload = o.heartbeatSeconds > 0
+                       ? heartbeatPayload(o.heartbeatSeconds)
+                       : reportPayload(o.events, h.seq, problemOf(o, index, h.seq));
+    auto env = pass::sealEnvelope(h, payload, *hpke, *sign);
     check(env.has_value(), "seal failed");
     a.requests.push_back(envelopeRequest(*env));
   }
@@ -563,6 +578,8 @@ int main(int argc, char** argv) {
       "post an envelope again on a new connection after a failure, for this long")(
       "problems", po::value(&o.problems)->default_value(0),
       "problems per agent, each on the agent's own array (0: one problem for all)")(
+      "heartbeat-seconds", po::value(&o.heartbeatSeconds)->default_value(0),
+      "send heartbeats announcing the next one in this many seconds instead of reports")(
       "json", po::value(&o.json), "write the figures to this file as JSON");
   try {
     po::variables_map vm;

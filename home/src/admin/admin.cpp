@@ -214,7 +214,7 @@ int exitCodeFor(const Error& error) {
       "already_initialized", "not_initialized", "out_not_empty",       "unknown_agent",
       "agent_exists",        "usage",           "store.password_file", "store.url"};
   for (std::string_view prefix :
-       {"usage", "config", "ticket.", "silence.", "onboard.", "migrate."}) {
+       {"usage", "config", "ticket.", "silence.", "onboard.", "migrate.", "join."}) {
     if (error.code.starts_with(prefix)) return 2;
   }
   if (std::find(kInputCodes.begin(), kInputCodes.end(), error.code) != kInputCodes.end()) return 2;

@@ -76,7 +76,7 @@ HttpAnswer unauthorized() {
   auto answer = jsonError(401, "unauthorized",
                           fmt::format("send 'Authorization: Bearer <token>' with the token of "
                                       "STATE/{}",
-                                      kAdminTokenFile));
+                                      StatePaths("").adminToken().filename().string()));
   answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pass-home\"");
   return answer;
 }
@@ -294,7 +294,7 @@ bool isLoopbackHost(std::string_view host) {
 }
 
 Result<std::string> loadAdminToken(const std::filesystem::path& state) {
-  auto file = state / kAdminTokenFile;
+  auto file = StatePaths(state).adminToken();
   std::error_code ec;
   if (std::filesystem::exists(file, ec)) {
     auto text = platform::readFile(file);

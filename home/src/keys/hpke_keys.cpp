@@ -20,11 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-constexpr std::string_view kKeysFile = "hpke-keys.json";
 constexpr std::string_view kLockFile = "hpke-keys.lock";
 constexpr std::int64_t kPruneRetryMs = 60'000;
-
-fs::path keysFile(const StatePaths& paths) { return paths.dir / kKeysFile; }
 
 Error bad(const fs::path& file, std::string_view what) {
   return Error{"hpke_keys", fmt::format("{}: {}", platform::displayPath(file), what)};
@@ -104,7 +101,7 @@ std::string renderKeys(const HpkeKeySet& set) {
 /// Writes the set: hpke-keys.json first (it holds every private key), then home-hpke.pub, then
 /// the pre-rotation home-hpke.key goes, as its key now lives in hpke-keys.json (or was deleted).
 Status saveKeys(const StatePaths& paths, const HpkeKeySet& set) {
-  if (auto written = platform::writeFileAtomic(keysFile(paths), renderKeys(set), true); !written)
+  if (auto written = platform::writeFileAtomic(paths.hpkeKeys(), renderKeys(set), true); !written)
     return written;
   if (auto written = platform::writeFileAtomic(paths.hpkePub(), set.current().key.publicPem());
       !written)
@@ -154,7 +151,7 @@ const HpkeKey* HpkeKeySet::find(const KeyId& id) const {
 }
 
 Result<HpkeKeySet> loadHpkeKeys(const StatePaths& paths) {
-  auto file = keysFile(paths);
+  auto file = paths.hpkeKeys();
   auto text = platform::readFile(file);
   if (text) return parseKeys(file, *text);
   if (text.error().code != "not_found") return std::unexpected(text.error());
@@ -233,7 +230,7 @@ Result<std::unique_ptr<HpkeKeyRing>> HpkeKeyRing::open(const StatePaths& paths, 
   if (gone) {
     for (const auto& id : *gone) ring->notes_.push_back(fmt::format("deleted {}", toHex(id)));
   }
-  ring->fileStamp_ = fileStamp(keysFile(paths));
+  ring->fileStamp_ = fileStamp(paths.hpkeKeys());
   auto set = loadHpkeKeys(paths);
   if (!set) return std::unexpected(set.error());
   ring->set_ = std::make_shared<const HpkeKeySet>(std::move(*set));
@@ -268,7 +265,7 @@ void HpkeKeyRing::updateLocked(std::int64_t nowMs) {
       for (const auto& id : *gone) notes_.push_back(fmt::format("deleted {}", toHex(id)));
     }
   }
-  auto stamp = fileStamp(keysFile(*paths_));
+  auto stamp = fileStamp(paths_->hpkeKeys());
   if (stamp == fileStamp_) return;
   // Looked at once per version of the file: a damaged one is reported once, not per envelope.
   fileStamp_ = stamp;

@@ -1,6 +1,7 @@
 // The home CA: server and agent certificates, and the TLS settings that check them.
 
 #include "pass/home/pki.hpp"
+
 #include "pass/tls_policy.hpp"
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 
 #include "pass/config.hpp"
 #include "pass/crypto.hpp"
+#include "pass/home/cluster_keys.hpp"
 #include "pass/home/state_store.hpp"
 #include "pass/home/store.hpp"
 #include "platform/fs.hpp"
@@ -232,12 +234,6 @@ Result<std::string> subjectAltNames(const std::vector<std::string>& names) {
   return san;
 }
 
-bool anyExists(std::initializer_list<fs::path> files) {
-  std::error_code ec;
-  return std::any_of(files.begin(), files.end(),
-                     [&](const fs::path& p) { return fs::exists(p, ec); });
-}
-
 struct FileToWrite {
   fs::path path;
   std::string data;
@@ -291,17 +287,45 @@ Status checkEndpoint(const std::string& url) {
               fmt::format("--endpoint '{}' is not an https:// URL (e.g. https://home:9455)", url));
 }
 
+Status checkHoldsNoHome(const StatePaths& paths) {
+  std::vector<fs::path> files = paths.clusterFiles();
+  files.push_back(paths.sqliteDatabase());
+  std::error_code ec;
+  if (std::none_of(files.begin(), files.end(),
+                   [&](const fs::path& p) { return fs::exists(p, ec); })) {
+    return {};
+  }
+  return fail("already_initialized",
+              fmt::format("{}: already holds a pass-home state (ca.key, home.db, ...); "
+                          "refusing to overwrite it",
+                          paths.dir.string()));
+}
+
+Result<CertificateDer> readCertificateDer(const fs::path& file) {
+  auto cert = loadCertificate(file);
+  if (!cert) return std::unexpected(cert.error());
+  auto der = [&](int length, auto&& encode) -> Result<Bytes> {
+    if (length <= 0) return opensslFail("io", fmt::format("{}: cannot encode", file.string()));
+    Bytes out(static_cast<std::size_t>(length));
+    unsigned char* p = out.data();
+    encode(&p);
+    return out;
+  };
+  auto certificate =
+      der(i2d_X509(cert->get(), nullptr), [&](unsigned char** p) { i2d_X509(cert->get(), p); });
+  if (!certificate) return std::unexpected(certificate.error());
+  EVP_PKEY* key = X509_get0_pubkey(cert->get());
+  if (!key) return opensslFail("io", fmt::format("{}: holds no public key", file.string()));
+  auto publicKey = der(i2d_PUBKEY(key, nullptr), [&](unsigned char** p) { i2d_PUBKEY(key, p); });
+  if (!publicKey) return std::unexpected(publicKey.error());
+  return CertificateDer{std::move(*certificate), std::move(*publicKey)};
+}
+
 Status initState(const InitOptions& options) {
   StatePaths paths(options.state);
   auto san = subjectAltNames(options.names);
   if (!san) return std::unexpected(san.error());
-  if (anyExists({paths.caKey(), paths.caCert(), paths.serverKey(), paths.hpkeKey(),
-                 paths.sqliteDatabase(), paths.databaseConfig()})) {
-    return fail("already_initialized",
-                fmt::format("{}: already holds a pass-home state (ca.key, home.db, ...); "
-                            "refusing to overwrite it",
-                            paths.dir.string()));
-  }
+  if (auto empty = checkHoldsNoHome(paths); !empty) return empty;
   std::error_code ec;
   fs::create_directories(paths.dir, ec);
   if (ec) return fail("io", fmt::format("{}: cannot create: {}", paths.dir.string(), ec.message()));
@@ -352,6 +376,7 @@ Status initState(const InitOptions& options) {
                            {paths.hpkeKey(), hpke.privatePem(), true},
                            {paths.hpkePub(), hpke.publicPem(), false}});
   if (!written) return written;
+  if (auto created = createSharedSecrets(paths); !created) return created;
   if (postgres) {
     if (auto recorded = recordPostgresStore(paths, options.database); !recorded) return recorded;
   }

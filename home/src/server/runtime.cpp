@@ -14,6 +14,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "pass/crypto.hpp"
+#include "pass/home/cluster_keys.hpp"
 #include "pass/home/group_commit.hpp"
 #include "pass/home/hpke_keys.hpp"
 #include "pass/home/https_listener.hpp"
@@ -113,6 +114,9 @@ Status Runtime::Parts::build() {
   if (!location) return std::unexpected(location.error());
   auto writer = Store::open(*location, Store::Mode::kOpenExisting);
   if (!writer) return std::unexpected(writer.error());
+  // Every home of a cluster opens the same sealed envelopes, verifies the same agents and
+  // signs the same links: one with other keys serves nobody right (docs/scale-out.md).
+  if (auto same = checkClusterKeys(paths); !same) return same;
   auto ring = HpkeKeyRing::open(paths, retiredKeyKeepMs(o.window.maxAgeMs, o.window.maxAheadMs),
                                 wallClockMs());
   if (!ring) return std::unexpected(ring.error());

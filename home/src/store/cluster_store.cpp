@@ -34,6 +34,14 @@ Result<std::optional<std::string>> ClusterStore::leaseHolder(std::string_view na
   return impl_->leaseHolder(name);
 }
 
+Result<KeyFingerprints> ClusterStore::recordKeys(const KeyFingerprints& mine) {
+  return impl_->recordKeys(mine);
+}
+
+Status ClusterStore::replaceKey(std::string_view name, std::string_view digest) {
+  return impl_->replaceKey(name, digest);
+}
+
 Result<PruneReport> ClusterStore::prune(const Retention& retention, std::int64_t nowMs, bool dryRun,
                                         int batchRows, const std::function<bool()>& keepGoing) {
   PruneReport report;

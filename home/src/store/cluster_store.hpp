@@ -1,11 +1,12 @@
 #pragma once
 // ClusterStore: the statements of the work that one home of a cluster does at a time, on a
-// database connection of its own: the lease that elects that home, and retention
-// (docs/scale-out.md). store/sqlite/cluster_store.cpp and store/postgres/cluster_store.cpp hold
-// each backend's SQL.
+// database connection of its own: the lease that elects that home, retention, and the keys
+// every home must share (docs/scale-out.md). store/sqlite/cluster_store.cpp and
+// store/postgres/cluster_store.cpp hold each backend's SQL.
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,9 @@
 #include "pass/home/store.hpp"
 
 namespace pass::home {
+
+/// Key name -> the SHA-256 (hex) of what identifies it (pass/home/cluster_keys.hpp).
+using KeyFingerprints = std::map<std::string, std::string, std::less<>>;
 
 /// What ClusterStore::prune removed (with dryRun: would remove), per table.
 struct PruneReport {
@@ -55,6 +59,13 @@ class ClusterStore {
   /// Who holds the lease now (its time has not passed on the database's clock), if anyone.
   Result<std::optional<std::string>> leaseHolder(std::string_view name);
 
+  /// Records `mine` where the database records no fingerprint of that name yet (the first
+  /// home; two homes at once agree on one set), then returns every recorded one. On SQLite,
+  /// whose one database serves one home, `mine` as it is.
+  Result<KeyFingerprints> recordKeys(const KeyFingerprints& mine);
+  /// Records `digest` as the fingerprint `name` (replacing any). On SQLite nothing.
+  Status replaceKey(std::string_view name, std::string_view digest);
+
   /// The rows older than `retention` says at `nowMs`, in batches of at most `batchRows` rows,
   /// each batch its own short write transaction; between batches the writer is free, so ingest
   /// waits for at most one batch. `keepGoing`, asked before each batch, may stop it (this home
@@ -70,6 +81,8 @@ class ClusterStore {
                                    std::int64_t durationMs) = 0;
     virtual Status releaseLease(std::string_view name, std::string_view holder) = 0;
     virtual Result<std::optional<std::string>> leaseHolder(std::string_view name) = 0;
+    virtual Result<KeyFingerprints> recordKeys(const KeyFingerprints& mine) = 0;
+    virtual Status replaceKey(std::string_view name, std::string_view digest) = 0;
     /// One batch of prune on `table`: among the `limit` rows after `afterId` (in id order),
     /// those older than `cutMs`, deleted (dry: counted) in one write transaction.
     virtual Result<PruneBatch> pruneBatch(PruneTable table, std::int64_t afterId,

@@ -34,9 +34,10 @@ constexpr std::array<std::string_view, 10> kTables = {
     "agents",     "envelopes", "heartbeats", "events", "tickets",
     "ticket_log", "outbox",    "silences",   "storms", "expected_arrays"};
 /// PostgreSQL's own tables, not copied: the schema's version (its migrations wrote it; first,
-/// the one table a new database has rows in) and the cluster's leases (none held by an SQLite
-/// home).
-constexpr std::array<std::string_view, 2> kPostgresOnly = {"schema_version", "leases"};
+/// the one table a new database has rows in), the cluster's leases (none held by an SQLite
+/// home) and its keys (recorded by the first home that serves from it).
+constexpr std::array<std::string_view, 3> kPostgresOnly = {"schema_version", "leases",
+                                                           "cluster_keys"};
 /// SQLite's own tables: the (agent, seq) key kept apart from envelopes (PostgreSQL's is a
 /// UNIQUE constraint of envelopes), and SQLite's bookkeeping.
 constexpr std::array<std::string_view, 3> kSqliteOnly = {"envelope_keys", "envelope_keys_merged",

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pass/crypto.hpp"
+#include "pass/home/pki.hpp"
 #include "pass/home/tickets.hpp"
 #include "platform/fs.hpp"
 
@@ -122,7 +123,7 @@ std::string Policy::ackUrl(std::int64_t ticket, std::int64_t issuedMs) const {
 }
 
 Result<Bytes> loadAckKey(const std::filesystem::path& stateDir) {
-  auto file = stateDir / "ack.key";
+  auto file = StatePaths(stateDir).ackKey();
   std::error_code ec;
   if (std::filesystem::exists(file, ec)) {
     auto text = platform::readFile(file);

@@ -21,7 +21,6 @@ namespace pass::home {
 
 class Logger;
 
-inline constexpr std::string_view kAdminTokenFile = "admin.token";
 inline constexpr std::string_view kDefaultAdminListen = "127.0.0.1:9456";
 
 struct AdminApiOptions {

@@ -34,13 +34,40 @@ struct StatePaths {
   std::filesystem::path serverCert() const { return dir / "server.crt"; }
   std::filesystem::path hpkeKey() const { return dir / "home-hpke.key"; }
   std::filesystem::path hpkePub() const { return dir / "home-hpke.pub"; }
+  /// The HPKE key ring once rotated (pass/home/hpke_keys.hpp); it replaces hpkeKey().
+  std::filesystem::path hpkeKeys() const { return dir / "hpke-keys.json"; }
+  /// The admin API's bearer token (pass/home/admin_api.hpp).
+  std::filesystem::path adminToken() const { return dir / "admin.token"; }
+  /// The key of the acknowledgement links (pass/home/tickets.hpp).
+  std::filesystem::path ackKey() const { return dir / "ack.key"; }
   /// The SQLite store, used unless databaseConfig() names another (pass/home/state_store.hpp).
   std::filesystem::path sqliteDatabase() const { return dir / "home.db"; }
   /// Names the PostgreSQL store, when the home keeps it there.
   std::filesystem::path databaseConfig() const { return dir / "database.xml"; }
   /// The PostgreSQL password, copied by init and migrate (0600).
   std::filesystem::path databasePassword() const { return dir / "database-password"; }
+
+  /// The files every home of a cluster holds alike, as `init --join` copies them: the CA, the
+  /// server key and certificate, the HPKE keys, the admin and acknowledgement secrets, and the
+  /// database's name and password. Some exist only sometimes (hpkeKey() before the first
+  /// rotation, hpkeKeys() after it, databasePassword() with a password).
+  std::vector<std::filesystem::path> clusterFiles() const {
+    return {caKey(),    caCert(),     serverKey(), serverCert(),     hpkeKey(),         hpkePub(),
+            hpkeKeys(), adminToken(), ackKey(),    databaseConfig(), databasePassword()};
+  }
 };
+
+/// Fails with "already_initialized" when any of paths.clusterFiles() or the SQLite store
+/// exists: the folder holds a home.
+Status checkHoldsNoHome(const StatePaths& paths);
+
+/// The DER encoding of the PEM certificate in `file`, and of its public key
+/// (SubjectPublicKeyInfo). Errors ("io") name the file.
+struct CertificateDer {
+  Bytes certificate;
+  Bytes publicKey;
+};
+Result<CertificateDer> readCertificateDer(const std::filesystem::path& file);
 
 /// Default names of the server certificate.
 inline const std::vector<std::string> kDefaultServerNames = {"localhost", "127.0.0.1"};
@@ -56,11 +83,12 @@ struct InitOptions {
 };
 
 /// Creates the state directory: CA (ECDSA P-256, 10 years), server key and certificate, HPKE
-/// key pair and an empty database (SQLite, or `database` recorded in STATE/database.xml with the
-/// password copied to STATE/database-password, pass/home/state_store.hpp); private keys 0600.
-/// A PostgreSQL database is connected to and migrated before anything is written. Fails with
-/// "already_initialized" when the directory holds a home already, "usage.name" for a bad
-/// --name, "store.*" when the database cannot be used, "io" otherwise.
+/// key pair, admin.token and ack.key, and an empty database (SQLite, or `database` recorded in
+/// STATE/database.xml with the password copied to STATE/database-password,
+/// pass/home/state_store.hpp); private keys 0600. A PostgreSQL database is connected to and
+/// migrated before anything is written. Fails with "already_initialized" when the directory
+/// holds a home already, "usage.name" for a bad --name, "store.*" when the database cannot be
+/// used, "io" otherwise.
 Status initState(const InitOptions& options);
 
 /// The bundle an agent is installed with, file by file.

@@ -47,6 +47,8 @@ class PostgresClusterStore final : public ClusterStore::Impl {
                          std::int64_t durationMs) override;
   Status releaseLease(std::string_view name, std::string_view holder) override;
   Result<std::optional<std::string>> leaseHolder(std::string_view name) override;
+  Result<KeyFingerprints> recordKeys(const KeyFingerprints& mine) override;
+  Status replaceKey(std::string_view name, std::string_view digest) override;
   Result<PruneBatch> pruneBatch(PruneTable table, std::int64_t afterId, std::int64_t cutMs,
                                 int limit, bool dryRun) override;
 
@@ -82,6 +84,38 @@ Result<std::optional<std::string>> PostgresClusterStore::leaseHolder(std::string
               "SELECT holder FROM leases WHERE name = $1 AND expires_ms >= " PASS_PG_NOW_MS,
               {name}),
       [](const Rows& r, int i) { return r.text(i, 0); });
+}
+
+Result<KeyFingerprints> PostgresClusterStore::recordKeys(const KeyFingerprints& mine) {
+  // One transaction, the names in one order: a second home inserting at the same time waits
+  // for the first's rows, then inserts nothing and reads the first's.
+  auto tx = Transaction::begin(db);
+  if (!tx) return propagate(tx);
+  for (const auto& [name, digest] : mine) {
+    auto inserted = db.exec(
+        "record a cluster key",
+        "INSERT INTO cluster_keys (name, sha256, recorded_ms) VALUES ($1, $2, " PASS_PG_NOW_MS
+        ") ON CONFLICT (name) DO NOTHING",
+        {name, digest});
+    if (!inserted) return propagate(inserted);
+  }
+  auto rows = db.exec("read the cluster keys", "SELECT name, sha256 FROM cluster_keys");
+  if (!rows) return propagate(rows);
+  if (auto done = tx->commit(); !done) return std::unexpected(done.error());
+  KeyFingerprints recorded;
+  for (int i = 0; i < rows->size(); ++i) recorded.emplace(rows->text(i, 0), rows->text(i, 1));
+  return recorded;
+}
+
+Status PostgresClusterStore::replaceKey(std::string_view name, std::string_view digest) {
+  auto rows =
+      db.exec("replace a cluster key",
+              "INSERT INTO cluster_keys (name, sha256, recorded_ms) VALUES ($1, $2, " PASS_PG_NOW_MS
+              ") ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, "
+              "recorded_ms = EXCLUDED.recorded_ms",
+              {name, digest});
+  if (!rows) return std::unexpected(rows.error());
+  return {};
 }
 
 Result<PruneBatch> PostgresClusterStore::pruneBatch(PruneTable table, std::int64_t afterId,

@@ -54,6 +54,9 @@ class SqliteClusterStore final : public ClusterStore::Impl {
     return {};
   }
   Result<std::optional<std::string>> leaseHolder(std::string_view) override { return holder_; }
+  // Nothing to share: the one home's keys are the keys.
+  Result<KeyFingerprints> recordKeys(const KeyFingerprints& mine) override { return mine; }
+  Status replaceKey(std::string_view, std::string_view) override { return {}; }
 
   Result<PruneBatch> pruneBatch(PruneTable table, std::int64_t afterId, std::int64_t cutMs,
                                 int limit, bool dryRun) override;
