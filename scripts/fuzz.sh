@@ -17,7 +17,8 @@ PASS_LOG=fuzz
 
 need_packages clang-16 libclang-rt-16-dev libfmt-dev nlohmann-json3-dev libical-dev \
   libhowardhinnant-date-dev libpugixml-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev \
-  libssh-dev libboost-filesystem1.81-dev libboost-program-options1.81-dev cmake ninja-build
+  libssh-dev libboost-filesystem1.81-dev libboost-program-options1.81-dev cmake ninja-build \
+  libpq-dev
 
 # Each harness names the sources it needs on its "// sources:" lines (globs allowed) and, on
 # "// flags:" lines, the include directories, defines and libraries they need.

@@ -2,17 +2,15 @@
 // home/src/ingest/ingest.cpp that cuts each event out of the decrypted text). Built and run by
 // scripts/fuzz.sh (see fuzz_hitachi_svp.cpp for the clang 16 note). ingest.cpp also holds the
 // agent directory, so it links the store.
-// sources: home/src/ingest/ingest.cpp home/src/store/store.cpp home/src/tickets/tickets.cpp
-// sources: home/src/store/sqlite.cpp home/src/store/sqlite/ticket_storage.cpp
-// sources: home/src/tickets/policy.cpp home/src/tickets/ticket_engine.cpp
-// sources: home/src/tickets/watchdog.cpp
-// sources: home/src/store/sqlite/outbox_queue.cpp
-// sources: build/dev/home/embedded_sql/kSqliteMigrations.cpp
+// sources: home/src/ingest/ingest.cpp home/src/store/*.cpp home/src/store/sqlite/*.cpp
+// sources: home/src/store/postgres/*.cpp home/src/tickets/policy.cpp
+// sources: home/src/tickets/ticket_engine.cpp home/src/tickets/watchdog.cpp
+// sources: build/dev/home/embedded_sql/*.cpp
 // sources: home/src/keys/pki.cpp home/src/keys/hpke_keys.cpp home/src/server/log.cpp
 // sources: libpass/src/x509_util.cpp
 // sources: libpass/src/envelope.cpp libpass/src/hpke.cpp libpass/src/crypto.cpp
 // sources: libpass/src/bytes.cpp libpass/src/platform/posix/fs.cpp
-// flags: -Ihome/include -Ihome/src -lsqlite3 -lssl -lcrypto
+// flags: -Ihome/include -Ihome/src -I/usr/include/postgresql -lsqlite3 -lpq -lssl -lcrypto
 //
 // The input is a decrypted payload. Properties, checked against nlohmann's DOM parse of the
 // same text: what the reader accepts is a JSON object with "schema": 1 and a known "type"; the
