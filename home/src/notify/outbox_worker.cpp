@@ -102,26 +102,13 @@ Status OutboxWorker::start() {
     if (!store) return std::unexpected(store.error());
     store_ = std::make_unique<Store>(std::move(*store));
   }
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
   return {};
 }
 
-void OutboxWorker::wake() {
-  {
-    std::lock_guard lock(mutex_);
-    woken_ = true;
-  }
-  cv_.notify_one();
-}
+void OutboxWorker::wake() { thread_.wake(); }
 
-void OutboxWorker::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
-}
+void OutboxWorker::stop() { thread_.stop(); }
 
 Result<bool> OutboxWorker::sendOne() {
   const std::int64_t now = now_();
@@ -174,12 +161,7 @@ Result<int> OutboxWorker::drainOnce() {
 }
 
 void OutboxWorker::run() {
-  while (true) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_) return;
-      woken_ = false;
-    }
+  while (!thread_.stopping()) {
     auto handled = drainOnce();
     if (!handled) log_.error("outbox_error", {{"message", handled.error().message}});
     std::int64_t now = now_();
@@ -188,8 +170,7 @@ void OutboxWorker::run() {
       wait = std::clamp<std::int64_t>(**due - now, 0, kLookAtLeastEveryMs);
     }
     if (!handled) wait = std::max<std::int64_t>(wait, 1000);  // a store error: do not spin
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, std::chrono::milliseconds(wait), [this] { return stopping_ || woken_; });
+    if (!thread_.sleep(std::chrono::milliseconds(wait))) return;
   }
 }
 
@@ -210,26 +191,13 @@ Status WatchdogLoop::start() {
   if (!store) return std::unexpected(store.error());
   store_ = std::make_unique<Store>(std::move(*store));
   store_->setPolicy(policy_);
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
   return {};
 }
 
-void WatchdogLoop::wake() {
-  {
-    std::lock_guard lock(mutex_);
-    woken_ = true;
-  }
-  cv_.notify_one();
-}
+void WatchdogLoop::wake() { thread_.wake(); }
 
-void WatchdogLoop::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
-}
+void WatchdogLoop::stop() { thread_.stop(); }
 
 bool clockJumped(std::int64_t waitedFromMs, std::int64_t nowMs, std::int64_t periodMs) {
   constexpr std::int64_t kMinJumpMs = 60'000;
@@ -281,13 +249,7 @@ void WatchdogLoop::run() {
     }
     if (store_->takeEnqueued() > 0 && enqueued_) enqueued_();
     const std::int64_t waitedFrom = now_();
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, std::chrono::milliseconds(periodMs),
-                   [this] { return stopping_ || woken_; });
-      if (stopping_) return;
-      woken_ = false;
-    }
+    if (!thread_.sleep(std::chrono::milliseconds(periodMs))) return;
     const std::int64_t woke = now_();
     if (clockJumped(waitedFrom, woke, periodMs)) {
       receivingSince = woke;

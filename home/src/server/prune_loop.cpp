@@ -17,31 +17,13 @@ Status PruneLoop::start() {
   auto store = ClusterStore::open(where_);
   if (!store) return std::unexpected(store.error());
   store_ = std::make_unique<ClusterStore>(std::move(*store));
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
   return {};
 }
 
-void PruneLoop::wake() {
-  {
-    std::lock_guard lock(mutex_);
-    woken_ = true;
-  }
-  cv_.notify_one();
-}
+void PruneLoop::wake() { thread_.wake(); }
 
-void PruneLoop::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
-}
-
-bool PruneLoop::stopping() {
-  std::lock_guard lock(mutex_);
-  return stopping_;
-}
+void PruneLoop::stop() { thread_.stop(); }
 
 void PruneLoop::run() {
   while (true) {
@@ -52,7 +34,7 @@ void PruneLoop::run() {
     }
     if (store_ && leading_()) {
       auto pruned = store_->prune(retention_, wallClockMs(), false, 1000,
-                                  [this] { return leading_() && !stopping(); });
+                                  [this] { return leading_() && !thread_.stopping(); });
       if (!pruned) {
         log_.error("prune_error", {{"message", pruned.error().message}});
         if (pruned.error().code == "store.unavailable") store_.reset();
@@ -65,11 +47,7 @@ void PruneLoop::run() {
                              {"stopped", pruned->stopped}});
       }
     }
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, std::chrono::milliseconds(retention_.intervalMs),
-                 [this] { return stopping_ || woken_; });
-    if (stopping_) return;
-    woken_ = false;
+    if (!thread_.sleep(std::chrono::milliseconds(retention_.intervalMs))) return;
   }
 }
 

@@ -2,12 +2,10 @@
 // PruneLoop: retention while the home leads the cluster's time-driven work (home.xml
 // <retention>, docs/scale-out.md "Retention").
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 
+#include "pass/home/worker_thread.hpp"
 #include "store/cluster_store.hpp"
 
 namespace pass::home {
@@ -31,18 +29,13 @@ class PruneLoop {
 
  private:
   void run();
-  bool stopping();
 
   StoreLocation where_;
   Retention retention_;
   Logger& log_;
   std::function<bool()> leading_;
   std::unique_ptr<ClusterStore> store_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
+  WorkerThread thread_;
 };
 
 }  // namespace pass::home

@@ -4,18 +4,16 @@
 /// sites, escalation, storm summaries). Both use their own Store connection, so several homes
 /// on one database share the work: a row is claimed by one worker at a time.
 
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "pass/home/notify.hpp"
 #include "pass/home/store.hpp"
 #include "pass/home/tickets.hpp"
+#include "pass/home/worker_thread.hpp"
 
 namespace pass::home {
 
@@ -65,11 +63,7 @@ class OutboxWorker {
   std::string id_;
   NowMs now_;
   std::unique_ptr<Store> store_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
+  WorkerThread thread_;
 };
 
 /// Whether the wall clock jumped during the watchdog's wait of `periodMs` that began at
@@ -107,11 +101,7 @@ class WatchdogLoop {
   NowMs now_;
   std::function<bool()> leading_;
   std::unique_ptr<Store> store_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
+  WorkerThread thread_;
 };
 
 }  // namespace pass::home
