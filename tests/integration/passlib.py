@@ -43,10 +43,25 @@ def terminate(proc, timeout=20):
 
 
 def free_port():
-    """A port nobody listens on: bound, read back, closed."""
+    """A port nobody listens on: bound, read back, closed. Free for now only: another process
+    may take it later; a test that needs a port to stay dead holds a RefusedPort."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class RefusedPort:
+    """A port held bound and not listening for as long as the test keeps it: a connection to
+    it is refused at once, and no other process (a server of a test running beside this one)
+    can take it meanwhile."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
 
 
 def run(args, env=None, check=False):

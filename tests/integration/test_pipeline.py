@@ -8,7 +8,7 @@ import stat
 import tempfile
 import unittest
 
-from passlib import (AGENT_BIN, ConnectProxy, Home, HomeTestCase, free_port, post_envelope,
+from passlib import (AGENT_BIN, ConnectProxy, Home, HomeTestCase, RefusedPort, post_envelope,
                      post_header_only, run, wait_for)
 
 BUNDLE_FILES = {"agent.xml", "agent-sign.key", "agent-tls.key", "agent-tls.crt", "home-ca.crt",
@@ -225,9 +225,15 @@ class RefusalTest(HomeTestCase):
 
 
 class TransportTest(HomeTestCase):
+    def refused_port(self):
+        """A port that refuses connections until the test ends."""
+        port = RefusedPort()
+        self.addCleanup(port.close)
+        return port.port
+
     def test_proxy_environment_variables_are_ignored(self):
         bundle = self.home.enroll("svp-01")
-        dead = f"http://127.0.0.1:{free_port()}"
+        dead = f"http://127.0.0.1:{self.refused_port()}"
         env = {k: dead for k in ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
                                  "ALL_PROXY")}
         proc = bundle.agent("test", env=env)
@@ -246,14 +252,14 @@ class TransportTest(HomeTestCase):
 
     def test_failover_to_the_next_endpoint_in_order(self):
         bundle = self.home.enroll("svp-01")
-        bundle.set_endpoints([f"https://127.0.0.1:{free_port()}", self.home.url])
+        bundle.set_endpoints([f"https://127.0.0.1:{self.refused_port()}", self.home.url])
         proc = bundle.agent("test")
         self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
         self.assertIn(self.home.url, proc.stdout)
 
     def test_no_endpoint_reachable_test_exits_5(self):
         bundle = self.home.enroll("svp-01")
-        bundle.set_endpoints([f"https://127.0.0.1:{free_port()}"])
+        bundle.set_endpoints([f"https://127.0.0.1:{self.refused_port()}"])
         proc = bundle.agent("test")
         self.assertEqual(5, proc.returncode, proc.stdout + proc.stderr)
 

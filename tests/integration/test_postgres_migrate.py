@@ -9,7 +9,7 @@ import sys
 import tempfile
 import unittest
 
-from passlib import (HOME_BIN, Home, MailServer, free_port, postgres_database, remove_tmp,
+from passlib import (HOME_BIN, Home, MailServer, RefusedPort, postgres_database, remove_tmp,
                      run, test_postgres, wait_for)
 from test_tickets import ACUTE_CODE, home_xml
 
@@ -31,14 +31,17 @@ class MigrateTestCase(unittest.TestCase):
         self.mail = MailServer(self.tmp / "smtpd").start()
         (self.home.state / "smtp.password").write_text("secret\n")
         (self.home.state / "twilio.token").write_text("token-1\n")
-        # Nobody listens for the SMS gateway: its messages stay pending, retried.
-        sms_url = f"http://127.0.0.1:{free_port()}/2010-04-01/Accounts/AC1/Messages.json"
+        # Nobody listens for the SMS gateway: its messages stay pending, retried. The port is
+        # held, so that no server of a test running beside this one can answer on it.
+        self.sms_port = RefusedPort()
+        sms_url = f"http://127.0.0.1:{self.sms_port.port}/2010-04-01/Accounts/AC1/Messages.json"
         (self.home.state / "home.xml").write_text(home_xml(self.mail, sms_url))
         self.url, self.password_file = postgres_database()
 
     def tearDown(self):
         self.home.stop()
         self.mail.stop()
+        self.sms_port.close()
         remove_tmp(self.tmp)
 
     def cli(self, *args):
