@@ -72,6 +72,14 @@ class MemoryStorage final : public TicketStorage {
     }
     return out;
   }
+  /// "action by who", in order.
+  std::vector<std::string> audit(std::int64_t ticket) const {
+    std::vector<std::string> out;
+    for (const auto& l : log) {
+      if (l.ticketId == ticket) out.push_back(l.action + " by " + l.who);
+    }
+    return out;
+  }
 
   Result<std::optional<AgentInfo>> agent(std::string_view agentId) override {
     for (const auto& a : agents) {
@@ -360,6 +368,7 @@ struct MemoryBackend {
     return out;
   }
   std::vector<std::string> actions(std::int64_t ticket) const { return storage.actions(ticket); }
+  std::vector<std::string> audit(std::int64_t ticket) const { return storage.audit(ticket); }
   std::vector<OutboxRow> outbox() const { return storage.outbox; }
 
   MemoryStorage storage;
@@ -405,6 +414,12 @@ struct SqliteBackend {
   }
   std::vector<std::string> actions(std::int64_t ticket) {
     auto s = must(db.prepare("SELECT action FROM ticket_log WHERE ticket_id = ?1 ORDER BY id"));
+    s.bind(1, ticket);
+    return must(s.rows([](const sqlite::Statement& r) { return r.columnText(0); }));
+  }
+  std::vector<std::string> audit(std::int64_t ticket) {
+    auto s = must(db.prepare(
+        "SELECT action || ' by ' || who FROM ticket_log WHERE ticket_id = ?1 ORDER BY id"));
     s.bind(1, ticket);
     return must(s.rows([](const sqlite::Statement& r) { return r.columnText(0); }));
   }
@@ -466,6 +481,15 @@ struct PostgresBackend {
     for (int i = 0; i < rows.size(); ++i) out.push_back(rows.text(i, 0));
     return out;
   }
+  std::vector<std::string> audit(std::int64_t ticket) {
+    auto rows = must(db.exec("read a ticket's log",
+                             "SELECT action || ' by ' || who FROM ticket_log WHERE ticket_id = "
+                             "$1 ORDER BY id",
+                             {ticket}));
+    std::vector<std::string> out;
+    for (int i = 0; i < rows.size(); ++i) out.push_back(rows.text(i, 0));
+    return out;
+  }
   std::vector<OutboxRow> outbox() {
     auto rows = must(db.exec(
         "read the outbox", "SELECT id, ticket_id, target, state, notice FROM outbox ORDER BY id"));
@@ -508,6 +532,7 @@ Result<std::int64_t> onReport(TicketStorage& storage, const Policy& policy,
   for (const auto& e : r.events) events.push_back(&e);
   TicketEngine engine(storage, policy);
   if (auto done = engine.onNewEvents(r, events); !done) return std::unexpected(done.error());
+  if (auto done = engine.flush(); !done) return std::unexpected(done.error());
   return engine.queued();
 }
 
@@ -587,6 +612,38 @@ TEST_CASE_TEMPLATE("tickets: a repeat counts an occurrence and sends nothing", B
   CHECK(t.count == 2);
   CHECK(t.lastSeenMs == kT0 + kMinute);
   CHECK(f.backend.actions(t.id) == std::vector<std::string>{"opened", "repeated"});
+  CHECK(f.backend.outbox().size() == 2);
+}
+
+TEST_CASE_TEMPLATE(
+    "tickets: repeats in the reports of one transaction are one update, each audited occurrence "
+    "naming its agent",
+    Backend, PASS_BACKENDS) {
+  Fixture<Backend> f;
+  f.backend.addAgent("agent-2", AgentInfo{"Acme", "Berlin", "vsp-2"}, {}, 0);
+  f.report(kT0, "alert");
+  auto first = report(kT0 + kMinute, "alert");
+  auto second = report(kT0 + 2 * kMinute, "alert");
+  second.agentId = "agent-2";
+  auto third = report(kT0 + 3 * kMinute, "alert");
+  // One engine for a batch of three reports, as the store's commit runs it.
+  f.backend.transaction([&](TicketStorage& storage) {
+    TicketEngine engine(storage, *f.policy);
+    for (const EnvelopeRecord* r : {&first, &second, &third}) {
+      const EventRecord* event = &r->events.front();
+      must(engine.onNewEvents(*r, std::span<const EventRecord* const>(&event, 1)));
+    }
+    must(engine.flush());
+    CHECK(engine.queued() == 0);
+  });
+  const auto t = f.ticket();
+  CHECK(t.count == 4);
+  CHECK(t.lastSeenMs == kT0 + 3 * kMinute);
+  CHECK(f.backend.audit(t.id) == std::vector<std::string>{
+                                     "opened by array 410123 (agent vsp-1)",
+                                     "repeated by array 410123 (agent vsp-1)",
+                                     "repeated by array 410123 (agent vsp-2)",
+                                     "repeated by array 410123 (agent vsp-1)"});
   CHECK(f.backend.outbox().size() == 2);
 }
 

@@ -160,10 +160,11 @@ Status TicketEngine::onNewEvents(const EnvelopeRecord& r,
       return done;
     }
   }
-  return flushRepeats();
+  return {};
 }
 
 Status TicketEngine::onHeartbeat(const EnvelopeRecord& r) {
+  if (auto done = flushRepeats(); !done) return done;
   auto agent = storage_.agent(r.agentId);
   if (!agent) return std::unexpected(agent.error());
   if (!*agent) return {};
@@ -299,6 +300,7 @@ Status TicketEngine::checkExpectedArrays(const AgentInfo& a, const std::string& 
 
 Result<TicketRow> TicketEngine::change(std::int64_t id, TicketAction action, std::string_view who,
                                        std::string_view note, std::int64_t nowMs) {
+  if (auto done = flushRepeats(); !done) return std::unexpected(done.error());
   auto found = storage_.ticket(id);
   if (!found) return std::unexpected(found.error());
   if (!*found) return fail("ticket.unknown", fmt::format("no ticket #{}", id));
@@ -350,6 +352,7 @@ Result<TicketRow> TicketEngine::change(std::int64_t id, TicketAction action, std
 // --- opening, counting, reopening, resolving ---------------------------------------------------
 
 Status TicketEngine::raise(TicketRow t, std::string_view who, std::int64_t nowMs) {
+  if (auto done = flushRepeats(); !done) return done;
   const std::string key = dedupKey(t.customer, t.site, t.family, t.array, t.problem);
   auto current = storage_.liveTicket(key);
   if (!current) return std::unexpected(current.error());
@@ -379,32 +382,33 @@ Status TicketEngine::raisedElsewhere(const TicketRow& t, const std::string& key,
   return repeatedOnce(**live, t, who, nowMs);
 }
 
-/// raise() for the alerts of one envelope, in order. Repeats of one live ticket that follow
-/// each other (a storm of one SIM in one report) are counted in memory and written as one
-/// update, with the same audit rows, when another problem comes or flushRepeats() runs.
-/// The caller runs flushRepeats() before anything else touches tickets, and at the end.
+/// raise() for the alerts of the envelopes of one transaction, in order. Repeats of one live
+/// ticket that follow each other (a storm of one SIM in one report, or in the reports of a
+/// batch) are counted in memory and written as one update, with the same audit rows, when
+/// another problem comes or flushRepeats() runs. Every other public entry runs flushRepeats()
+/// before it touches tickets; the store calls flush() before it commits.
 /// `key` is the dedup key of the row `make` builds; only a row that is written is built.
 Status TicketEngine::raiseCoalesced(std::string key, std::int64_t seenMs,
                                     std::function<TicketRow()> make, std::string_view who,
                                     std::int64_t nowMs) {
-  if (pending_ && pending_->key == key) {
-    ++pending_->n;
-    pending_->seenMs = std::max(pending_->seenMs, seenMs);
-    pending_->latest = std::move(make);
-    return {};
+  if (!pending_ || pending_->key != key) {
+    if (auto done = flushRepeats(); !done) return done;
+    auto current = storage_.liveTicket(key);
+    if (!current) return std::unexpected(current.error());
+    if (!*current) return raiseNew(make(), key, who, nowMs);
+    pending_ = PendingRepeats{.key = std::move(key),
+                              .ticket = (*current)->id,
+                              .before = (*current)->count,
+                              .seenMs = seenMs};
   }
-  if (auto done = flushRepeats(); !done) return done;
-  auto current = storage_.liveTicket(key);
-  if (!current) return std::unexpected(current.error());
-  if (!*current) return raiseNew(make(), key, who, nowMs);
-  pending_ = PendingRepeats{.key = std::move(key),
-                            .ticket = (*current)->id,
-                            .before = (*current)->count,
-                            .n = 1,
-                            .seenMs = seenMs,
-                            .latest = std::move(make),
-                            .who = std::string(who),
-                            .nowMs = nowMs};
+  PendingRepeats& p = *pending_;
+  ++p.n;
+  p.seenMs = std::max(p.seenMs, seenMs);
+  p.latest = std::move(make);
+  // Each audited occurrence keeps who reported it and when, as if it had been written alone.
+  if (auditsOccurrence(p.before + p.n)) {
+    p.audited.push_back({p.before + p.n, std::string(who), nowMs});
+  }
   return {};
 }
 
@@ -412,8 +416,20 @@ Status TicketEngine::flushRepeats() {
   if (!pending_) return {};
   PendingRepeats p = std::move(*pending_);
   pending_.reset();
-  return repeated(p.ticket, p.before, p.n, p.seenMs, p.latest().detail, p.who, p.nowMs);
+  if (auto done = storage_.countOccurrences(p.ticket, p.n, p.seenMs, p.latest().detail); !done) {
+    return done;
+  }
+  for (const auto& a : p.audited) {
+    if (auto done = storage_.appendLog(p.ticket, a.atMs, a.who, "repeated",
+                                       fmt::format("occurrence {}", a.occurrence));
+        !done) {
+      return done;
+    }
+  }
+  return {};
 }
+
+Status TicketEngine::flush() { return flushRepeats(); }
 
 /// Counts `n` repeats of a live ticket that had `before` occurrences, with their audit rows.
 Status TicketEngine::repeated(std::int64_t id, std::int64_t before, std::int64_t n,
@@ -480,6 +496,7 @@ Status TicketEngine::raiseNew(TicketRow t, const std::string& key, std::string_v
 
 Status TicketEngine::resolveLive(const std::string& key, std::string_view who, std::string_view why,
                                  std::int64_t nowMs) {
+  if (auto done = flushRepeats(); !done) return done;
   auto current = storage_.liveTicket(key);
   if (!current) return std::unexpected(current.error());
   if (!*current) return {};
@@ -488,6 +505,7 @@ Status TicketEngine::resolveLive(const std::string& key, std::string_view who, s
 
 Status TicketEngine::resolve(const TicketRow& t, std::string_view who, std::string_view why,
                              std::int64_t nowMs) {
+  if (auto done = flushRepeats(); !done) return done;
   if (auto done = storage_.markResolved(t.id, who, nowMs); !done) return done;
   if (auto done = storage_.appendLog(t.id, nowMs, who, "resolved", why); !done) return done;
   if (t.silencedBy || t.parentId) return {};

@@ -34,7 +34,10 @@ class TicketEngine {
   TicketEngine(TicketStorage& storage, const Policy& policy) : storage_(storage), policy_(policy) {}
 
   /// Tickets for the new events of one envelope (those its insert did not find stored).
+  /// Repeats of a live ticket may stay counted in memory: call flush() before committing.
   Status onNewEvents(const EnvelopeRecord& r, std::span<const EventRecord* const> events);
+  /// Writes the repeats onNewEvents() counted in memory. Every other call does it first.
+  Status flush();
   /// What a stored heartbeat ends or opens: missing-heartbeat and site tickets, clock skew,
   /// arrays not collected or not watched.
   Status onHeartbeat(const EnvelopeRecord& r);
@@ -64,6 +67,12 @@ class TicketEngine {
   std::int64_t queued() const { return queued_; }
 
  private:
+  /// An occurrence that gets an audit row (docs/tickets.md: 2 to 9, then 10, 20, … 100, 200, …).
+  struct AuditedRepeat {
+    std::int64_t occurrence = 0;
+    std::string who;
+    std::int64_t atMs = 0;
+  };
   /// Repeats counted by raiseCoalesced() and not yet written.
   struct PendingRepeats {
     std::string key;
@@ -72,8 +81,7 @@ class TicketEngine {
     std::int64_t n = 0;
     std::int64_t seenMs = 0;
     std::function<TicketRow()> latest;  // builds the row of the latest repeat, for its detail
-    std::string who;
-    std::int64_t nowMs = 0;
+    std::vector<AuditedRepeat> audited;
   };
 
   Status raiseCoalesced(std::string key, std::int64_t seenMs, std::function<TicketRow()> make,

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -85,6 +86,58 @@ Result<std::string> readPassword(const std::filesystem::path& file, const std::s
                             file.string(), where));
   }
   return line;
+}
+
+void ArrayLiteral::separate() {
+  if (closed_) {
+    text_.pop_back();  // add() after text(): the literal is open again
+    closed_ = false;
+  }
+  if (text_.size() > 1) text_ += ',';
+}
+
+void ArrayLiteral::add(std::string_view text) {
+  separate();
+  text_ += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') text_ += '\\';
+    text_ += c;
+  }
+  text_ += '"';
+}
+
+void ArrayLiteral::add(std::int64_t value) {
+  separate();
+  fmt::format_to(std::back_inserter(text_), "{}", value);
+}
+
+void ArrayLiteral::add(const std::optional<std::string>& text) {
+  if (text) {
+    add(std::string_view(*text));
+  } else {
+    addNull();
+  }
+}
+
+void ArrayLiteral::add(const std::optional<std::int64_t>& value) {
+  if (value) {
+    add(*value);
+  } else {
+    addNull();
+  }
+}
+
+void ArrayLiteral::addNull() {
+  separate();
+  text_ += "NULL";
+}
+
+const std::string& ArrayLiteral::text() {
+  if (!closed_) {
+    text_ += '}';
+    closed_ = true;
+  }
+  return text_;
 }
 
 Rows::Rows(Rows&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}

@@ -60,6 +60,26 @@ class Param {
   std::variant<std::monostate, std::int64_t, std::string_view, ByteView> value_;
 };
 
+/// A PostgreSQL array literal ({"a","b",NULL}), the text of one parameter of a set-based
+/// statement (INSERT … SELECT FROM unnest($1::text[], $2::bigint[], …)): one statement for a
+/// whole batch instead of one per row. Elements are quoted with `"` and `\` escaped; nullopt
+/// is NULL.
+class ArrayLiteral {
+ public:
+  void add(std::string_view text);
+  void add(std::int64_t value);
+  void add(const std::optional<std::string>& text);
+  void add(const std::optional<std::int64_t>& value);
+  void addNull();
+  /// The literal, closed: pass it as the statement's parameter.
+  const std::string& text();
+
+ private:
+  void separate();
+  std::string text_ = "{";
+  bool closed_ = false;
+};
+
 /// The rows of one statement (all in memory; PostgreSQL's text format). Getters take a
 /// 0-based row and column and expect the column's SQL type: integer() an int2/int4/int8,
 /// text() any, bytes() a BYTEA, boolean() a BOOLEAN. NULL reads as std::nullopt from the opt

@@ -8,6 +8,9 @@
 #include "store/postgres/store.hpp"
 
 #include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -220,91 +223,191 @@ Result<std::vector<StoredEvent>> PostgresStore::events(const std::optional<std::
              });
 }
 
-Status PostgresStore::storeNew(const EnvelopeRecord& r, std::int64_t& queued) {
-  auto seq = static_cast<std::int64_t>(r.seq);
-  if (r.type == "heartbeat") {
-    if (auto stored =
-            done(db.exec("store a heartbeat",
-                         "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
-                         "next_due_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)",
-                         {r.agentId, seq, r.createdMs, r.receivedMs, r.nextDueMs, r.payload}));
-        !stored) {
-      return stored;
-    }
-    // As on SQLite: only a newer heartbeat moves the due time, counted on the home's clock.
-    auto moved = db.exec(
-        "record an agent's heartbeat",
-        "UPDATE agents SET last_heartbeat_ms = $1, next_heartbeat_due_ms = $2, "
-        "heartbeat_received_ms = $4, "
-        "heartbeat_due_home_ms = CASE WHEN $2::bigint IS NULL THEN NULL "
-        "ELSE $4::bigint + LEAST(GREATEST($2::bigint - $1::bigint, 0), $5::bigint) END, "
-        "heartbeat_interval_ms = CASE WHEN $2::bigint IS NULL THEN NULL "
-        "WHEN $6::bigint > 0 THEN LEAST($6::bigint, $5::bigint) "
-        "ELSE LEAST(GREATEST($2::bigint - $1::bigint, 0), $5::bigint) END "
-        "WHERE id = $3 AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms <= $1)",
-        {r.createdMs, r.nextDueMs, r.agentId, r.receivedMs, kMaxHeartbeatIntervalMs, r.intervalMs});
-    if (!moved) return propagate(moved);
-    if (policy && moved->affected() > 0) {
-      PostgresTicketStorage storage(db);
-      TicketEngine engine(storage, *policy);
-      auto ruled = engine.onHeartbeat(r);
-      queued += engine.queued();
-      if (!ruled) return ruled;
+namespace {
+
+/// The batch index of each (agent, seq): the first, so that an envelope twice in one batch is
+/// stored as its first copy and the second is a duplicate, as one after the other.
+struct BatchIndex {
+  explicit BatchIndex(std::span<const EnvelopeRecord* const> batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      first.emplace(std::pair(std::string_view(batch[i]->agentId), batch[i]->seq), i);
     }
   }
-  if (!r.events.empty()) {
+  std::optional<std::size_t> find(std::string_view agentId, std::uint64_t seq) const {
+    auto found = first.find(std::pair(agentId, seq));
+    if (found == first.end()) return std::nullopt;
+    return found->second;
+  }
+  std::map<std::pair<std::string_view, std::uint64_t>, std::size_t> first;
+};
+
+}  // namespace
+
+Result<std::vector<bool>> PostgresStore::insertEnvelopes(
+    std::span<const EnvelopeRecord* const> batch) {
+  ArrayLiteral agents, seqs, created, received, types, sizes, payloads;
+  for (const EnvelopeRecord* r : batch) {
+    agents.add(r->agentId);
+    seqs.add(static_cast<std::int64_t>(r->seq));
+    created.add(r->createdMs);
+    received.add(r->receivedMs);
+    types.add(r->type);
+    sizes.add(static_cast<std::int64_t>(r->size));
+    payloads.add(r->payload);
+  }
+  // The unique key decides: a row another transaction (perhaps another home's) is inserting
+  // makes this one wait for its end, then do nothing if it committed.
+  auto inserted = db.exec(
+      "store the envelopes",
+      "INSERT INTO envelopes (agent_id, seq, created_ms, received_ms, type, size, payload) "
+      "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], "
+      "$6::bigint[], $7::text[]) ON CONFLICT (agent_id, seq) DO NOTHING RETURNING agent_id, seq",
+      {agents.text(), seqs.text(), created.text(), received.text(), types.text(), sizes.text(),
+       payloads.text()});
+  if (!inserted) return propagate(inserted);
+  BatchIndex index(batch);
+  std::vector<bool> stored(batch.size(), false);
+  for (int i = 0; i < inserted->size(); ++i) {
+    auto at = index.find(inserted->text(i, 0), static_cast<std::uint64_t>(inserted->integer(i, 1)));
+    if (at) stored[*at] = true;
+  }
+  return stored;
+}
+
+Result<std::vector<std::vector<const EventRecord*>>> PostgresStore::insertEvents(
+    std::span<const EnvelopeRecord* const> batch, const std::vector<bool>& stored) {
+  std::vector<std::vector<const EventRecord*>> fresh(batch.size());
+  ArrayLiteral agents, seqs, idxs, arrays, codes, severities, occurred, payloads, families, ids,
+      kinds;
+  bool any = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!stored[i]) continue;
+    const EnvelopeRecord& r = *batch[i];
     std::int64_t idx = 0;
-    std::vector<const EventRecord*> fresh;
-    fresh.reserve(r.events.size());
     for (const auto& e : r.events) {
-      // A repeat (same family, array and id) is dropped by events_by_id and changes no ticket.
-      auto stored = db.exec("store an event",
-                            "INSERT INTO events (agent_id, seq, idx, \"array\", code, severity, "
-                            "occurred_ms, payload, family, event_id, kind) VALUES ($1, $2, $3, "
-                            "$4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-                            {r.agentId, seq, idx++, e.array, e.code, e.severity, e.occurredMs,
-                             e.payload, e.family, e.id, e.kind});
-      if (!stored) return propagate(stored);
-      if (stored->affected() > 0) fresh.push_back(&e);
-    }
-    if (policy && !fresh.empty()) {
-      PostgresTicketStorage storage(db);
-      TicketEngine engine(storage, *policy);
-      auto ruled = engine.onNewEvents(r, fresh);
-      queued += engine.queued();
-      if (!ruled) return ruled;
+      agents.add(r.agentId);
+      seqs.add(static_cast<std::int64_t>(r.seq));
+      idxs.add(idx++);
+      arrays.add(e.array);
+      codes.add(e.code);
+      severities.add(e.severity);
+      occurred.add(e.occurredMs);
+      payloads.add(e.payload);
+      families.add(e.family);
+      ids.add(e.id);
+      kinds.add(e.kind);
+      any = true;
     }
   }
-  return done(db.exec("record an agent's last envelope",
-                      "UPDATE agents SET last_seq = GREATEST(coalesce(last_seq, $1), $1), "
-                      "last_envelope_ms = GREATEST(coalesce(last_envelope_ms, $2), $2) "
-                      "WHERE id = $3",
-                      {seq, r.receivedMs, r.agentId}));
+  if (!any) return fresh;
+  // A repeat (same family, array and id) is dropped by events_by_id and changes no ticket.
+  auto inserted = db.exec(
+      "store the events",
+      "INSERT INTO events (agent_id, seq, idx, \"array\", code, severity, occurred_ms, payload, "
+      "family, event_id, kind) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
+      "$4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], "
+      "$11::text[]) ON CONFLICT DO NOTHING RETURNING agent_id, seq, idx",
+      {agents.text(), seqs.text(), idxs.text(), arrays.text(), codes.text(), severities.text(),
+       occurred.text(), payloads.text(), families.text(), ids.text(), kinds.text()});
+  if (!inserted) return propagate(inserted);
+  BatchIndex index(batch);
+  // RETURNING comes in insertion order, which is the batch's and each envelope's.
+  for (int i = 0; i < inserted->size(); ++i) {
+    auto at = index.find(inserted->text(i, 0), static_cast<std::uint64_t>(inserted->integer(i, 1)));
+    auto idx = inserted->integer(i, 2);
+    if (!at || idx < 0 || static_cast<std::size_t>(idx) >= batch[*at]->events.size()) continue;
+    fresh[*at].push_back(&batch[*at]->events[static_cast<std::size_t>(idx)]);
+  }
+  return fresh;
+}
+
+Status PostgresStore::storeHeartbeat(const EnvelopeRecord& r, TicketEngine* engine) {
+  auto seq = static_cast<std::int64_t>(r.seq);
+  if (auto stored = done(db.exec("store a heartbeat",
+                                 "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
+                                 "next_due_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)",
+                                 {r.agentId, seq, r.createdMs, r.receivedMs, r.nextDueMs,
+                                  r.payload}));
+      !stored) {
+    return stored;
+  }
+  // As on SQLite: only a newer heartbeat moves the due time, counted on the home's clock.
+  auto moved = db.exec(
+      "record an agent's heartbeat",
+      "UPDATE agents SET last_heartbeat_ms = $1, next_heartbeat_due_ms = $2, "
+      "heartbeat_received_ms = $4, "
+      "heartbeat_due_home_ms = CASE WHEN $2::bigint IS NULL THEN NULL "
+      "ELSE $4::bigint + LEAST(GREATEST($2::bigint - $1::bigint, 0), $5::bigint) END, "
+      "heartbeat_interval_ms = CASE WHEN $2::bigint IS NULL THEN NULL "
+      "WHEN $6::bigint > 0 THEN LEAST($6::bigint, $5::bigint) "
+      "ELSE LEAST(GREATEST($2::bigint - $1::bigint, 0), $5::bigint) END "
+      "WHERE id = $3 AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms <= $1)",
+      {r.createdMs, r.nextDueMs, r.agentId, r.receivedMs, kMaxHeartbeatIntervalMs, r.intervalMs});
+  if (!moved) return propagate(moved);
+  if (engine && moved->affected() > 0) return engine->onHeartbeat(r);
+  return {};
+}
+
+Status PostgresStore::recordLastEnvelopes(std::span<const EnvelopeRecord* const> batch,
+                                          const std::vector<bool>& stored) {
+  ArrayLiteral agents, seqs, received;
+  bool any = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!stored[i]) continue;
+    agents.add(batch[i]->agentId);
+    seqs.add(static_cast<std::int64_t>(batch[i]->seq));
+    received.add(batch[i]->receivedMs);
+    any = true;
+  }
+  if (!any) return {};
+  // One row per agent: its agents row is updated once. (Two homes updating the same agents in
+  // another order would deadlock, which PostgreSQL breaks and commit() retries; an agent's
+  // envelopes come to one home at a time on its connection.)
+  return done(db.exec(
+      "record the agents' last envelopes",
+      "UPDATE agents a SET last_seq = GREATEST(coalesce(a.last_seq, v.seq), v.seq), "
+      "last_envelope_ms = GREATEST(coalesce(a.last_envelope_ms, v.received), v.received) "
+      "FROM (SELECT id, max(seq) AS seq, max(received) AS received FROM unnest($1::text[], "
+      "$2::bigint[], $3::bigint[]) AS u(id, seq, received) GROUP BY id) v "
+      "WHERE a.id = v.id",
+      {agents.text(), seqs.text(), received.text()}));
 }
 
 Result<std::vector<CommitResult>> PostgresStore::commitOnce(
     std::span<const EnvelopeRecord* const> batch, std::int64_t& queued) {
+  // A handful of statements per batch, whatever its size: every envelope in one INSERT, every
+  // event in one, the agents' rows in one UPDATE; only heartbeats and the ticket rules go
+  // envelope by envelope, in the batch's order, through one engine (docs/scale-out.md).
   auto tx = Transaction::begin(db, Transaction::Isolation::kReadCommitted);
   if (!tx) return propagate(tx);
-  std::vector<CommitResult> results;
-  results.reserve(batch.size());
-  for (const EnvelopeRecord* r : batch) {
-    // The unique key decides: a row another transaction (perhaps another home's) is inserting
-    // makes this one wait for its end, then do nothing if it committed.
-    auto inserted =
-        db.exec("store an envelope",
-                "INSERT INTO envelopes (agent_id, seq, created_ms, received_ms, type, "
-                "size, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (agent_id, seq) DO NOTHING RETURNING id",
-                {r->agentId, static_cast<std::int64_t>(r->seq), r->createdMs, r->receivedMs,
-                 r->type, static_cast<std::int64_t>(r->size), r->payload});
-    if (!inserted) return propagate(inserted);
-    if (inserted->size() == 0) {
-      results.push_back(CommitResult::kDuplicate);
-      continue;
+  auto stored = insertEnvelopes(batch);
+  if (!stored) return propagate(stored);
+  auto fresh = insertEvents(batch, *stored);
+  if (!fresh) return propagate(fresh);
+  PostgresTicketStorage storage(db);
+  std::optional<TicketEngine> engine;
+  if (policy) engine.emplace(storage, *policy);
+  TicketEngine* rules = engine ? &*engine : nullptr;
+  std::vector<CommitResult> results(batch.size(), CommitResult::kDuplicate);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!(*stored)[i]) continue;
+    const EnvelopeRecord& r = *batch[i];
+    if (r.type == "heartbeat") {
+      if (auto done = storeHeartbeat(r, rules); !done) return std::unexpected(done.error());
     }
-    if (auto stored = storeNew(*r, queued); !stored) return std::unexpected(stored.error());
-    results.push_back(CommitResult::kAccepted);
+    if (rules && !(*fresh)[i].empty()) {
+      if (auto ruled = rules->onNewEvents(r, (*fresh)[i]); !ruled) {
+        return std::unexpected(ruled.error());
+      }
+    }
+    results[i] = CommitResult::kAccepted;
+  }
+  if (rules) {
+    if (auto flushed = rules->flush(); !flushed) return std::unexpected(flushed.error());
+    queued += rules->queued();
+  }
+  if (auto recorded = recordLastEnvelopes(batch, *stored); !recorded) {
+    return std::unexpected(recorded.error());
   }
   if (auto committed = tx->commit(); !committed) return std::unexpected(committed.error());
   return results;

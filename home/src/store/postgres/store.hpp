@@ -5,10 +5,15 @@
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "store/postgres/outbox_queue.hpp"
 #include "store/postgres/pg.hpp"
 #include "store/store_impl.hpp"
+
+namespace pass::home {
+class TicketEngine;
+}
 
 namespace pass::home::postgres {
 
@@ -59,8 +64,18 @@ class PostgresStore final : public Store::Impl {
   /// queued are added to `queued`.
   Result<std::vector<CommitResult>> commitOnce(std::span<const EnvelopeRecord* const> batch,
                                                std::int64_t& queued);
-  /// A new envelope's heartbeat, events and agent row, and what they do to tickets.
-  Status storeNew(const EnvelopeRecord& r, std::int64_t& queued);
+  /// Inserts the batch's envelopes in one statement: true for each one stored, false for a
+  /// duplicate (stored before, by this home or another, or earlier in the batch).
+  Result<std::vector<bool>> insertEnvelopes(std::span<const EnvelopeRecord* const> batch);
+  /// Inserts the events of the stored envelopes in one statement: each envelope's events that
+  /// were new (not a repeat of a stored event id).
+  Result<std::vector<std::vector<const EventRecord*>>> insertEvents(
+      std::span<const EnvelopeRecord* const> batch, const std::vector<bool>& stored);
+  /// A stored heartbeat and what it does to the agent's row and, through `engine`, to tickets.
+  Status storeHeartbeat(const EnvelopeRecord& r, TicketEngine* engine);
+  /// Each agent's last seq and envelope time, from the stored envelopes, in one statement.
+  Status recordLastEnvelopes(std::span<const EnvelopeRecord* const> batch,
+                             const std::vector<bool>& stored);
 
   OutboxQueue outboxQueue_{db, enqueued};
 };

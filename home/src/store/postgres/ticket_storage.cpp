@@ -14,11 +14,16 @@ namespace pass::home::postgres {
 // --- agents ---------------------------------------------------------------------------------
 
 Result<std::optional<AgentInfo>> PostgresTicketStorage::agent(std::string_view agentId) {
-  return first(
+  // An agent's customer, site and name do not change inside the transaction: a batch of its
+  // envelopes asks once.
+  if (auto known = agents_.find(agentId); known != agents_.end()) return known->second;
+  auto found = first(
       db_.exec("read an agent", "SELECT customer, site, name FROM agents WHERE id = $1", {agentId}),
       [](const Rows& r, int i) {
         return AgentInfo{r.text(i, 0), r.text(i, 1), r.text(i, 2)};
       });
+  if (found) agents_.emplace(std::string(agentId), *found);
+  return found;
 }
 
 Status PostgresTicketStorage::recordClockSkew(std::string_view agentId, std::int64_t skewMs,

@@ -4,6 +4,11 @@
 // sees what other homes committed before it began, which is how a home that lost the race to
 // open a ticket finds the winner's).
 
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
 #include "store/postgres/pg.hpp"
 #include "store/ticket_storage.hpp"
 
@@ -67,6 +72,8 @@ class PostgresTicketStorage final : public TicketStorage {
 
  private:
   Connection& db_;
+  /// agent() answers, for the transaction's length.
+  std::map<std::string, std::optional<AgentInfo>, std::less<>> agents_;
 };
 
 }  // namespace pass::home::postgres

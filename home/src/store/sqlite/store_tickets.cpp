@@ -17,6 +17,7 @@ Status SqliteStore::onNewEvents(const EnvelopeRecord& r,
   SqliteTicketStorage storage(db, statements);
   TicketEngine engine(storage, *policy);
   auto done = engine.onNewEvents(r, events);
+  if (done) done = engine.flush();
   enqueued += engine.queued();
   return done;
 }
