@@ -579,3 +579,75 @@ TEST_CASE_TEMPLATE("silences: added, listed and removed once", Backend, PASS_STO
   CHECK(store.silences(150, true).value().at(0).removedBy == "mia");
   CHECK(store.removeSilence(id, "mia", 170).error().code == "silence.unknown");
 }
+
+namespace {
+
+/// A report of `agent` with one event of `kind` about `component` of array 410123.
+EnvelopeRecord oneEvent(const std::string& agent, std::uint64_t seq, std::string kind,
+                        std::string component) {
+  EnvelopeRecord r = sampleRecord(agent, seq, "report", 0);
+  r.events.push_back(EventRecord{.family = "hitachi_svp",
+                                 .array = "410123",
+                                 .id = fmt::format("{}-{}", agent, seq),
+                                 .code = "307080",
+                                 .severity = "acute",
+                                 .occurredMs = r.createdMs,
+                                 .kind = std::move(kind),
+                                 .component = std::move(component),
+                                 .text = "FAN ALARM",
+                                 .payload = "{}"});
+  return r;
+}
+
+/// Each ticket as "state count" and its audit trail as "action by who: detail".
+std::vector<std::string> ticketStory(Store& store) {
+  std::vector<std::string> out;
+  const auto tickets = store.tickets(TicketFilter{}).value();
+  for (const auto& t : tickets) {
+    out.push_back(fmt::format("{} {} {}", t.component, t.state, t.count));
+    const auto log = store.ticketLog(t.id).value();
+    for (const auto& l : log) {
+      if (l.who == "outbox") continue;
+      out.push_back(fmt::format("  {} by {}: {}", l.action, l.who, l.detail));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE(
+    "tickets: a batch of reports makes the tickets and audit rows its reports make one by one",
+    Backend, PASS_STORE_BACKENDS) {
+  HomeConfig cfg;
+  cfg.ratePerHour = 1000;
+  auto policy = Policy::make(cfg, Bytes(32, 7));
+  Backend oneByOne, batched;
+  auto single = openStore(oneByOne);
+  auto batch = openStore(batched);
+  for (Store* s : {&single, &batch}) {
+    REQUIRE(s->addAgent(sampleAgent(kAgentA)).has_value());
+    auto b = sampleAgent(kAgentB);
+    b.name = "vsp-2";
+    REQUIRE(s->addAgent(b).has_value());
+    s->setPolicy(policy);
+  }
+  // Two agents on one array: repeats across agents, another problem between, a recovery and
+  // the problem back at once (reopened), all in one batch.
+  const std::vector<EnvelopeRecord> reports = {
+      oneEvent(kAgentA, 1, "alert", "fan 2"),    oneEvent(kAgentB, 1, "alert", "fan 2"),
+      oneEvent(kAgentB, 2, "alert", "fan 2"),    oneEvent(kAgentA, 2, "alert", "fan 3"),
+      oneEvent(kAgentA, 3, "alert", "fan 2"),    oneEvent(kAgentB, 3, "recovery", "fan 2"),
+      oneEvent(kAgentA, 4, "alert", "fan 2"),    oneEvent(kAgentB, 4, "alert", "fan 2"),
+      oneEvent(kAgentA, 5, "recovery", "fan 3"), oneEvent(kAgentB, 5, "alert", "fan 3")};
+  for (const auto& r : reports) {
+    CHECK(commitAll(single, {r}) == std::vector{CommitResult::kAccepted});
+  }
+  auto results = commitAll(batch, reports);
+  CHECK(std::count(results.begin(), results.end(), CommitResult::kAccepted) == 10);
+  const auto story = ticketStory(single);
+  CHECK(story == ticketStory(batch));
+  CHECK(story.size() == 12);  // fan 2: 7 rows, fan 3: opened, resolved, reopened
+  CHECK(story.at(0) == "fan 2 open 6");
+  CHECK(story.at(2) == "  repeated by array 410123 (agent vsp-2): occurrence 2");
+}

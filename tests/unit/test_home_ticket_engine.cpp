@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -639,11 +640,10 @@ TEST_CASE_TEMPLATE(
   const auto t = f.ticket();
   CHECK(t.count == 4);
   CHECK(t.lastSeenMs == kT0 + 3 * kMinute);
-  CHECK(f.backend.audit(t.id) == std::vector<std::string>{
-                                     "opened by array 410123 (agent vsp-1)",
-                                     "repeated by array 410123 (agent vsp-1)",
-                                     "repeated by array 410123 (agent vsp-2)",
-                                     "repeated by array 410123 (agent vsp-1)"});
+  CHECK(f.backend.audit(t.id) ==
+        std::vector<std::string>{
+            "opened by array 410123 (agent vsp-1)", "repeated by array 410123 (agent vsp-1)",
+            "repeated by array 410123 (agent vsp-2)", "repeated by array 410123 (agent vsp-1)"});
   CHECK(f.backend.outbox().size() == 2);
 }
 
@@ -909,16 +909,47 @@ struct RaceResult {
   std::int64_t queuedA = 0, queuedB = 0;
 };
 
-/// Home A runs the rules for `r` and holds its transaction open until home B, on a connection
-/// of its own, runs them for `r` too and waits for one of A's locks; then A commits, and B.
-RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const EnvelopeRecord& r) {
+/// What one home does in its transaction: the messages it queued.
+using HomeStep = std::function<Result<std::int64_t>(postgres::PostgresTicketStorage&)>;
+
+/// The rules for `r` as PostgresStore's commit runs them for a batch: agents and live tickets
+/// read ahead (locked), counts and audit rows held and written at the end.
+Result<std::int64_t> onBatch(postgres::PostgresTicketStorage& storage, const Policy& policy,
+                             const EnvelopeRecord& r) {
+  storage.holdWrites();
+  std::vector<const EventRecord*> events;
+  for (const auto& e : r.events) events.push_back(&e);
+  TicketEngine engine(storage, policy);
+  const EnvelopeEvents ahead{&r, events};
+  if (auto done = engine.readAhead(std::span(&ahead, 1)); !done) {
+    return std::unexpected(done.error());
+  }
+  if (auto done = engine.onNewEvents(r, events); !done) return std::unexpected(done.error());
+  if (auto done = engine.flush(); !done) return std::unexpected(done.error());
+  if (auto done = storage.writeHeld(); !done) return std::unexpected(done.error());
+  return engine.queued();
+}
+
+/// Home A runs `stepA` and holds its transaction open until home B, on a connection of its
+/// own, runs `stepB` and waits for one of A's locks; then A commits, and B.
+RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const HomeStep& stepA, const HomeStep& stepB);
+
+/// Both homes run the rules for `r`, one envelope at a time or as a batch.
+RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const EnvelopeRecord& r, bool batch = false) {
+  HomeStep step = [&](postgres::PostgresTicketStorage& storage) {
+    return batch ? onBatch(storage, *f.policy, r) : onReport(storage, *f.policy, r);
+  };
+  return raceTwoHomes(f, step, step);
+}
+
+RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const HomeStep& stepA, const HomeStep& stepB) {
   auto homeB = f.backend.database.connect();
   const auto pidB =
       must(homeB.exec("read the backend's pid", "SELECT pg_backend_pid()")).integer(0, 0);
   RaceResult out;
   auto txA = must(postgres::Transaction::begin(f.backend.db));
   postgres::PostgresTicketStorage homeA(f.backend.db);
-  out.queuedA = must(onReport(homeA, *f.policy, r));
+  out.queuedA = must(stepA(homeA));
 
   Result<std::int64_t> queuedB = 0;
   Status committedB;
@@ -929,7 +960,7 @@ RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const EnvelopeRecord& r) {
       return;
     }
     postgres::PostgresTicketStorage storage(homeB);
-    queuedB = onReport(storage, *f.policy, r);
+    queuedB = stepB(storage);
     committedB = queuedB ? txB->commit() : Status{};
   });
   // Polled with a deadline: B blocked on a lock A holds (the row, or tickets_one_live's entry).
@@ -957,17 +988,21 @@ RaceResult raceTwoHomes(Fixture<PostgresBackend>& f, const EnvelopeRecord& r) {
 }  // namespace
 
 TEST_CASE("tickets on PostgreSQL: two homes racing to open the same problem's ticket open one") {
-  // B found no live ticket; its INSERT waits for A's transaction, stores nothing once A
-  // commits, and B counts its alert as an occurrence of A's ticket.
-  Fixture<PostgresBackend> f;
-  const auto race = raceTwoHomes(f, report(kT0, "alert"));
-  const auto t = f.ticket();
-  CHECK(t.state == "open");
-  CHECK(t.count == 2);
-  CHECK(f.backend.actions(t.id) == std::vector<std::string>{"opened", "repeated"});
-  CHECK(race.queuedA == 2);
-  CHECK(race.queuedB == 0);
-  CHECK(targets(f.backend.outbox()) == kBoth);
+  // B found no live ticket (as a batch: read ahead none, A's is not committed); its INSERT
+  // waits for A's transaction, stores nothing once A commits, and B counts its alert as an
+  // occurrence of A's ticket.
+  for (bool batch : {false, true}) {
+    CAPTURE(batch);
+    Fixture<PostgresBackend> f;
+    const auto race = raceTwoHomes(f, report(kT0, "alert"), batch);
+    const auto t = f.ticket();
+    CHECK(t.state == "open");
+    CHECK(t.count == 2);
+    CHECK(f.backend.actions(t.id) == std::vector<std::string>{"opened", "repeated"});
+    CHECK(race.queuedA == 2);
+    CHECK(race.queuedB == 0);
+    CHECK(targets(f.backend.outbox()) == kBoth);
+  }
 }
 
 TEST_CASE("tickets on PostgreSQL: two homes racing to reopen a resolved ticket reopen it once") {
@@ -986,4 +1021,28 @@ TEST_CASE("tickets on PostgreSQL: two homes racing to reopen a resolved ticket r
   CHECK(race.queuedA == 2);
   CHECK(race.queuedB == 0);
   CHECK(f.backend.outbox().size() == before + 2);
+}
+
+TEST_CASE("tickets on PostgreSQL: a live ticket a batch read ahead waits for it to commit") {
+  // A's batch read the live ticket ahead (locked) and counts into it; a person's resolve on
+  // home B waits for A's commit, then resolves the ticket A counted.
+  Fixture<PostgresBackend> f;
+  f.report(kT0, "alert");
+  const auto r = report(kT0 + kMinute, "alert");
+  const auto id = f.ticket().id;
+  const auto race = raceTwoHomes(
+      f, [&](postgres::PostgresTicketStorage& storage) { return onBatch(storage, *f.policy, r); },
+      [&](postgres::PostgresTicketStorage& storage) -> Result<std::int64_t> {
+        TicketEngine engine(storage, *f.policy);
+        auto changed =
+            engine.change(id, TicketAction::kResolve, "eli", "replaced", kT0 + 2 * kMinute);
+        if (!changed) return std::unexpected(changed.error());
+        return engine.queued();
+      });
+  const auto t = f.ticket();
+  CHECK(t.state == "resolved");
+  CHECK(t.count == 2);
+  CHECK(f.backend.actions(t.id) == std::vector<std::string>{"opened", "repeated", "resolved"});
+  CHECK(race.queuedA == 0);
+  CHECK(race.queuedB == 2);
 }

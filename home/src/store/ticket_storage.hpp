@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,21 @@ struct StormTicket {
 class TicketStorage {
  public:
   virtual ~TicketStorage() = default;
+
+  // --- reading ahead ----------------------------------------------------------------------
+  /// What the rules of a batch of envelopes will ask agent() and liveTicket() for, each read
+  /// in one statement before they run (TicketEngine::readAhead). A backend where a statement
+  /// is a round trip to a server (PostgreSQL) answers the later calls from what it read, and
+  /// keeps those answers true: the live tickets it read stay locked until the transaction
+  /// ends, and a change to a ticket drops what it read of it. Others need not do anything.
+  virtual Status readAheadAgents(std::span<const std::string> agentIds) {
+    (void)agentIds;
+    return {};
+  }
+  virtual Status readAheadLiveTickets(std::span<const std::string> dedupKeys) {
+    (void)dedupKeys;
+    return {};
+  }
 
   // --- agents ---------------------------------------------------------------------------
   /// nullopt when the agent is unknown.

@@ -51,6 +51,13 @@ std::string problemOf(std::string_view family, std::string_view code, std::strin
   return fmt::format("event:{}|{}", code, component);
 }
 
+/// The dedup key of the problem an event of agent `a` is about.
+std::string eventKey(const AgentInfo& a, const EventRecord& e) {
+  const std::string family = e.family.value_or("");
+  return dedupKey(a.customer, a.site, family, e.array.value_or(""),
+                  problemOf(family, e.code.value_or(""), e.component.value_or("")));
+}
+
 /// The ticket an alert of agent `a` opens, as `decision` ruled.
 TicketRow alertTicket(const EnvelopeRecord& r, const AgentInfo& a, const EventRecord& e,
                       const Decision& decision) {
@@ -119,6 +126,26 @@ std::string humanDuration(std::int64_t ms) {
 
 // --- the rules of envelopes ------------------------------------------------------------------
 
+Status TicketEngine::readAhead(std::span<const EnvelopeEvents> batch) {
+  std::vector<std::string> agents;
+  for (const auto& b : batch) agents.push_back(b.envelope->agentId);
+  std::sort(agents.begin(), agents.end());
+  agents.erase(std::unique(agents.begin(), agents.end()), agents.end());
+  if (auto done = storage_.readAheadAgents(agents); !done) return done;
+  std::vector<std::string> keys;
+  for (const auto& b : batch) {
+    if (b.events.empty()) continue;
+    auto agent = storage_.agent(b.envelope->agentId);
+    if (!agent) return std::unexpected(agent.error());
+    if (!*agent) continue;
+    for (const EventRecord* e : b.events) keys.push_back(eventKey(**agent, *e));
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  if (keys.empty()) return {};
+  return storage_.readAheadLiveTickets(keys);
+}
+
 Status TicketEngine::onNewEvents(const EnvelopeRecord& r,
                                  std::span<const EventRecord* const> events) {
   auto agent = storage_.agent(r.agentId);
@@ -131,15 +158,13 @@ Status TicketEngine::onNewEvents(const EnvelopeRecord& r,
     const std::string family = e.family.value_or("");
     const std::string array = e.array.value_or("");
     const std::string code = e.code.value_or("");
-    const std::string component = e.component.value_or("");
-    const std::string problem = problemOf(family, code, component);
     const std::int64_t seen = e.occurredMs.value_or(now);
     const std::string who = fmt::format("array {} (agent {})", array, a.name);
 
     if (e.kind == "recovery") {
       if (auto done = flushRepeats(); !done) return done;
       if (auto done = resolveLive(
-              dedupKey(a.customer, a.site, family, array, problem), who,
+              eventKey(a, e), who,
               fmt::format("the array reports recovery: {}", e.text.value_or(code)), now);
           !done) {
         return done;
@@ -150,13 +175,12 @@ Status TicketEngine::onNewEvents(const EnvelopeRecord& r,
         decide(policy_.config(), a.customer, a.site, family, code, e.severity.value_or(""));
     if (decision.action != RuleAction::kTicket) continue;
     // The row (title, detail JSON) is built only when it is written: for a new ticket, and for
-    // the last of a run of repeats.
-    auto make = [&r, &a, &e, decision = std::move(decision)] {
+    // the last of a run of repeats, perhaps after this call (r and e outlive flush(); the
+    // agent's row is copied).
+    auto make = [&r, a, &e, decision = std::move(decision)] {
       return alertTicket(r, a, e, decision);
     };
-    if (auto done = raiseCoalesced(dedupKey(a.customer, a.site, family, array, problem), seen,
-                                   std::move(make), who, now);
-        !done) {
+    if (auto done = raiseCoalesced(eventKey(a, e), seen, std::move(make), who, now); !done) {
       return done;
     }
   }
@@ -399,7 +423,10 @@ Status TicketEngine::raiseCoalesced(std::string key, std::int64_t seenMs,
     pending_ = PendingRepeats{.key = std::move(key),
                               .ticket = (*current)->id,
                               .before = (*current)->count,
-                              .seenMs = seenMs};
+                              .n = 0,
+                              .seenMs = seenMs,
+                              .latest = {},
+                              .audited = {}};
   }
   PendingRepeats& p = *pending_;
   ++p.n;

@@ -29,12 +29,22 @@ TicketRow homeTicket(std::string kind, std::string customer, std::string site, s
 /// A span of time as a person reads it: "45 min", "3 h 5 min", "2 d 4 h".
 std::string humanDuration(std::int64_t ms);
 
+/// The new events of one envelope of a batch (none for a heartbeat).
+struct EnvelopeEvents {
+  const EnvelopeRecord* envelope = nullptr;
+  std::span<const EventRecord* const> events;
+};
+
 class TicketEngine {
  public:
   TicketEngine(TicketStorage& storage, const Policy& policy) : storage_(storage), policy_(policy) {}
 
+  /// Before a batch's onNewEvents() and onHeartbeat() calls: lets the storage read the agents
+  /// and the live tickets they will ask for at once (TicketStorage::readAheadAgents).
+  Status readAhead(std::span<const EnvelopeEvents> batch);
   /// Tickets for the new events of one envelope (those its insert did not find stored).
-  /// Repeats of a live ticket may stay counted in memory: call flush() before committing.
+  /// Repeats of a live ticket may stay counted in memory: call flush() before committing;
+  /// `r` and `events` must live until then.
   Status onNewEvents(const EnvelopeRecord& r, std::span<const EventRecord* const> events);
   /// Writes the repeats onNewEvents() counted in memory. Every other call does it first.
   Status flush();

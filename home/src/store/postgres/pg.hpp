@@ -67,6 +67,7 @@ class Param {
 class ArrayLiteral {
  public:
   void add(std::string_view text);
+  void add(const std::string& text) { add(std::string_view(text)); }
   void add(std::int64_t value);
   void add(const std::optional<std::string>& text);
   void add(const std::optional<std::int64_t>& value);

@@ -323,11 +323,11 @@ Result<std::vector<std::vector<const EventRecord*>>> PostgresStore::insertEvents
 
 Status PostgresStore::storeHeartbeat(const EnvelopeRecord& r, TicketEngine* engine) {
   auto seq = static_cast<std::int64_t>(r.seq);
-  if (auto stored = done(db.exec("store a heartbeat",
-                                 "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
-                                 "next_due_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)",
-                                 {r.agentId, seq, r.createdMs, r.receivedMs, r.nextDueMs,
-                                  r.payload}));
+  if (auto stored =
+          done(db.exec("store a heartbeat",
+                       "INSERT INTO heartbeats (agent_id, seq, sent_ms, received_ms, "
+                       "next_due_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)",
+                       {r.agentId, seq, r.createdMs, r.receivedMs, r.nextDueMs, r.payload}));
       !stored) {
     return stored;
   }
@@ -363,21 +363,24 @@ Status PostgresStore::recordLastEnvelopes(std::span<const EnvelopeRecord* const>
   // One row per agent: its agents row is updated once. (Two homes updating the same agents in
   // another order would deadlock, which PostgreSQL breaks and commit() retries; an agent's
   // envelopes come to one home at a time on its connection.)
-  return done(db.exec(
-      "record the agents' last envelopes",
-      "UPDATE agents a SET last_seq = GREATEST(coalesce(a.last_seq, v.seq), v.seq), "
-      "last_envelope_ms = GREATEST(coalesce(a.last_envelope_ms, v.received), v.received) "
-      "FROM (SELECT id, max(seq) AS seq, max(received) AS received FROM unnest($1::text[], "
-      "$2::bigint[], $3::bigint[]) AS u(id, seq, received) GROUP BY id) v "
-      "WHERE a.id = v.id",
-      {agents.text(), seqs.text(), received.text()}));
+  return done(
+      db.exec("record the agents' last envelopes",
+              "UPDATE agents a SET last_seq = GREATEST(coalesce(a.last_seq, v.seq), v.seq), "
+              "last_envelope_ms = GREATEST(coalesce(a.last_envelope_ms, v.received), v.received) "
+              "FROM (SELECT id, max(seq) AS seq, max(received) AS received FROM unnest($1::text[], "
+              "$2::bigint[], $3::bigint[]) AS u(id, seq, received) GROUP BY id) v "
+              "WHERE a.id = v.id",
+              {agents.text(), seqs.text(), received.text()}));
 }
 
 Result<std::vector<CommitResult>> PostgresStore::commitOnce(
     std::span<const EnvelopeRecord* const> batch, std::int64_t& queued) {
   // A handful of statements per batch, whatever its size: every envelope in one INSERT, every
-  // event in one, the agents' rows in one UPDATE; only heartbeats and the ticket rules go
-  // envelope by envelope, in the batch's order, through one engine (docs/scale-out.md).
+  // event in one, the agents' rows in one UPDATE, the agents and live tickets the rules will
+  // ask for in one SELECT each, the tickets' counts and audit rows in one statement each. The
+  // rules run envelope by envelope, in the batch's order, through one engine; only what they
+  // do besides counting (a ticket opened, resolved, a message queued) and heartbeats are
+  // statements of their own (docs/scale-out.md).
   auto tx = Transaction::begin(db, Transaction::Isolation::kReadCommitted);
   if (!tx) return propagate(tx);
   auto stored = insertEnvelopes(batch);
@@ -385,9 +388,19 @@ Result<std::vector<CommitResult>> PostgresStore::commitOnce(
   auto fresh = insertEvents(batch, *stored);
   if (!fresh) return propagate(fresh);
   PostgresTicketStorage storage(db);
+  storage.holdWrites();
   std::optional<TicketEngine> engine;
   if (policy) engine.emplace(storage, *policy);
   TicketEngine* rules = engine ? &*engine : nullptr;
+  if (rules) {
+    std::vector<EnvelopeEvents> ahead;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if ((*stored)[i] && (batch[i]->type == "heartbeat" || !(*fresh)[i].empty())) {
+        ahead.push_back({batch[i], (*fresh)[i]});
+      }
+    }
+    if (auto done = rules->readAhead(ahead); !done) return std::unexpected(done.error());
+  }
   std::vector<CommitResult> results(batch.size(), CommitResult::kDuplicate);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!(*stored)[i]) continue;
@@ -406,6 +419,7 @@ Result<std::vector<CommitResult>> PostgresStore::commitOnce(
     if (auto flushed = rules->flush(); !flushed) return std::unexpected(flushed.error());
     queued += rules->queued();
   }
+  if (auto written = storage.writeHeld(); !written) return std::unexpected(written.error());
   if (auto recorded = recordLastEnvelopes(batch, *stored); !recorded) {
     return std::unexpected(recorded.error());
   }

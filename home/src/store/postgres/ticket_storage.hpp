@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "store/postgres/pg.hpp"
 #include "store/ticket_storage.hpp"
@@ -19,6 +20,16 @@ class PostgresTicketStorage final : public TicketStorage {
  public:
   explicit PostgresTicketStorage(Connection& db) : db_(db) {}
 
+  /// From now on countOccurrences() and appendLog() are held in memory and written together,
+  /// one statement each, before the next other statement or by writeHeld(): a batch of
+  /// envelopes counts into many tickets at the cost of one round trip. The caller calls
+  /// writeHeld() before it commits.
+  void holdWrites() { holding_ = true; }
+  /// Writes what holdWrites() held.
+  Status writeHeld();
+
+  Status readAheadAgents(std::span<const std::string> agentIds) override;
+  Status readAheadLiveTickets(std::span<const std::string> dedupKeys) override;
   Result<std::optional<AgentInfo>> agent(std::string_view agentId) override;
   Status recordClockSkew(std::string_view agentId, std::int64_t skewMs,
                          std::string_view warning) override;
@@ -72,8 +83,29 @@ class PostgresTicketStorage final : public TicketStorage {
 
  private:
   Connection& db_;
+  /// Drops what was read ahead of ticket `ticketId`: it is being changed.
+  void forget(std::int64_t ticketId);
+  /// db_.exec() after writeHeld().
+  Result<Rows> exec(std::string_view purpose, std::string_view sql,
+                    std::initializer_list<Param> params = {});
+
+  struct HeldCount {
+    std::int64_t id = 0, n = 0, seenMs = 0;
+    std::string detail;
+  };
+  struct HeldLog {
+    std::int64_t ticketId = 0, atMs = 0;
+    std::string who, action, detail;
+  };
+  bool holding_ = false;
+  std::vector<HeldCount> heldCounts_;
+  std::map<std::int64_t, std::size_t> heldCountOf_;  // ticket id -> its index in heldCounts_
+  std::vector<HeldLog> heldLogs_;
+
   /// agent() answers, for the transaction's length.
   std::map<std::string, std::optional<AgentInfo>, std::less<>> agents_;
+  /// liveTicket() answers read ahead (locked), until the ticket changes.
+  std::map<std::string, std::optional<TicketRow>, std::less<>> live_;
 };
 
 }  // namespace pass::home::postgres
