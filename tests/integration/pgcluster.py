@@ -49,8 +49,9 @@ def _free_port():
 class PgCluster:
     """A PostgreSQL cluster in a temp folder; start() it, stop() removes it again."""
 
-    def __init__(self, root=None):
+    def __init__(self, root=None, settings=None):
         self.dir = pathlib.Path(root) if root else None
+        self.extra_settings = dict(settings or {})  # postgresql.conf settings added
         self.port = None
         self.password = None
         self._owner = None  # the account the server runs as when we are root
@@ -163,6 +164,7 @@ class PgCluster:
             "full_page_writes": "on",
             "max_connections": "100",
             "shared_buffers": "32MB",
+            **self.extra_settings,
         }
         text = "".join(f"{k} = '{v}'\n" for k, v in settings.items())
         subprocess.run(self._as_server(["tee", str(conf)]), input=text, text=True,

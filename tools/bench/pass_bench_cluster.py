@@ -7,6 +7,7 @@ p50/p99 and each process's CPU per envelope (the homes, PostgreSQL's postmaster 
 backends, haproxy, pass-bench itself), and a Markdown table of them.
 
     tools/bench/pass_bench_cluster.py --build build/dev --agents 32 --envelopes 300
+    tools/bench/pass_bench_cluster.py --only postgres --pg-stats   # where PostgreSQL's time goes
 
 It starts a throwaway PostgreSQL (tests/integration/pgcluster.py) and HAProxy
 (installer/haproxy/haproxy.cfg, through tests/integration/passlib.py), all on 127.0.0.1, and
@@ -26,6 +27,18 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 
+def pg_statements(pg, db):
+    """The 15 statements the server spent longest on: calls, total ms, µs per call, rows."""
+    rows = pg.psql("SELECT calls, round(total_exec_time::numeric, 1), "
+                   "round((total_exec_time / calls * 1000)::numeric, 1), rows, "
+                   "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) "
+                   "FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' "
+                   "ORDER BY total_exec_time DESC LIMIT 15", db)
+    lines = ["calls | total ms | µs/call | rows | statement"]
+    lines += [" | ".join(line.split("|", 4)) for line in rows.splitlines()]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default="build/dev", help="the build folder")
@@ -34,6 +47,9 @@ def main():
     parser.add_argument("--events", type=int, default=1, help="per envelope")
     parser.add_argument("--only", choices=("sqlite", "postgres", "cluster"), action="append",
                         help="run only this way (repeatable)")
+    parser.add_argument("--pg-stats", action="store_true",
+                        help="load pg_stat_statements and print, after each PostgreSQL way, "
+                             "the statements that took the server longest")
     args = parser.parse_args()
     build = pathlib.Path(args.build).resolve()
     os.environ.setdefault("PASS_HOME_BIN", str(build / "home" / "pass-home"))
@@ -45,7 +61,9 @@ def main():
 
     ways = args.only or ["sqlite", "postgres", "cluster"]
     results = {}
-    pg = pgcluster.PgCluster().start() if {"postgres", "cluster"} & set(ways) else None
+    settings = {"shared_preload_libraries": "pg_stat_statements"} if args.pg_stats else {}
+    pg = (pgcluster.PgCluster(settings=settings).start()
+          if {"postgres", "cluster"} & set(ways) else None)
     try:
         for way in ways:
             root = pathlib.Path(tempfile.mkdtemp(prefix=f"pass-bench-{way}-"))
@@ -75,6 +93,10 @@ def main():
                     watched.append(f"postgres={postmaster}")
                 for i in range(args.agents):
                     home.enroll(f"b{i:03}", endpoints=[endpoint], customer="Bench", site="Lab")
+                if args.pg_stats and way != "sqlite":
+                    db = database["database"].rsplit("/", 1)[1]
+                    pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", db)
+                    pg.psql("SELECT pg_stat_statements_reset()", db)
                 figures = root / "figures.json"
                 command = [str(bench), "--endpoint", endpoint, "--bundles", str(root),
                            "--envelopes", str(args.envelopes), "--events", str(args.events),
@@ -84,6 +106,8 @@ def main():
                 print(f"== {way}: {' '.join(command)}", flush=True)
                 subprocess.run(command, check=True)
                 results[way] = json.loads(figures.read_text())
+                if args.pg_stats and way != "sqlite":
+                    print(pg_statements(pg, database["database"].rsplit("/", 1)[1]), flush=True)
             finally:
                 for p in reversed(processes):
                     p.stop()
