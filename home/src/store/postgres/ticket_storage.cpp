@@ -43,8 +43,9 @@ Status PostgresTicketStorage::readAheadLiveTickets(std::span<const std::string> 
                    "state <> 'resolved' ORDER BY id FOR UPDATE",
                    {keys.text()});
   if (!rows) return std::unexpected(rows.error());
+  // Only tickets found are kept: a problem without one is asked again when the rules need it,
+  // since another home may open one meanwhile, and nothing here would stop it.
   constexpr int kDedupKey = 26;  // after PASS_PG_TICKET_COLUMNS' 26 columns
-  for (const auto& key : dedupKeys) live_.insert_or_assign(key, std::nullopt);
   for (int i = 0; i < rows->size(); ++i) {
     live_.insert_or_assign(rows->text(i, kDedupKey), readTicket(*rows, i));
   }
@@ -52,8 +53,7 @@ Status PostgresTicketStorage::readAheadLiveTickets(std::span<const std::string> 
 }
 
 void PostgresTicketStorage::forget(std::int64_t ticketId) {
-  std::erase_if(live_,
-                [&](const auto& entry) { return entry.second && entry.second->id == ticketId; });
+  std::erase_if(live_, [&](const auto& entry) { return entry.second.id == ticketId; });
 }
 
 // --- held writes ----------------------------------------------------------------------------
@@ -157,7 +157,9 @@ Status PostgresTicketStorage::markArrayReported(std::string_view agentId, std::s
 // --- tickets --------------------------------------------------------------------------------
 
 Result<std::optional<TicketRow>> PostgresTicketStorage::liveTicket(const std::string& dedupKey) {
-  if (auto known = live_.find(dedupKey); known != live_.end()) return known->second;
+  if (auto known = live_.find(dedupKey); known != live_.end()) {
+    return std::optional<TicketRow>(known->second);
+  }
   return first(exec("read a problem's live ticket",
                     "SELECT " PASS_PG_TICKET_COLUMNS
                     "FROM tickets WHERE dedup_key = $1 AND state <> 'resolved'",
@@ -183,7 +185,6 @@ Result<std::optional<TicketRow>> PostgresTicketStorage::ticket(std::int64_t id) 
 
 Result<std::optional<std::int64_t>> PostgresTicketStorage::openTicket(
     const TicketRow& t, const std::string& dedupKey, std::optional<std::int64_t> escalateAtMs) {
-  live_.erase(dedupKey);
   // The unique index tickets_one_live keeps one live ticket per key. When another home's
   // transaction inserted one and has not committed yet, this INSERT waits for it: after its
   // COMMIT nothing is stored here (no row returned), after its ROLLBACK this row is.
@@ -260,7 +261,7 @@ Status PostgresTicketStorage::markResolved(std::int64_t id, std::string_view who
 
 Result<bool> PostgresTicketStorage::markReopened(std::int64_t id,
                                                  std::optional<std::int64_t> escalateAtMs) {
-  live_.clear();  // its problem may have had no live ticket
+  forget(id);
   // Two homes reopening the same ticket: the second UPDATE waits for the first's row lock and
   // then finds the row open, so it changes nothing.
   auto rows =

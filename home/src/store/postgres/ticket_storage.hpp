@@ -104,8 +104,8 @@ class PostgresTicketStorage final : public TicketStorage {
 
   /// agent() answers, for the transaction's length.
   std::map<std::string, std::optional<AgentInfo>, std::less<>> agents_;
-  /// liveTicket() answers read ahead (locked), until the ticket changes.
-  std::map<std::string, std::optional<TicketRow>, std::less<>> live_;
+  /// Live tickets read ahead (locked), by dedup key, until they change.
+  std::map<std::string, TicketRow, std::less<>> live_;
 };
 
 }  // namespace pass::home::postgres
