@@ -22,6 +22,7 @@ GroupCommitter::GroupCommitter(Store writer, std::size_t maxBatch, Logger& log,
       log_(log),
       linger_(linger),
       enqueued_(std::move(enqueued)) {
+  store_.setLogger(log_);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -60,6 +60,7 @@ Result<std::vector<CommitResult>> Store::commit(std::span<const EnvelopeRecord* 
 }
 
 void Store::setPolicy(std::shared_ptr<const Policy> policy) { impl_->policy = std::move(policy); }
+void Store::setLogger(Logger& log) { impl_->log = &log; }
 std::int64_t Store::takeEnqueued() { return std::exchange(impl_->enqueued, 0); }
 
 Result<std::vector<TicketRow>> Store::tickets(const TicketFilter& filter) {

@@ -32,6 +32,8 @@ struct Store::Impl {
 
   /// Set by Store::setPolicy; the ticket rules run only with one.
   std::shared_ptr<const Policy> policy;
+  /// Set by Store::setLogger: where commit() says it runs a batch again (store.retry).
+  Logger* log = nullptr;
   /// Outbox rows written since the caller last took this count (wakes the outbox worker).
   std::int64_t enqueued = 0;
 

@@ -19,6 +19,8 @@
 
 namespace pass::home {
 
+class Logger;
+
 class OutboxQueue;
 
 /// The schema version this build migrates to.
@@ -220,6 +222,9 @@ class Store {
   /// From now on commit() runs every new event and heartbeat through `policy`: tickets, their
   /// audit trail and outbox rows are written in the same transaction as the envelope.
   void setPolicy(std::shared_ptr<const Policy> policy);
+  /// Where commit() logs what its caller does not see: a batch run again after it lost a race
+  /// to another home (store.retry warnings, PostgreSQL). Without one they are not logged.
+  void setLogger(Logger& log);
   /// Outbox rows this connection wrote since the last call (the outbox worker's wake-up).
   std::int64_t takeEnqueued();
 

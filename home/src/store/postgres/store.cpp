@@ -429,7 +429,6 @@ Result<std::vector<CommitResult>> PostgresStore::commitOnce(
 
 Result<std::vector<CommitResult>> PostgresStore::commit(
     std::span<const EnvelopeRecord* const> batch) {
-  static Logger log(LogLevel::kInfo);
   for (int attempt = 1;; ++attempt) {
     std::int64_t queued = 0;
     auto results = commitOnce(batch, queued);
@@ -442,10 +441,11 @@ Result<std::vector<CommitResult>> PostgresStore::commit(
     // won; this batch, answered only after COMMIT, runs again from the start.
     bool again = code == kRetry || code == "ticket.race" || code == kUniqueViolation;
     if (!again || attempt == kCommitAttempts) return results;
-    log.warning("store.retry", {{"attempt", attempt},
-                                {"envelopes", batch.size()},
-                                {"code", code},
-                                {"error", results.error().message}});
+    if (!log) continue;
+    log->warning("store.retry", {{"attempt", attempt},
+                                 {"envelopes", batch.size()},
+                                 {"code", code},
+                                 {"error", results.error().message}});
   }
 }
 
